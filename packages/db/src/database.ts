@@ -1,0 +1,120 @@
+import { type DatabaseConfig, describeLocation, loadDatabaseConfig } from "./config.js";
+import type { Driver, Queryable } from "./driver/types.js";
+import { postgresMigrations, sqliteMigrations } from "./generated/migrations.js";
+import { type MigrationStatus, Migrator } from "./migrations/migrator.js";
+import { PostgresDriver } from "./postgres/driver.js";
+import { postgresWrites } from "./postgres/writes.js";
+import { type BlockRepository, blockRepository } from "./repositories/blocks.js";
+import { type ConfigurationRepository, configurationRepository } from "./repositories/configuration.js";
+import type { RepositoryContext } from "./repositories/context.js";
+import { type EventRepository, eventRepository } from "./repositories/events.js";
+import { type FlowRunRepository, flowRunRepository } from "./repositories/flow-runs.js";
+import { type FlowRepository, flowRepository } from "./repositories/flows.js";
+import { type LogRepository, logRepository } from "./repositories/logs.js";
+import { type TaskRunRepository, taskRunRepository } from "./repositories/task-runs.js";
+import { sql } from "./sql.js";
+import { SqliteDriver } from "./sqlite/driver.js";
+import { sqliteWrites } from "./sqlite/writes.js";
+import type { RunWrites } from "./writes.js";
+
+/** Every repository, bound to the pool or to one transaction. */
+export interface Repositories {
+  readonly flows: FlowRepository;
+  readonly flowRuns: FlowRunRepository;
+  readonly taskRuns: TaskRunRepository;
+  readonly logs: LogRepository;
+  readonly events: EventRepository;
+  readonly blocks: BlockRepository;
+  readonly configuration: ConfigurationRepository;
+}
+
+export interface DatabaseHealth {
+  readonly ok: boolean;
+  readonly backend: DatabaseConfig["backend"];
+  readonly server: string;
+  readonly error?: string;
+}
+
+export interface Database extends Repositories {
+  readonly config: DatabaseConfig;
+  readonly backend: DatabaseConfig["backend"];
+  /** Where the database is, with any password hidden. */
+  readonly location: string;
+  /**
+   * Runs `fn` atomically on one connection: every repository call on `tx` (or on this database from
+   * within `fn`) commits together, and a throw rolls all of it back. Nested calls use savepoints.
+   */
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  /** Applies pending migrations; returns their names. */
+  migrate(): Promise<string[]>;
+  migrationStatus(): Promise<MigrationStatus>;
+  /** Drops everything and migrates from scratch. */
+  reset(): Promise<string[]>;
+  health(): Promise<DatabaseHealth>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Overrides `config.migrateOnStart`. */
+  readonly migrate?: boolean;
+}
+
+function repositories(context: RepositoryContext): Repositories {
+  return {
+    flows: flowRepository(context),
+    flowRuns: flowRunRepository(context),
+    taskRuns: taskRunRepository(context),
+    logs: logRepository(context),
+    events: eventRepository(context),
+    blocks: blockRepository(context),
+    configuration: configurationRepository(context),
+  };
+}
+
+async function openDriver(config: DatabaseConfig): Promise<{ driver: Driver; writes: RunWrites }> {
+  if (config.backend === "sqlite") return { driver: new SqliteDriver(config), writes: sqliteWrites };
+  return { driver: await PostgresDriver.open(config), writes: postgresWrites };
+}
+
+/**
+ * Opens the configured database (SQLite or PostgreSQL, from the environment unless `config` is
+ * given) and, unless turned off, applies pending migrations.
+ */
+export async function openDatabase(config: DatabaseConfig = loadDatabaseConfig(), options: OpenOptions = {}): Promise<Database> {
+  const { driver, writes } = await openDriver(config);
+  const migrator = new Migrator(driver, config.backend === "sqlite" ? sqliteMigrations : postgresMigrations);
+  const bound = (q: Queryable) => repositories({ q, writes });
+
+  const db: Database = {
+    ...bound(driver),
+    config,
+    backend: config.backend,
+    location: describeLocation(config),
+    transaction: (fn) => driver.transaction((tx) => fn(bound(tx))),
+    migrate: () => migrator.upgrade(),
+    migrationStatus: () => migrator.status(),
+    async reset() {
+      await migrator.dropAll();
+      return migrator.upgrade();
+    },
+    async health() {
+      try {
+        await driver.query(sql`SELECT 1 AS ok`);
+        return { ok: true, backend: config.backend, server: await driver.serverVersion() };
+      } catch (error) {
+        return { ok: false, backend: config.backend, server: await driver.serverVersion(), error: error instanceof Error ? error.message : String(error) };
+      }
+    },
+    close: () => driver.close(),
+  };
+
+  if (options.migrate ?? config.migrateOnStart) {
+    try {
+      await migrator.upgrade();
+    } catch (error) {
+      await driver.close();
+      throw error;
+    }
+  }
+  return db;
+}

@@ -1,0 +1,48 @@
+/**
+ * What differs between SQLite and PostgreSQL, in one place per backend (sqlite/dialect.ts,
+ * postgres/dialect.ts): parameter placeholders and encoding, how values come back, and the few SQL
+ * fragments that are spelled differently (JSON containment, case-insensitive matching, list
+ * membership, row locks). Everything else in the repositories is shared SQL.
+ */
+import type { Backend } from "./config.js";
+import type { RenderedSql, Sql } from "./sql.js";
+import type { Timestamp } from "./timestamps.js";
+
+export interface Dialect {
+  readonly name: Backend;
+  /** Parameter marker for the 1-based parameter `index`. */
+  placeholder(index: number): string;
+  /** Encodes one bound value (booleans, JSON, timestamps, arrays) for the driver. */
+  encode(value: unknown): unknown;
+  render(query: Sql): RenderedSql;
+
+  /** A JSON column's value as read by the driver, decoded. */
+  decodeJson(value: unknown): unknown;
+  decodeBool(value: unknown): boolean;
+  /** A timestamp column's value as read by the driver, in canonical form. */
+  decodeTimestamp(value: unknown): Timestamp;
+
+  /** `column IN (values)`; FALSE for an empty list. */
+  inList(column: Sql, values: readonly unknown[]): Sql;
+  /** `column NOT IN (values)`; TRUE for an empty list. */
+  notInList(column: Sql, values: readonly unknown[]): Sql;
+  /** The JSON array in `column` contains every one of `values`. */
+  jsonArrayContainsAll(column: Sql, values: readonly string[]): Sql;
+  /** The JSON array in `column` contains at least one of `values`. */
+  jsonArrayContainsAny(column: Sql, values: readonly string[]): Sql;
+  /** The JSON array in `column` is empty. */
+  jsonArrayIsEmpty(column: Sql): Sql;
+  /** The JSON object in `column` has every key/value pair of `object` (string values). */
+  jsonObjectContains(column: Sql, object: Readonly<Record<string, string>>): Sql;
+  /** The text value under `key` of the JSON object in `column`. */
+  jsonText(column: Sql, key: string): Sql;
+  /** Case-sensitive prefix match. */
+  startsWith(column: Sql, prefix: string): Sql;
+  /** Case-insensitive "contains" match, as Prefect's `like_` filters. */
+  containsInsensitive(column: Sql, text: string): Sql;
+  /**
+   * Appended to a SELECT that reads rows of `alias` it will update in the same transaction: a row lock
+   * on PostgreSQL; nothing on SQLite, where the IMMEDIATE transaction already excludes other writers.
+   */
+  forUpdate(alias: string): Sql;
+}

@@ -1,0 +1,89 @@
+/**
+ * Driver errors become the package's own errors here, once, at the edge. Callers never see a
+ * better-sqlite3 or node-postgres error.
+ */
+import { AlreadyExistsError, BusyError, DatabaseError, InvalidError } from "../errors.js";
+
+interface SqliteError {
+  code: string;
+  message: string;
+}
+
+export function isSqliteBusy(error: unknown): boolean {
+  const code = (error as Partial<SqliteError> | null)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}
+
+export function translateSqliteError(error: unknown): unknown {
+  if (error instanceof DatabaseError) return error;
+  const e = error as Partial<SqliteError> | null;
+  if (!e || typeof e.code !== "string" || !e.code.startsWith("SQLITE_")) return error;
+  const message = e.message ?? e.code;
+  if (isSqliteBusy(error)) {
+    return new BusyError("The SQLite database is locked by another writer; try again.", { cause: error });
+  }
+  if (e.code === "SQLITE_CONSTRAINT_UNIQUE" || e.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+    const columns = message.split("constraint failed: ")[1];
+    return new AlreadyExistsError(`A row with the same ${columns ?? "key"} already exists.`, columns, { cause: error });
+  }
+  if (e.code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
+    return new InvalidError("The row refers to a row that does not exist.", [], { cause: error });
+  }
+  if (e.code.startsWith("SQLITE_CONSTRAINT")) {
+    return new InvalidError(`The row breaks a constraint: ${message}`, [], { cause: error });
+  }
+  return error;
+}
+
+interface PgError {
+  code: string;
+  message: string;
+  constraint?: string;
+  detail?: string;
+  column?: string;
+}
+
+const PG_BUSY = new Set([
+  "40001", // serialization_failure
+  "40P01", // deadlock_detected
+  "55P03", // lock_not_available
+  "57014", // query_canceled (statement timeout)
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+  "08000",
+  "08003",
+  "08006",
+  "08001",
+  "08004",
+]);
+const NETWORK = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH", "EAI_AGAIN"]);
+
+export function translatePostgresError(error: unknown): unknown {
+  if (error instanceof DatabaseError) return error;
+  const e = error as Partial<PgError> | null;
+  if (!e) return error;
+  const code = e.code;
+  if (typeof code === "string" && NETWORK.has(code)) {
+    return new BusyError("The PostgreSQL server cannot be reached; try again.", { cause: error });
+  }
+  if (error instanceof Error && /timeout exceeded when trying to connect|Connection terminated/i.test(error.message)) {
+    return new BusyError("No PostgreSQL connection became free in time; try again.", { cause: error });
+  }
+  if (typeof code !== "string" || code.length !== 5) return error;
+  if (PG_BUSY.has(code)) {
+    return new BusyError(`PostgreSQL could not complete the statement now (${e.message}); try again.`, { cause: error });
+  }
+  if (code === "23505") {
+    return new AlreadyExistsError(`A row with the same key already exists${e.detail ? `: ${e.detail}` : "."}`, e.constraint, { cause: error });
+  }
+  if (code === "23503") {
+    return new InvalidError(`The row refers to a row that does not exist${e.detail ? `: ${e.detail}` : "."}`, [], { cause: error });
+  }
+  if (code.startsWith("23") || code.startsWith("22")) {
+    // integrity (not null, check) and data exceptions (malformed uuid, out-of-range number, bad JSON)
+    return new InvalidError(e.message ?? "invalid value", e.column ? [{ path: [e.column], message: e.message ?? "" }] : [], { cause: error });
+  }
+  return error;
+}

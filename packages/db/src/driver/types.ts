@@ -1,0 +1,36 @@
+import type { Sql } from "../sql.js";
+import type { Dialect } from "../dialect.js";
+
+export type Row = Record<string, unknown>;
+
+/** Something that runs SQL: the connection (pool) itself, or one open transaction. */
+export interface Queryable {
+  readonly dialect: Dialect;
+  /** Rows of a query built with `sql`. */
+  query<R = Row>(query: Sql): Promise<R[]>;
+  /** Affected row count of a statement built with `sql`. */
+  execute(query: Sql): Promise<number>;
+  /**
+   * Pre-rendered SQL for hot paths: `text` uses the dialect's placeholders and `params` are already
+   * encoded. Statements are prepared once and reused.
+   */
+  queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]>;
+  executeText(text: string, params: readonly unknown[]): Promise<number>;
+  /** Runs `fn` atomically; nested calls use savepoints. Rolls back when `fn` throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** True inside a transaction. */
+  readonly inTransaction: boolean;
+}
+
+export interface Driver extends Queryable {
+  /** A short description of the server, e.g. "SQLite 3.50.2". */
+  serverVersion(): Promise<string>;
+  /** Runs a multi-statement SQL script (migrations) on one connection, without parameters. */
+  executeScript(tx: Queryable, script: string): Promise<void>;
+  /**
+   * Runs `fn` holding the database-wide migration lock: PostgreSQL's advisory lock, or SQLite's write
+   * lock (taken per migration by `transaction`, which is immediate on SQLite).
+   */
+  withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,243 @@
+/**
+ * Prefect's filter objects compiled to SQL conditions. Each function takes the alias its table has in
+ * the surrounding query; criteria on related tables become correlated EXISTS sub-queries.
+ */
+import type { Dialect } from "./dialect.js";
+import type {
+  BlockDocumentFilter,
+  BlockSchemaFilter,
+  BlockTypeFilter,
+  FlowFilter,
+  FlowRunFilter,
+  LogFilter,
+  RunCriteria,
+  TaskRunFilter,
+} from "./schemas/filters.js";
+import { type Sql, sql } from "./sql.js";
+
+type Op = "and_" | "or_" | undefined;
+
+const combine = (op: Op, parts: Sql[]): Sql => {
+  const present = parts.filter((p) => !p.isEmpty);
+  if (present.length === 0) return sql.empty;
+  return op === "or_" ? sql.or(present) : sql.and(present);
+};
+
+const col = (alias: string, column: string) => sql.raw(`${alias}."${column}"`);
+
+const has = <T>(value: T | null | undefined): value is T => value !== null && value !== undefined;
+
+function idCriteria(d: Dialect, column: Sql, c: { any_?: readonly string[] | null; not_any_?: readonly string[] | null } | null | undefined): Sql[] {
+  if (!c) return [];
+  return [has(c.any_) ? d.inList(column, c.any_) : sql.empty, has(c.not_any_) ? d.notInList(column, c.not_any_) : sql.empty];
+}
+
+function nameCriteria(d: Dialect, column: Sql, c: { any_?: readonly string[] | null; like_?: string | null } | null | undefined): Sql[] {
+  if (!c) return [];
+  return [has(c.any_) ? d.inList(column, c.any_) : sql.empty, has(c.like_) ? d.containsInsensitive(column, c.like_) : sql.empty];
+}
+
+function timeCriteria(column: Sql, c: { before_?: string | null; after_?: string | null; is_null_?: boolean | null } | null | undefined): Sql[] {
+  if (!c) return [];
+  return [
+    has(c.before_) ? sql`${column} <= ${c.before_}` : sql.empty,
+    has(c.after_) ? sql`${column} >= ${c.after_}` : sql.empty,
+    has(c.is_null_) ? (c.is_null_ ? sql`${column} IS NULL` : sql`${column} IS NOT NULL`) : sql.empty,
+  ];
+}
+
+function tagCriteria(
+  d: Dialect,
+  column: Sql,
+  c: { operator?: Op; all_?: readonly string[] | null; any_?: readonly string[] | null; is_null_?: boolean | null } | null | undefined,
+): Sql {
+  if (!c) return sql.empty;
+  return combine(c.operator, [
+    has(c.all_) ? d.jsonArrayContainsAll(column, c.all_) : sql.empty,
+    has(c.any_) ? d.jsonArrayContainsAny(column, c.any_) : sql.empty,
+    has(c.is_null_) ? (c.is_null_ ? d.jsonArrayIsEmpty(column) : sql`NOT (${d.jsonArrayIsEmpty(column)})`) : sql.empty,
+  ]);
+}
+
+function stateCriteria(d: Dialect, typeColumn: Sql, nameColumn: Sql, c: FlowRunFilter["state"]): Sql {
+  if (!c) return sql.empty;
+  return combine(c.operator, [
+    combine("and_", idCriteria(d, typeColumn, c.type)),
+    combine("and_", idCriteria(d, nameColumn, c.name)),
+  ]);
+}
+
+function nullableList(d: Dialect, column: Sql, c: { any_?: readonly string[] | null; is_null_?: boolean | null; operator?: Op } | null | undefined): Sql {
+  if (!c) return sql.empty;
+  return combine(c.operator, [
+    has(c.any_) ? d.inList(column, c.any_) : sql.empty,
+    has(c.is_null_) ? (c.is_null_ ? sql`${column} IS NULL` : sql`${column} IS NOT NULL`) : sql.empty,
+  ]);
+}
+
+export function flowFilterSql(d: Dialect, f: FlowFilter | null | undefined, a: string): Sql {
+  if (!f) return sql.empty;
+  return combine(f.operator, [
+    combine("and_", idCriteria(d, col(a, "id"), f.id)),
+    combine("and_", nameCriteria(d, col(a, "name"), f.name)),
+    tagCriteria(d, col(a, "tags"), f.tags),
+  ]);
+}
+
+export function flowRunFilterSql(d: Dialect, f: FlowRunFilter | null | undefined, a: string): Sql {
+  if (!f) return sql.empty;
+  const createdBy = f.created_by
+    ? combine(f.created_by.operator, [
+        has(f.created_by.id_) ? d.inList(d.jsonText(col(a, "created_by"), "id"), f.created_by.id_) : sql.empty,
+        has(f.created_by.type_) ? d.inList(d.jsonText(col(a, "created_by"), "type"), f.created_by.type_) : sql.empty,
+        has(f.created_by.is_null_) ? (f.created_by.is_null_ ? sql`${col(a, "created_by")} IS NULL` : sql`${col(a, "created_by")} IS NOT NULL`) : sql.empty,
+      ])
+    : sql.empty;
+  const parentFlowRun =
+    f.parent_flow_run_id && has(f.parent_flow_run_id.any_)
+      ? sql`${col(a, "parent_task_run_id")} IN (SELECT ptr.id FROM task_run ptr WHERE ${d.inList(sql.raw("ptr.flow_run_id"), f.parent_flow_run_id.any_)})`
+      : sql.empty;
+  return combine(f.operator, [
+    combine("and_", idCriteria(d, col(a, "id"), f.id)),
+    combine("and_", nameCriteria(d, col(a, "name"), f.name)),
+    tagCriteria(d, col(a, "tags"), f.tags),
+    nullableList(d, col(a, "deployment_id"), f.deployment_id),
+    nullableList(d, col(a, "work_queue_name"), f.work_queue_name),
+    stateCriteria(d, col(a, "state_type"), col(a, "state_name"), f.state),
+    f.flow_version && has(f.flow_version.any_) ? d.inList(col(a, "flow_version"), f.flow_version.any_) : sql.empty,
+    combine("and_", timeCriteria(col(a, "start_time"), f.start_time)),
+    combine("and_", timeCriteria(col(a, "end_time"), f.end_time)),
+    combine("and_", timeCriteria(col(a, "expected_start_time"), f.expected_start_time)),
+    combine("and_", timeCriteria(col(a, "next_scheduled_start_time"), f.next_scheduled_start_time)),
+    parentFlowRun,
+    nullableList(d, col(a, "parent_task_run_id"), f.parent_task_run_id),
+    combine("and_", idCriteria(d, col(a, "idempotency_key"), f.idempotency_key)),
+    createdBy,
+  ]);
+}
+
+export function taskRunFilterSql(d: Dialect, f: TaskRunFilter | null | undefined, a: string): Sql {
+  if (!f) return sql.empty;
+  const subflows =
+    f.subflow_runs && has(f.subflow_runs.exists_)
+      ? f.subflow_runs.exists_
+        ? sql`EXISTS (SELECT 1 FROM flow_run sfr WHERE sfr.parent_task_run_id = ${col(a, "id")})`
+        : sql`NOT EXISTS (SELECT 1 FROM flow_run sfr WHERE sfr.parent_task_run_id = ${col(a, "id")})`
+      : sql.empty;
+  return combine(f.operator, [
+    combine("and_", idCriteria(d, col(a, "id"), f.id)),
+    combine("and_", nameCriteria(d, col(a, "name"), f.name)),
+    tagCriteria(d, col(a, "tags"), f.tags),
+    stateCriteria(d, col(a, "state_type"), col(a, "state_name"), f.state),
+    combine("and_", timeCriteria(col(a, "start_time"), f.start_time)),
+    combine("and_", timeCriteria(col(a, "end_time"), f.end_time)),
+    combine("and_", timeCriteria(col(a, "expected_start_time"), f.expected_start_time)),
+    subflows,
+    nullableList(d, col(a, "flow_run_id"), f.flow_run_id),
+  ]);
+}
+
+/** Conditions for `flow` rows (alias `a`) from criteria on the flow, its runs and their task runs. */
+export function flowCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
+  const runs = flowRunFilterSql(d, c.flow_runs, "cfr");
+  const tasks = taskRunFilterSql(d, c.task_runs, "ctr");
+  const taskExists = tasks.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM task_run ctr WHERE ctr.flow_run_id = cfr.id AND ${tasks})`;
+  const runConditions = sql.and([runs, taskExists].filter((s) => !s.isEmpty));
+  return sql.and([
+    flowFilterSql(d, c.flows, a),
+    runs.isEmpty && tasks.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM flow_run cfr WHERE cfr.flow_id = ${col(a, "id")} AND ${runConditions})`,
+  ]);
+}
+
+/** Conditions for `flow_run` rows (alias `a`) from criteria on the run, its flow and its task runs. */
+export function flowRunCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
+  const flows = flowFilterSql(d, c.flows, "cf");
+  const tasks = taskRunFilterSql(d, c.task_runs, "ctr");
+  return sql.and([
+    flowRunFilterSql(d, c.flow_runs, a),
+    flows.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM flow cf WHERE cf.id = ${col(a, "flow_id")} AND ${flows})`,
+    tasks.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM task_run ctr WHERE ctr.flow_run_id = ${col(a, "id")} AND ${tasks})`,
+  ]);
+}
+
+/** Conditions for `task_run` rows (alias `a`) from criteria on the task run, its flow run and flow. */
+export function taskRunCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
+  const runs = flowRunFilterSql(d, c.flow_runs, "cfr");
+  const flows = flowFilterSql(d, c.flows, "cf");
+  const flowExists = flows.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM flow cf WHERE cf.id = cfr.flow_id AND ${flows})`;
+  const runConditions = sql.and([runs, flowExists].filter((s) => !s.isEmpty));
+  return sql.and([
+    taskRunFilterSql(d, c.task_runs, a),
+    runs.isEmpty && flows.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM flow_run cfr WHERE cfr.id = ${col(a, "flow_run_id")} AND ${runConditions})`,
+  ]);
+}
+
+/** Prefect's log text search: every term must appear in the message or logger name; `-term` excludes. */
+function logTextSql(d: Dialect, query: string, a: string): Sql {
+  const terms = [...query.matchAll(/(-?)"([^"]+)"|(-?)(\S+)/g)].map((m) => ({
+    negate: (m[1] ?? m[3]) === "-",
+    text: (m[2] ?? m[4] ?? "").trim(),
+  }));
+  return sql.and(
+    terms
+      .filter((t) => t.text.length > 0)
+      .map((t) => {
+        const match = sql.or([d.containsInsensitive(col(a, "message"), t.text), d.containsInsensitive(col(a, "name"), t.text)]);
+        return t.negate ? sql`NOT (${match})` : match;
+      }),
+  );
+}
+
+export function logFilterSql(d: Dialect, f: LogFilter | null | undefined, a: string): Sql {
+  if (!f) return sql.empty;
+  return combine(f.operator, [
+    f.level && has(f.level.ge_) ? sql`${col(a, "level")} >= ${f.level.ge_}` : sql.empty,
+    f.level && has(f.level.le_) ? sql`${col(a, "level")} <= ${f.level.le_}` : sql.empty,
+    combine("and_", timeCriteria(col(a, "timestamp"), f.timestamp)),
+    f.flow_run_id && has(f.flow_run_id.any_) ? d.inList(col(a, "flow_run_id"), f.flow_run_id.any_) : sql.empty,
+    f.task_run_id ? nullableList(d, col(a, "task_run_id"), f.task_run_id) : sql.empty,
+    f.text && f.text.query.trim() ? logTextSql(d, f.text.query, a) : sql.empty,
+  ]);
+}
+
+export function blockTypeFilterSql(d: Dialect, f: BlockTypeFilter | null | undefined, a: string): Sql {
+  if (!f) return sql.empty;
+  return sql.and([
+    f.name && has(f.name.like_) ? d.containsInsensitive(col(a, "name"), f.name.like_) : sql.empty,
+    f.slug && has(f.slug.any_) ? d.inList(col(a, "slug"), f.slug.any_) : sql.empty,
+  ]);
+}
+
+export function blockSchemaFilterSql(d: Dialect, f: BlockSchemaFilter | null | undefined, a: string): Sql {
+  if (!f) return sql.empty;
+  return combine(f.operator, [
+    f.block_type_id && has(f.block_type_id.any_) ? d.inList(col(a, "block_type_id"), f.block_type_id.any_) : sql.empty,
+    f.block_capabilities && has(f.block_capabilities.all_) ? d.jsonArrayContainsAll(col(a, "capabilities"), f.block_capabilities.all_) : sql.empty,
+    f.id && has(f.id.any_) ? d.inList(col(a, "id"), f.id.any_) : sql.empty,
+    f.version && has(f.version.any_) ? d.inList(col(a, "version"), f.version.any_) : sql.empty,
+  ]);
+}
+
+export function blockDocumentFilterSql(d: Dialect, f: BlockDocumentFilter | null | undefined, a: string): Sql {
+  if (!f) return sql.empty;
+  return combine(f.operator, [
+    f.id && has(f.id.any_) ? d.inList(col(a, "id"), f.id.any_) : sql.empty,
+    f.is_anonymous && has(f.is_anonymous.eq_) ? sql`${col(a, "is_anonymous")} = ${f.is_anonymous.eq_}` : sql.empty,
+    f.block_type_id && has(f.block_type_id.any_) ? d.inList(col(a, "block_type_id"), f.block_type_id.any_) : sql.empty,
+    combine("and_", nameCriteria(d, col(a, "name"), f.name)),
+  ]);
+}
+
+/** `WHERE cond` or nothing. */
+export function where(condition: Sql): Sql {
+  return condition.isEmpty ? sql.empty : sql` WHERE ${condition}`;
+}
+
+/** `LIMIT n OFFSET m` (either may be absent). */
+export function page(d: Dialect, limit: number | null | undefined, offset: number | null | undefined): Sql {
+  const parts: Sql[] = [];
+  if (has(limit)) parts.push(sql` LIMIT ${limit}`);
+  else if (has(offset) && offset > 0 && d.name === "sqlite") parts.push(sql` LIMIT -1`);
+  if (has(offset) && offset > 0) parts.push(sql` OFFSET ${offset}`);
+  return sql.join(parts, "");
+}

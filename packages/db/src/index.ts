@@ -1,0 +1,18 @@
+export { type Backend, type DatabaseConfig, type PostgresConfig, type SqliteConfig, describeLocation, loadDatabaseConfig, redactUrl } from "./config.js";
+export { type Database, type DatabaseHealth, type OpenOptions, type Repositories, openDatabase } from "./database.js";
+export { AlreadyExistsError, BusyError, DatabaseError, InvalidError, isDatabaseError, MigrationError, NotFoundError } from "./errors.js";
+export type { AppliedMigration, MigrationStatus } from "./migrations/migrator.js";
+export type { BlockDocumentReadOptions, BlockRepository, BlockSchemaReadOptions, BlockTypeReadOptions } from "./repositories/blocks.js";
+export type { ConfigurationRepository } from "./repositories/configuration.js";
+export type { EventReadOptions, EventRepository } from "./repositories/events.js";
+export type { FlowRunReadOptions, FlowRunRepository } from "./repositories/flow-runs.js";
+export type { FlowReadOptions, FlowRepository } from "./repositories/flows.js";
+export { type Log, LogCreate, type LogReadOptions, type LogRepository } from "./repositories/logs.js";
+export type { StateHistory } from "./repositories/run-states.js";
+export type { TaskRunReadOptions, TaskRunRepository } from "./repositories/task-runs.js";
+export * from "./schemas/blocks.js";
+export * from "./schemas/common.js";
+export * from "./schemas/events.js";
+export * from "./schemas/filters.js";
+export * from "./schemas/runs.js";
+export * from "./timestamps.js";

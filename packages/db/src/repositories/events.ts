@@ -1,0 +1,207 @@
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { insertMany } from "../batch.js";
+import type { Dialect } from "../dialect.js";
+import { page, where } from "../filters.js";
+import { checkId } from "../ids.js";
+import type { Page } from "../schemas/common.js";
+import { EventCreate, type EventFilter, type ResourceSpecification, type StoredEvent } from "../schemas/events.js";
+import { type Sql, sql } from "../sql.js";
+import { rowDecoder, selectList, tables } from "../tables.js";
+import { now, type Timestamp } from "../timestamps.js";
+import { parseInput, type RepositoryContext } from "./context.js";
+
+export interface EventReadOptions extends Page {
+  readonly filter?: EventFilter | null | undefined;
+}
+
+export interface EventRepository {
+  /**
+   * Stores a batch of events with one row per resource in event_resources, atomically. Events whose
+   * id is already stored are skipped (clients resend after reconnecting); returns those stored now.
+   */
+  createMany(events: readonly EventCreate[]): Promise<StoredEvent[]>;
+  get(id: string): Promise<StoredEvent | null>;
+  read(options?: EventReadOptions): Promise<StoredEvent[]>;
+  count(filter?: EventFilter | null): Promise<number>;
+  /** Number of matching events per event name or per primary resource id. */
+  countBy(filter: EventFilter | null | undefined, countable: "event" | "resource"): Promise<{ value: string; count: number }[]>;
+}
+
+const EventBatch = z.array(EventCreate);
+const eventSpec = tables.events;
+const resourceSpec = tables.event_resources;
+const EVENT_COLUMNS = Object.keys(eventSpec.columns);
+const RESOURCE_COLUMNS = Object.keys(resourceSpec.columns);
+
+/** Conditions on one resource's labels (a JSON object in `column`), Prefect's ResourceSpecification. */
+function labelConditions(d: Dialect, column: Sql, labels: ResourceSpecification): Sql {
+  return sql.and(
+    Object.entries(labels).map(([label, value]) => {
+      const values = Array.isArray(value) ? value : [value];
+      const text = d.jsonText(column, label);
+      const match = (pattern: string): Sql => {
+        if (pattern === "*") return sql`${text} IS NOT NULL`;
+        if (pattern.endsWith("*")) return d.startsWith(text, pattern.slice(0, -1));
+        return sql`${text} = ${pattern}`;
+      };
+      const positive = values.filter((v) => !v.startsWith("!"));
+      const negative = values.filter((v) => v.startsWith("!")).map((v) => v.slice(1));
+      return sql.and([
+        positive.length ? sql.or(positive.map(match)) : sql.empty,
+        ...negative.map((v) => sql`(${text} IS NULL OR NOT (${match(v)}))`),
+      ]);
+    }),
+  );
+}
+
+function idConditions(d: Dialect, column: Sql, ids?: readonly string[] | null, prefixes?: readonly string[] | null): Sql[] {
+  return [
+    ids ? d.inList(column, ids) : sql.empty,
+    prefixes ? sql.or(prefixes.map((p) => d.startsWith(column, p))) : sql.empty,
+  ];
+}
+
+const asList = <T>(value: T | T[] | null | undefined): T[] => (value === null || value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
+export function eventFilterSql(d: Dialect, f: EventFilter | null | undefined, a: string): Sql {
+  if (!f) return sql.empty;
+  const col = (c: string) => sql.raw(`${a}."${c}"`);
+  const conditions: Sql[] = [];
+  if (f.occurred?.since) conditions.push(sql`${col("occurred")} >= ${f.occurred.since}`);
+  if (f.occurred?.until) conditions.push(sql`${col("occurred")} <= ${f.occurred.until}`);
+  if (f.event) {
+    if (f.event.prefix) conditions.push(sql.or(f.event.prefix.map((p) => d.startsWith(col("event"), p))));
+    if (f.event.exclude_prefix) conditions.push(...f.event.exclude_prefix.map((p) => sql`NOT (${d.startsWith(col("event"), p)})`));
+    if (f.event.name) conditions.push(d.inList(col("event"), f.event.name));
+    if (f.event.exclude_name) conditions.push(d.notInList(col("event"), f.event.exclude_name));
+  }
+  if (f.resource) {
+    conditions.push(...idConditions(d, col("resource_id"), f.resource.id, f.resource.id_prefix));
+    if (f.resource.labels) conditions.push(labelConditions(d, col("resource"), f.resource.labels));
+  }
+  for (const related of asList(f.related)) {
+    const er = sql.raw("rer");
+    const rowConditions = sql.and([
+      sql`rer.resource_role <> ''`,
+      related.id ? d.inList(sql`${er}.resource_id`, related.id) : sql.empty,
+      related.role ? d.inList(sql`${er}.resource_role`, related.role) : sql.empty,
+      related.labels ? labelConditions(d, sql`${er}.resource`, related.labels) : sql.empty,
+    ]);
+    if (related.id || related.role || related.labels) {
+      conditions.push(sql`EXISTS (SELECT 1 FROM event_resources rer WHERE rer.event_id = ${col("id")} AND ${rowConditions})`);
+    }
+    for (const [id, role] of related.resources_in_roles ?? []) {
+      conditions.push(
+        sql`EXISTS (SELECT 1 FROM event_resources rir WHERE rir.event_id = ${col("id")} AND rir.resource_id = ${id} AND rir.resource_role = ${role})`,
+      );
+    }
+  }
+  for (const any of asList(f.any_resource)) {
+    const rowConditions = sql.and([
+      ...idConditions(d, sql.raw("aer.resource_id"), any.id, any.id_prefix),
+      any.labels ? labelConditions(d, sql.raw("aer.resource"), any.labels) : sql.empty,
+    ]);
+    conditions.push(sql`EXISTS (SELECT 1 FROM event_resources aer WHERE aer.event_id = ${col("id")} AND ${rowConditions})`);
+  }
+  if (f.id?.id) conditions.push(d.inList(col("id"), f.id.id));
+  if (f.text?.query.trim()) {
+    for (const term of f.text.query.trim().split(/\s+/)) {
+      const negate = term.startsWith("-") && term.length > 1;
+      const word = negate ? term.slice(1) : term;
+      const match = sql.or([d.containsInsensitive(col("event"), word), d.containsInsensitive(col("resource_id"), word)]);
+      conditions.push(negate ? sql`NOT (${match})` : match);
+    }
+  }
+  return sql.and(conditions);
+}
+
+export function eventRepository({ q }: RepositoryContext): EventRepository {
+  const decodeRow = rowDecoder(q.dialect, eventSpec);
+  const decode = (row: Record<string, unknown>): StoredEvent => {
+    const { created: _c, updated: _u, resource_id: _r, related_resource_ids: _ids, ...event } = decodeRow(row);
+    return event as unknown as StoredEvent;
+  };
+  const select = sql`SELECT ${selectList(eventSpec, "e")} FROM events e`;
+
+  return {
+    async createMany(input) {
+      const batch = parseInput(EventBatch, input, "events");
+      if (batch.length === 0) return [];
+      const recorded = now();
+      const rows = new Map<string, StoredEvent & Record<string, unknown>>();
+      for (const e of batch) {
+        if (rows.has(e.id)) continue;
+        rows.set(e.id, {
+          id: e.id,
+          created: recorded,
+          updated: recorded,
+          occurred: e.occurred,
+          event: e.event,
+          resource_id: e.resource["prefect.resource.id"]!,
+          resource: e.resource,
+          related_resource_ids: e.related.map((r) => r["prefect.resource.id"]!),
+          related: e.related,
+          payload: e.payload,
+          received: e.received ?? recorded,
+          recorded,
+          follows: e.follows ?? null,
+        });
+      }
+      const write = async (tx: typeof q) => {
+        const insertedIds = await insertMany(tx, eventSpec, EVENT_COLUMNS, [...rows.values()], {
+          conflict: "ON CONFLICT (id) DO NOTHING",
+          returnIds: true,
+        });
+        const stored = insertedIds.map((id) => rows.get(id)!);
+        const resources = stored.flatMap((e) =>
+          [{ ...e.resource, "prefect.resource.role": "" }, ...e.related].map((resource) => ({
+            id: randomUUID(),
+            created: recorded,
+            updated: recorded,
+            occurred: e.occurred,
+            resource_id: resource["prefect.resource.id"],
+            resource_role: resource["prefect.resource.role"] ?? "",
+            resource: (({ "prefect.resource.role": _role, ...rest }) => rest)(resource),
+            event_id: e.id,
+          })),
+        );
+        await insertMany(tx, resourceSpec, RESOURCE_COLUMNS, resources);
+        return stored.map(({ created: _c, updated: _u, resource_id: _r, related_resource_ids: _i, ...event }) => event as StoredEvent);
+      };
+      return q.inTransaction ? write(q) : q.transaction(write);
+    },
+
+    async get(id) {
+      checkId(id, "event id");
+      const rows = await q.query(sql`${select} WHERE e.id = ${id}`);
+      return rows[0] ? decode(rows[0]) : null;
+    },
+
+    async read(options = {}) {
+      const direction = options.filter?.order === "ASC" ? "ASC" : "DESC";
+      const rows = await q.query(
+        sql`${select}${where(eventFilterSql(q.dialect, options.filter, "e"))} ORDER BY e.occurred ${sql.raw(direction)}, e.id ${sql.raw(direction)}${page(
+          q.dialect,
+          options.limit,
+          options.offset,
+        )}`,
+      );
+      return rows.map(decode);
+    },
+
+    async count(filter) {
+      const rows = await q.query<{ n: number }>(sql`SELECT count(*) AS n FROM events e${where(eventFilterSql(q.dialect, filter, "e"))}`);
+      return Number(rows[0]?.n ?? 0);
+    },
+
+    async countBy(filter, countable) {
+      const column = sql.raw(countable === "event" ? `e."event"` : `e."resource_id"`);
+      const rows = await q.query<{ value: string; n: number }>(
+        sql`SELECT ${column} AS value, count(*) AS n FROM events e${where(eventFilterSql(q.dialect, filter, "e"))} GROUP BY ${column} ORDER BY ${column}`,
+      );
+      return rows.map((r) => ({ value: r.value, count: Number(r.n) }));
+    },
+  };
+}
+

@@ -1,0 +1,147 @@
+/**
+ * What flow runs and task runs share: building state rows, writing a state and moving the run's
+ * pointer in one atomic step, reading a run together with its current state, and the state history.
+ */
+import { randomUUID } from "node:crypto";
+import type { Dialect } from "../dialect.js";
+import { InvalidError, NotFoundError } from "../errors.js";
+import { checkId } from "../ids.js";
+import { RunBookkeeping, type State, StateCreate, defaultStateName } from "../schemas/runs.js";
+import { type Sql, sql } from "../sql.js";
+import { rowDecoder, selectList } from "../tables.js";
+import { fromMicros, now, type Timestamp, toMicros } from "../timestamps.js";
+import type { RunTables } from "../writes.js";
+import { parseInput, type RepositoryContext } from "./context.js";
+
+export type ParsedState = ReturnType<typeof StateCreate.parse>;
+
+/** A complete state row, ready to insert. */
+export function buildStateRow(
+  t: RunTables,
+  runId: string,
+  state: ParsedState,
+): Record<string, unknown> & { id: string; type: string; name: string; timestamp: Timestamp } {
+  const ts = now();
+  return {
+    id: state.id ?? randomUUID(),
+    created: ts,
+    updated: ts,
+    [t.parentColumn]: runId,
+    type: state.type,
+    timestamp: state.timestamp ?? ts,
+    name: state.name ?? defaultStateName(state.type),
+    message: state.message ?? null,
+    state_details: state.state_details ?? {},
+    data: state.data === undefined ? null : state.data,
+    result_artifact_id: state.result_artifact_id ?? null,
+  };
+}
+
+export function stateFromRow(row: Record<string, unknown>): State {
+  return {
+    id: row.id as string,
+    type: row.type as State["type"],
+    name: row.name as string,
+    timestamp: row.timestamp as Timestamp,
+    message: (row.message as string | null) ?? null,
+    data: row.data ?? null,
+    state_details: (row.state_details as Record<string, unknown>) ?? {},
+    result_artifact_id: (row.result_artifact_id as string | null) ?? null,
+  };
+}
+
+/** The pointer columns a run gets from its current state. */
+export function pointerTo(state: { id: string; type: unknown; name: unknown; timestamp: Timestamp }): Record<string, unknown> {
+  return { state_id: state.id, state_type: state.type, state_name: state.name, state_timestamp: state.timestamp };
+}
+
+export interface RunReader<Run> {
+  /** `SELECT run + current state FROM ... r LEFT JOIN ... s` */
+  readonly select: Sql;
+  decode(row: Record<string, unknown>): Run;
+}
+
+/** Selects a run (alias `r`) with its current state (columns prefixed `s_`) and decodes both. */
+export function runReader<Run>(dialect: Dialect, t: RunTables): RunReader<Run> {
+  const decodeRun = rowDecoder(dialect, t.run);
+  const decodeState = rowDecoder(dialect, t.state, "s_");
+  return {
+    select: sql`SELECT ${selectList(t.run, "r")}, ${selectList(t.state, "s", "s_")} FROM ${sql.ident(t.run.name)} r LEFT JOIN ${sql.ident(
+      t.state.name,
+    )} s ON s.id = r.state_id`,
+    decode(row) {
+      const run = decodeRun(row) as Record<string, unknown>;
+      run.state = row.s_id ? stateFromRow(decodeState(row)) : null;
+      return run as Run;
+    },
+  };
+}
+
+export interface StateHistory<S extends State> {
+  /**
+   * Inserts `state` for the run and moves the run's pointer (and any bookkeeping columns given) to
+   * it, atomically. A timestamp the run already has a state at is moved on by 1µs until it is free,
+   * as Prefect does. Throws NotFoundError when the run does not exist.
+   */
+  setState(runId: string, state: StateCreate, bookkeeping?: RunBookkeeping): Promise<S>;
+  readStates(runId: string): Promise<S[]>;
+  getState(stateId: string): Promise<S | null>;
+  /** Throws NotFoundError for an unknown id. */
+  deleteState(stateId: string): Promise<void>;
+}
+
+export function stateHistory<S extends State>({ q, writes }: RepositoryContext, t: RunTables, kind: string): StateHistory<S> {
+  const decode = rowDecoder(q.dialect, t.state);
+  const toState = (row: Record<string, unknown>) => {
+    const d = decode(row);
+    return { ...stateFromRow(d), [t.parentColumn]: d[t.parentColumn] } as unknown as S;
+  };
+  const select = sql`SELECT ${selectList(t.state, "st")} FROM ${sql.ident(t.state.name)} st`;
+
+  return {
+    async setState(runId, input, bookkeeping = {}) {
+      checkId(runId, `${kind} id`);
+      const state = parseInput(StateCreate, input, "state");
+      const extra = parseInput(RunBookkeeping, bookkeeping, "run bookkeeping");
+      let row = buildStateRow(t, runId, state);
+      for (let attempt = 0; attempt < 10_000; attempt++) {
+        const assignments = { ...pointerTo(row), updated: now(), ...extra };
+        let result: Awaited<ReturnType<typeof writes.writeState>>;
+        try {
+          result = await writes.writeState(q, t, runId, row, assignments);
+        } catch (error) {
+          if (error instanceof InvalidError && /refers to a row that does not exist/.test(error.message)) {
+            throw new NotFoundError(`${kind} ${runId} not found.`, { cause: error });
+          }
+          throw error;
+        }
+        if (result === "written") return { ...stateFromRow(row), [t.parentColumn]: runId } as unknown as S;
+        row = { ...row, timestamp: fromMicros(toMicros(row.timestamp) + 1) };
+      }
+      throw new InvalidError(`Could not find a free timestamp for a new state of ${kind} ${runId}.`);
+    },
+
+    async readStates(runId) {
+      checkId(runId, `${kind} id`);
+      const rows = await q.query(sql`${select} WHERE st.${sql.ident(t.parentColumn)} = ${runId} ORDER BY st."timestamp" ASC, st.id`);
+      return rows.map(toState);
+    },
+
+    async getState(stateId) {
+      checkId(stateId, "state id");
+      const rows = await q.query(sql`${select} WHERE st.id = ${stateId}`);
+      return rows[0] ? toState(rows[0]) : null;
+    },
+
+    async deleteState(stateId) {
+      checkId(stateId, "state id");
+      const deleted = await q.execute(sql`DELETE FROM ${sql.ident(t.state.name)} WHERE id = ${stateId}`);
+      if (deleted === 0) throw new NotFoundError(`State ${stateId} not found.`);
+    },
+  };
+}
+
+/** ORDER BY with PostgreSQL's NULL placement made explicit, so both backends sort alike. */
+export function orderBy(terms: readonly (readonly [expression: string, direction: "ASC" | "DESC"])[]): Sql {
+  return sql.raw(terms.map(([e, dir]) => `${e} ${dir} NULLS ${dir === "ASC" ? "LAST" : "FIRST"}`).join(", "));
+}

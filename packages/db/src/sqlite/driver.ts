@@ -1,0 +1,356 @@
+/**
+ * One better-sqlite3 connection per process, with the pragmas Prefect uses (WAL, foreign keys,
+ * synchronous=NORMAL). better-sqlite3 is synchronous, so a statement never interleaves with another;
+ * a transaction, which may await between statements, holds an in-process lock from BEGIN to COMMIT
+ * and other work on the connection waits for it.
+ *
+ * Transactions begin IMMEDIATE (take the write lock up front, so they never deadlock upgrading
+ * a read lock). Other processes on the same file are waited for a few milliseconds inside SQLite,
+ * then with asynchronous backoff, so a busy file never freezes the event loop; after the configured
+ * timeout the caller gets a BusyError.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type { Statement } from "better-sqlite3";
+import { InvalidError } from "../errors.js";
+import type { Sql } from "../sql.js";
+import { isSqliteBusy, translateSqliteError } from "../driver/errors.js";
+import { Mutex } from "../driver/mutex.js";
+import type { Driver, Queryable, Row } from "../driver/types.js";
+import { sqliteDialect } from "./dialect.js";
+
+export const MIN_SQLITE_VERSION = "3.24.0";
+
+/** Throws unless `version` is at least 3.24.0, the first with `INSERT ... ON CONFLICT DO UPDATE`. */
+export function checkSqliteVersion(version: string): void {
+  const parts = version.split(".").map(Number);
+  const min = MIN_SQLITE_VERSION.split(".").map(Number);
+  for (let i = 0; i < 3; i++) {
+    const have = parts[i] ?? 0;
+    const need = min[i] ?? 0;
+    if (have > need) return;
+    if (have < need) {
+      throw new InvalidError(
+        `SQLite ${version} is too old: this server needs SQLite ${MIN_SQLITE_VERSION} or newer. ` +
+          "Reinstall better-sqlite3 (which bundles a current SQLite) or upgrade the system SQLite it was built against.",
+      );
+    }
+  }
+}
+
+/** How long SQLite itself waits for a lock before handing control back to our backoff loop. */
+const SQLITE_BUSY_WAIT_MS = 25;
+const STATEMENT_CACHE_SIZE = 500;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface SqliteDriverOptions {
+  /** File path, or `:memory:`. */
+  readonly path: string;
+  /** How long to keep trying when another process holds the write lock. */
+  readonly timeoutSeconds: number;
+}
+
+export class SqliteDriver implements Driver {
+  readonly dialect = sqliteDialect;
+  readonly inTransaction = false;
+  readonly #db: Database.Database;
+  readonly #lock = new Mutex();
+  readonly #statements = new Map<string, Statement>();
+  readonly #busyBudgetMs: number;
+  readonly #version: string;
+  /** The transaction the current async context runs in, so that calls on the driver join it. */
+  readonly #current = new AsyncLocalStorage<SqliteTransaction>();
+
+  constructor(options: SqliteDriverOptions) {
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    this.#db = new Database(options.path, { timeout: SQLITE_BUSY_WAIT_MS });
+    this.#busyBudgetMs = options.timeoutSeconds * 1000;
+    this.#version = (this.#db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v;
+    try {
+      checkSqliteVersion(this.#version);
+      if (options.path !== ":memory:") this.#db.pragma("journal_mode = WAL");
+      this.#db.pragma("foreign_keys = ON");
+      this.#db.pragma("legacy_alter_table = OFF");
+      this.#db.pragma("synchronous = NORMAL");
+      this.#db.pragma("cache_size = 20000");
+    } catch (error) {
+      this.#db.close();
+      throw translateSqliteError(error);
+    }
+  }
+
+  statement(text: string): Statement {
+    let statement = this.#statements.get(text);
+    if (statement) return statement;
+    try {
+      statement = this.#db.prepare(text);
+    } catch (error) {
+      throw translateSqliteError(error);
+    }
+    if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
+      const oldest = this.#statements.keys().next().value;
+      if (oldest !== undefined) this.#statements.delete(oldest);
+    }
+    this.#statements.set(text, statement);
+    return statement;
+  }
+
+  /** Runs one statement now, on the connection as it is. */
+  runQuery<R>(text: string, params: readonly unknown[]): R[] {
+    const statement = this.statement(text);
+    if (statement.reader) return statement.all(params) as R[];
+    statement.run(params);
+    return [];
+  }
+
+  runExecute(text: string, params: readonly unknown[]): number {
+    const statement = this.statement(text);
+    if (statement.reader) return statement.all(params).length;
+    return statement.run(params).changes;
+  }
+
+  /** Runs work outside any transaction: at once when the connection is free, else in turn. */
+  async #outside<T>(work: () => T): Promise<T> {
+    if (!this.#lock.locked) {
+      try {
+        return work();
+      } catch (error) {
+        if (!isSqliteBusy(error)) throw translateSqliteError(error);
+      }
+    }
+    const release = await this.#lock.acquire();
+    try {
+      return await this.#retryWhileBusy(work);
+    } finally {
+      release();
+    }
+  }
+
+  async #retryWhileBusy<T>(work: () => T): Promise<T> {
+    const deadline = Date.now() + this.#busyBudgetMs;
+    let delay = 2;
+    for (;;) {
+      try {
+        return work();
+      } catch (error) {
+        if (!isSqliteBusy(error) || Date.now() >= deadline) throw translateSqliteError(error);
+        await sleep(delay + Math.random() * delay);
+        delay = Math.min(delay * 2, 100);
+      }
+    }
+  }
+
+  query<R = Row>(query: Sql): Promise<R[]> {
+    const { text, params } = sqliteDialect.render(query);
+    return this.queryText<R>(text, params);
+  }
+
+  execute(query: Sql): Promise<number> {
+    const { text, params } = sqliteDialect.render(query);
+    return this.executeText(text, params);
+  }
+
+  /** The open transaction of the calling async context, if any. */
+  #joined(): SqliteTransaction | undefined {
+    const tx = this.#current.getStore();
+    return tx && !tx.finished ? tx : undefined;
+  }
+
+  queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    const tx = this.#joined();
+    if (tx) return tx.queryText<R>(text, params);
+    return this.#outside(() => this.runQuery<R>(text, params));
+  }
+
+  executeText(text: string, params: readonly unknown[]): Promise<number> {
+    const tx = this.#joined();
+    if (tx) return tx.executeText(text, params);
+    return this.#outside(() => this.runExecute(text, params));
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const joined = this.#joined();
+    if (joined) return joined.transaction(fn);
+    const release = await this.#lock.acquire();
+    try {
+      await this.#retryWhileBusy(() => this.statement("BEGIN IMMEDIATE").run());
+      const tx = new SqliteTransaction(this);
+      let result: T;
+      try {
+        result = await this.#current.run(tx, () => fn(tx));
+      } catch (error) {
+        tx.finish();
+        this.#rollback();
+        throw translateSqliteError(error);
+      }
+      tx.finish();
+      try {
+        await this.#retryWhileBusy(() => this.statement("COMMIT").run());
+      } catch (error) {
+        this.#rollback();
+        throw error;
+      }
+      return result;
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Runs synchronous statements (through `runQuery` / `runExecute`) as one IMMEDIATE transaction.
+   * When the connection is free this happens at once, without yielding to the event loop, which makes
+   * the hot write paths nearly as fast as plain better-sqlite3.
+   */
+  atomic<T>(work: () => T): Promise<T> {
+    const joined = this.#joined();
+    if (joined) return joined.atomic(work);
+    if (!this.#lock.locked) {
+      let begun = false;
+      try {
+        this.statement("BEGIN IMMEDIATE").run();
+        begun = true;
+        const result = work();
+        this.statement("COMMIT").run();
+        return Promise.resolve(result);
+      } catch (error) {
+        if (begun) this.#rollback();
+        // Another process holds the write lock: wait for it the patient way.
+        if (!(isSqliteBusy(error) && !begun)) return Promise.reject(translateSqliteError(error));
+      }
+    }
+    return this.transaction(async () => work());
+  }
+
+  #rollback(): void {
+    if (this.#db.inTransaction) this.statement("ROLLBACK").run();
+  }
+
+  async serverVersion(): Promise<string> {
+    return `SQLite ${this.#version}`;
+  }
+
+  async executeScript(tx: Queryable, script: string): Promise<void> {
+    if (!tx.inTransaction) throw new Error("migration scripts run inside a transaction");
+    try {
+      this.#db.exec(script);
+    } catch (error) {
+      throw translateSqliteError(error);
+    }
+  }
+
+  /**
+   * Each migration is its own IMMEDIATE transaction, which already excludes other processes. Foreign
+   * keys are off meanwhile (SQLite ignores the pragma inside a transaction) so that a migration may
+   * rebuild a table; each migration checks them before it commits.
+   */
+  async withMigrationLock<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.#lock.acquire();
+    this.#db.pragma("foreign_keys = OFF");
+    release();
+    try {
+      return await fn();
+    } finally {
+      const again = await this.#lock.acquire();
+      this.#db.pragma("foreign_keys = ON");
+      again();
+    }
+  }
+
+  /** Violations of foreign keys in the open transaction, as `table` names. */
+  foreignKeyViolations(): string[] {
+    return (this.#db.pragma("foreign_key_check") as { table: string }[]).map((row) => row.table);
+  }
+
+  async close(): Promise<void> {
+    const release = await this.#lock.acquire();
+    try {
+      if (this.#db.open) this.#db.close();
+    } finally {
+      release();
+    }
+  }
+}
+
+/** An open transaction on the connection; statements run directly (the driver's lock is held). */
+export class SqliteTransaction implements Queryable {
+  readonly dialect = sqliteDialect;
+  readonly inTransaction = true;
+  #finished = false;
+  #savepoints = 0;
+
+  constructor(readonly driver: SqliteDriver) {}
+
+  finish(): void {
+    this.#finished = true;
+  }
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  #check(): void {
+    if (this.#finished) throw new Error("This transaction has already finished; use the database outside it.");
+  }
+
+  async query<R = Row>(query: Sql): Promise<R[]> {
+    const { text, params } = sqliteDialect.render(query);
+    return this.queryText<R>(text, params);
+  }
+
+  async execute(query: Sql): Promise<number> {
+    const { text, params } = sqliteDialect.render(query);
+    return this.executeText(text, params);
+  }
+
+  async queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    this.#check();
+    try {
+      return this.driver.runQuery<R>(text, params);
+    } catch (error) {
+      throw translateSqliteError(error);
+    }
+  }
+
+  async executeText(text: string, params: readonly unknown[]): Promise<number> {
+    this.#check();
+    try {
+      return this.driver.runExecute(text, params);
+    } catch (error) {
+      throw translateSqliteError(error);
+    }
+  }
+
+  /** Synchronous statements as one savepoint of this transaction. */
+  atomic<T>(work: () => T): Promise<T> {
+    this.#check();
+    const name = `sp_${++this.#savepoints}`;
+    this.driver.statement(`SAVEPOINT ${name}`).run();
+    try {
+      const result = work();
+      this.driver.statement(`RELEASE SAVEPOINT ${name}`).run();
+      return Promise.resolve(result);
+    } catch (error) {
+      this.driver.statement(`ROLLBACK TO SAVEPOINT ${name}`).run();
+      this.driver.statement(`RELEASE SAVEPOINT ${name}`).run();
+      return Promise.reject(translateSqliteError(error));
+    }
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    this.#check();
+    const name = `sp_${++this.#savepoints}`;
+    this.driver.statement(`SAVEPOINT ${name}`).run();
+    try {
+      const result = await fn(this);
+      this.driver.statement(`RELEASE SAVEPOINT ${name}`).run();
+      return result;
+    } catch (error) {
+      this.driver.statement(`ROLLBACK TO SAVEPOINT ${name}`).run();
+      this.driver.statement(`RELEASE SAVEPOINT ${name}`).run();
+      throw translateSqliteError(error);
+    }
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The columns of each table and what kind of value each holds, for encoding parameters and decoding
+ * rows on both backends. The Prisma schemas are the source of truth for the database itself; a test
+ * checks that these specs name exactly the columns the schemas do, with matching kinds.
+ */
+import type { Dialect } from "./dialect.js";
+import { JsonValue, type Sql, sql } from "./sql.js";
+
+export type ColumnKind = "uuid" | "text" | "int" | "float" | "bool" | "json" | "timestamp" | "enum";
+
+export interface TableSpec<Name extends string = string, Columns extends Record<string, ColumnKind> = Record<string, ColumnKind>> {
+  readonly name: Name;
+  readonly columns: Columns;
+}
+
+function table<const Name extends string, const Columns extends Record<string, ColumnKind>>(
+  name: Name,
+  columns: Columns,
+): TableSpec<Name, Columns & typeof base> {
+  return { name, columns: { ...base, ...columns } };
+}
+
+const base = { id: "uuid", created: "timestamp", updated: "timestamp" } as const;
+
+const runColumns = {
+  name: "text",
+  state_type: "enum",
+  state_name: "text",
+  state_timestamp: "timestamp",
+  run_count: "int",
+  expected_start_time: "timestamp",
+  next_scheduled_start_time: "timestamp",
+  start_time: "timestamp",
+  end_time: "timestamp",
+  total_run_time: "float",
+} as const;
+
+const stateColumns = {
+  type: "enum",
+  timestamp: "timestamp",
+  name: "text",
+  message: "text",
+  state_details: "json",
+  data: "json",
+  result_artifact_id: "uuid",
+} as const;
+
+export const tables = {
+  flow: table("flow", { name: "text", tags: "json", labels: "json" }),
+  flow_run: table("flow_run", {
+    ...runColumns,
+    flow_id: "uuid",
+    deployment_id: "uuid",
+    work_queue_name: "text",
+    flow_version: "text",
+    deployment_version: "text",
+    parameters: "json",
+    idempotency_key: "text",
+    context: "json",
+    empirical_policy: "json",
+    tags: "json",
+    labels: "json",
+    created_by: "json",
+    infrastructure_pid: "text",
+    job_variables: "json",
+    infrastructure_document_id: "uuid",
+    parent_task_run_id: "uuid",
+    auto_scheduled: "bool",
+    state_id: "uuid",
+    work_queue_id: "uuid",
+  }),
+  flow_run_state: table("flow_run_state", { flow_run_id: "uuid", ...stateColumns }),
+  task_run: table("task_run", {
+    ...runColumns,
+    flow_run_id: "uuid",
+    task_key: "text",
+    dynamic_key: "text",
+    cache_key: "text",
+    cache_expiration: "timestamp",
+    task_version: "text",
+    flow_run_run_count: "int",
+    empirical_policy: "json",
+    task_inputs: "json",
+    tags: "json",
+    labels: "json",
+    state_id: "uuid",
+  }),
+  task_run_state: table("task_run_state", { task_run_id: "uuid", ...stateColumns }),
+  task_run_state_cache: table("task_run_state_cache", {
+    cache_key: "text",
+    cache_expiration: "timestamp",
+    task_run_state_id: "uuid",
+  }),
+  log: table("log", {
+    name: "text",
+    level: "int",
+    flow_run_id: "uuid",
+    task_run_id: "uuid",
+    message: "text",
+    timestamp: "timestamp",
+  }),
+  events: table("events", {
+    occurred: "timestamp",
+    event: "text",
+    resource_id: "text",
+    resource: "json",
+    related_resource_ids: "json",
+    related: "json",
+    payload: "json",
+    received: "timestamp",
+    recorded: "timestamp",
+    follows: "uuid",
+  }),
+  event_resources: table("event_resources", {
+    occurred: "timestamp",
+    resource_id: "text",
+    resource_role: "text",
+    resource: "json",
+    event_id: "uuid",
+  }),
+  block_type: table("block_type", {
+    name: "text",
+    slug: "text",
+    logo_url: "text",
+    documentation_url: "text",
+    description: "text",
+    code_example: "text",
+    is_protected: "bool",
+  }),
+  block_schema: table("block_schema", {
+    checksum: "text",
+    fields: "json",
+    capabilities: "json",
+    version: "text",
+    block_type_id: "uuid",
+  }),
+  block_schema_reference: table("block_schema_reference", {
+    name: "text",
+    parent_block_schema_id: "uuid",
+    reference_block_schema_id: "uuid",
+  }),
+  block_document: table("block_document", {
+    name: "text",
+    data: "json",
+    is_anonymous: "bool",
+    block_type_name: "text",
+    block_type_id: "uuid",
+    block_schema_id: "uuid",
+  }),
+  block_document_reference: table("block_document_reference", {
+    name: "text",
+    parent_block_document_id: "uuid",
+    reference_block_document_id: "uuid",
+  }),
+  configuration: table("configuration", { key: "text", value: "json" }),
+} as const;
+
+export type Tables = typeof tables;
+export type TableName = keyof Tables;
+
+/** Decoded row of a table: JSON parsed, booleans as booleans, timestamps canonical. */
+export type DecodedRow = Record<string, unknown>;
+
+/** Builds a fast row decoder for `spec` (optionally reading columns under a prefix, for joins). */
+export function rowDecoder<R = DecodedRow>(dialect: Dialect, spec: TableSpec, prefix = ""): (row: Record<string, unknown>) => R {
+  const steps = Object.entries(spec.columns).map(([column, kind]) => {
+    const key = prefix + column;
+    switch (kind) {
+      case "json":
+        return (row: Record<string, unknown>, out: DecodedRow) => {
+          const v = row[key];
+          out[column] = v === null || v === undefined ? null : dialect.decodeJson(v);
+        };
+      case "bool":
+        return (row: Record<string, unknown>, out: DecodedRow) => {
+          out[column] = dialect.decodeBool(row[key]);
+        };
+      case "timestamp":
+        return (row: Record<string, unknown>, out: DecodedRow) => {
+          const v = row[key];
+          out[column] = v === null || v === undefined ? null : dialect.decodeTimestamp(v);
+        };
+      case "int":
+      case "float":
+        return (row: Record<string, unknown>, out: DecodedRow) => {
+          const v = row[key];
+          out[column] = v === null || v === undefined ? null : Number(v);
+        };
+      default:
+        return (row: Record<string, unknown>, out: DecodedRow) => {
+          const v = row[key];
+          out[column] = v === undefined ? null : v;
+        };
+    }
+  });
+  return (row) => {
+    const out: DecodedRow = {};
+    for (const step of steps) step(row, out);
+    return out as R;
+  };
+}
+
+/** Wraps a value for binding according to its column kind. */
+export function bindValue(kind: ColumnKind, value: unknown): unknown {
+  if (value === undefined) return null;
+  if (kind === "json") return value === null ? null : new JsonValue(value);
+  return value;
+}
+
+/** `alias.col AS prefixcol, ...` for every column of `spec`. */
+export function selectList(spec: TableSpec, alias: string, prefix = ""): Sql {
+  return sql.raw(
+    Object.keys(spec.columns)
+      .map((c) => (prefix ? `${alias}."${c}" AS "${prefix}${c}"` : `${alias}."${c}"`))
+      .join(", "),
+  );
+}
+
+/** INSERT of one row: columns in `values` only (others take their defaults). */
+export function insertSql(spec: TableSpec, values: Record<string, unknown>, suffix: Sql = sql.empty): Sql {
+  const columns = Object.keys(values).filter((c) => values[c] !== undefined);
+  for (const c of columns) if (!(c in spec.columns)) throw new Error(`${spec.name} has no column ${c}`);
+  return sql`INSERT INTO ${sql.ident(spec.name)} (${sql.raw(columns.map((c) => `"${c}"`).join(", "))}) VALUES (${sql.join(
+    columns.map((c) => sql`${bindValue(spec.columns[c]!, values[c])}`),
+  )})${suffix}`;
+}
+
+/** `col = value, ...` for the given values (skipping undefined ones). */
+export function assignments(spec: TableSpec, values: Record<string, unknown>): Sql {
+  const columns = Object.keys(values).filter((c) => values[c] !== undefined);
+  for (const c of columns) if (!(c in spec.columns)) throw new Error(`${spec.name} has no column ${c}`);
+  return sql.join(columns.map((c) => sql`${sql.ident(c)} = ${bindValue(spec.columns[c]!, values[c])}`));
+}

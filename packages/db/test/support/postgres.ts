@@ -1,0 +1,65 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+
+export const TEMPLATE_DATABASE = "prefect_test_template";
+
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+export interface PostgresServer {
+  url: string;
+  stop: () => Promise<void>;
+}
+
+/** A PostgreSQL server for the test run: a testcontainers container, else PREFECT_TEST_POSTGRES_URL. */
+export async function startPostgres(): Promise<PostgresServer> {
+  const fallback = process.env.PREFECT_TEST_POSTGRES_URL;
+  const image = process.env.PREFECT_TEST_POSTGRES_IMAGE || "postgres:15";
+  let containerError: unknown;
+  try {
+    const { PostgreSqlContainer } = await import("@testcontainers/postgresql");
+    const container = await new PostgreSqlContainer(image).withCommand(["-c", "max_connections=300", "-c", "fsync=off"]).start();
+    return { url: container.getConnectionUri(), stop: async () => void (await container.stop()) };
+  } catch (error) {
+    containerError = error;
+  }
+  if (fallback) {
+    console.warn(`PostgreSQL container could not start (${String(containerError)}); using PREFECT_TEST_POSTGRES_URL instead.`);
+    const client = new pg.Client({ connectionString: fallback });
+    await client.connect();
+    await client.end();
+    return { url: fallback, stop: async () => undefined };
+  }
+  throw new Error(
+    `The tests need PostgreSQL but neither a container (image ${image}) could start nor PREFECT_TEST_POSTGRES_URL names a server. ` +
+      `Run with PREFECT_TEST_BACKEND=sqlite to test SQLite only. Container error: ${String(containerError)}`,
+    { cause: containerError },
+  );
+}
+
+/** Creates a database for one test: a copy of the migrated template, or an empty one. */
+export async function createTestDatabase(adminUrl: string, options: { empty?: boolean } = {}): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `prefect_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: withDatabase(adminUrl, name),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
