@@ -40,7 +40,7 @@ export async function insertMany(
   const ids: string[] = [];
   for (let start = 0; start < rows.length; start += size) {
     const chunk = rows.slice(start, start + size);
-    const text = texts.get(`${spec.name}:${columns.join(",")}:${chunk.length}:${options.conflict ?? ""}:${options.returnIds ?? false}`, () => {
+    const text = texts.get(`${q.dialect.name}:${spec.name}:${columns.join(",")}:${chunk.length}:${options.conflict ?? ""}:${options.returnIds ?? false}`, () => {
       let n = 0;
       const tuples = chunk.map(() => `(${columns.map(() => q.dialect.placeholder(++n)).join(", ")})`).join(", ");
       return `INSERT INTO ${quote(spec.name)} (${columns.map(quote).join(", ")}) VALUES ${tuples}${options.conflict ? ` ${options.conflict}` : ""}${

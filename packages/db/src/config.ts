@@ -68,23 +68,23 @@ function setting(env: Env, ...names: string[]): { name: string; value: string } 
 const prefectNames = (suffix: string) => [`PREFECT_SERVER_DATABASE_${suffix}`, `PREFECT_API_DATABASE_${suffix}`];
 
 function fail(name: string, problem: string): never {
-  throw new InvalidError(`Invalid database setting ${name}: ${problem}`, [{ path: [name], message: problem }]);
+  throw new InvalidError(`Invalid database setting: ${name} ${problem}`, [{ path: [name], message: problem }]);
 }
 
 function parseWith<T>(schema: z.ZodType<T>, found: { name: string; value: string } | undefined, fallback: T): T {
   if (!found) return fallback;
   const result = schema.safeParse(found.value);
-  if (!result.success) fail(found.name, `${result.error.issues[0]?.message ?? "invalid value"} (got ${JSON.stringify(found.value)})`);
+  if (!result.success) fail(found.name, `${result.error.issues[0]?.message ?? "is not valid"} (got ${JSON.stringify(found.value)})`);
   return result.data;
 }
 
-const positiveNumber = z.coerce.number({ message: "expected a number" }).positive({ message: "expected a number greater than 0" });
-const positiveInt = z.coerce.number({ message: "expected a whole number" }).int({ message: "expected a whole number" }).positive({ message: "expected a whole number greater than 0" });
-const nonNegativeInt = z.coerce.number({ message: "expected a whole number" }).int({ message: "expected a whole number" }).min(0, { message: "expected a whole number of 0 or more" });
+const positiveNumber = z.coerce.number({ message: "must be a number" }).positive({ message: "must be a number greater than 0" });
+const positiveInt = z.coerce.number({ message: "must be a whole number" }).int({ message: "must be a whole number" }).positive({ message: "must be a whole number greater than 0" });
+const nonNegativeInt = z.coerce.number({ message: "must be a whole number" }).int({ message: "must be a whole number" }).min(0, { message: "must be a whole number of 0 or more" });
 const boolean = z
   .string()
   .transform((v) => v.toLowerCase())
-  .pipe(z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"], { message: "expected true or false" }))
+  .pipe(z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"], { message: "must be true or false" }))
   .transform((v) => ["true", "1", "yes", "on"].includes(v));
 
 /** Replaces the password in a connection URL, for anything that is shown to people. */
@@ -101,11 +101,11 @@ interface ParsedUrl {
 function parseConnectionUrl(name: string, raw: string, password: string | undefined): ParsedUrl {
   let url = raw;
   if (/\$\{PREFECT_(SERVER|API)_DATABASE_PASSWORD\}/.test(url)) {
-    if (password === undefined) fail(name, "refers to ${...DATABASE_PASSWORD} but no password setting is set");
+    if (password === undefined) fail(name, "refers to the database password placeholder but PREFECT_SERVER_DATABASE_PASSWORD is not set");
     url = url.replace(/\$\{PREFECT_(SERVER|API)_DATABASE_PASSWORD\}/g, encodeURIComponent(password));
   }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
-  if (scheme === undefined) fail(name, `expected a URL such as postgresql://user:password@host:5432/prefect or sqlite:///path/to/prefect.db (got ${JSON.stringify(redactUrl(raw))})`);
+  if (scheme === undefined) fail(name, `must be a URL such as postgresql://user:password@host:5432/prefect or sqlite:///path/to/prefect.db (got ${JSON.stringify(redactUrl(raw))})`);
   if (scheme === "sqlite" || scheme.startsWith("sqlite+") || scheme === "file") {
     // SQLAlchemy form: sqlite+aiosqlite:///relative or ////absolute; also file:/abs and :memory: variants.
     let rest = url.slice(scheme.length + 1).replace(/\?.*$/, "");
@@ -125,7 +125,7 @@ function parseConnectionUrl(name: string, raw: string, password: string | undefi
     }
     return { backend: "postgres", postgresUrl: normalised };
   }
-  fail(name, `unsupported database ${JSON.stringify(scheme)}; use sqlite or postgresql`);
+  fail(name, `names an unsupported database ${JSON.stringify(scheme)}; use sqlite or postgresql`);
 }
 
 function defaultSqlitePath(env: Env): string {
@@ -145,7 +145,7 @@ function postgresUrlFromParts(env: Env): { name: string; url: string } | undefin
   if (!driver && !host) return undefined;
   if (driver && !/^postgres(ql)?(\+asyncpg)?$/.test(driver.value)) {
     if (/^sqlite/.test(driver.value)) return undefined;
-    fail(driver.name, `unsupported driver ${JSON.stringify(driver.value)}; use postgresql+asyncpg or sqlite+aiosqlite`);
+    fail(driver.name, `names an unsupported driver ${JSON.stringify(driver.value)}; use postgresql+asyncpg or sqlite+aiosqlite`);
   }
   const user = setting(env, ...prefectNames("USER"));
   const name = setting(env, ...prefectNames("NAME"));
@@ -165,7 +165,7 @@ function postgresUrlFromParts(env: Env): { name: string; url: string } | undefin
 export function loadDatabaseConfig(env: Env = process.env): DatabaseConfig {
   const backendSetting = setting(env, "PREFECT_DATABASE_BACKEND");
   const requestedBackend = parseWith(
-    z.enum(["sqlite", "postgres", "postgresql"], { message: "expected sqlite or postgres" }).transform((v): Backend => (v === "postgresql" ? "postgres" : v)),
+    z.enum(["sqlite", "postgres", "postgresql"], { message: "must be sqlite or postgres" }).transform((v): Backend => (v === "postgresql" ? "postgres" : v)),
     backendSetting ? { ...backendSetting, value: backendSetting.value.toLowerCase() } : undefined,
     undefined as Backend | undefined,
   );
@@ -208,7 +208,7 @@ export function loadDatabaseConfig(env: Env = process.env): DatabaseConfig {
   const maxOverflow = parseWith(nonNegativeInt, setting(env, ...prefectNames("SQLALCHEMY_MAX_OVERFLOW"), "PREFECT_SQLALCHEMY_MAX_OVERFLOW"), 0);
   const connectionTimeout = parseWith(positiveNumber, setting(env, ...prefectNames("CONNECTION_TIMEOUT")), 5);
   const poolTimeout = parseWith(positiveNumber, setting(env, ...prefectNames("SQLALCHEMY_POOL_TIMEOUT")), connectionTimeout);
-  const recycle = parseWith(z.coerce.number({ message: "expected a number of seconds" }), setting(env, ...prefectNames("SQLALCHEMY_POOL_RECYCLE")), 3600);
+  const recycle = parseWith(z.coerce.number({ message: "must be a number of seconds" }), setting(env, ...prefectNames("SQLALCHEMY_POOL_RECYCLE")), 3600);
   const connectArg = (suffix: string) => setting(env, `PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_${suffix}`);
   const tlsEnabled = parseWith(boolean, connectArg("TLS_ENABLED"), false);
 
@@ -218,7 +218,7 @@ export function loadDatabaseConfig(env: Env = process.env): DatabaseConfig {
     ...common,
     poolSize: poolSize + maxOverflow,
     connectionTimeoutSeconds: Math.max(connectionTimeout, poolTimeout),
-    poolRecycleSeconds: recycle > 0 ? recycle : 0,
+    poolRecycleSeconds: Math.max(recycle, 0),
     ...(connectArg("APPLICATION_NAME") ? { applicationName: connectArg("APPLICATION_NAME")!.value } : {}),
     ...(connectArg("SEARCH_PATH") ? { searchPath: connectArg("SEARCH_PATH")!.value } : {}),
     ...(tlsEnabled

@@ -26,6 +26,8 @@ export interface Repositories {
   readonly events: EventRepository;
   readonly blocks: BlockRepository;
   readonly configuration: ConfigurationRepository;
+  /** Runs `fn` atomically: a transaction, or a savepoint inside the current one. */
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
 }
 
 export interface DatabaseHealth {
@@ -35,16 +37,16 @@ export interface DatabaseHealth {
   readonly error?: string;
 }
 
+/**
+ * The database: every repository, plus `transaction(fn)`, which runs `fn` atomically on one connection
+ * (every repository call on `tx`, or on this database from within `fn`, commits together, and a throw
+ * rolls all of it back; nested calls use savepoints).
+ */
 export interface Database extends Repositories {
   readonly config: DatabaseConfig;
   readonly backend: DatabaseConfig["backend"];
   /** Where the database is, with any password hidden. */
   readonly location: string;
-  /**
-   * Runs `fn` atomically on one connection: every repository call on `tx` (or on this database from
-   * within `fn`) commits together, and a throw rolls all of it back. Nested calls use savepoints.
-   */
-  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
   /** Applies pending migrations; returns their names. */
   migrate(): Promise<string[]>;
   migrationStatus(): Promise<MigrationStatus>;
@@ -61,6 +63,7 @@ export interface OpenOptions {
 
 function repositories(context: RepositoryContext): Repositories {
   return {
+    transaction: (fn) => context.q.transaction((tx) => fn(repositories({ ...context, q: tx }))),
     flows: flowRepository(context),
     flowRuns: flowRunRepository(context),
     taskRuns: taskRunRepository(context),
@@ -90,7 +93,6 @@ export async function openDatabase(config: DatabaseConfig = loadDatabaseConfig()
     config,
     backend: config.backend,
     location: describeLocation(config),
-    transaction: (fn) => driver.transaction((tx) => fn(bound(tx))),
     migrate: () => migrator.upgrade(),
     migrationStatus: () => migrator.status(),
     async reset() {

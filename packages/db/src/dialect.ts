@@ -36,6 +36,8 @@ export interface Dialect {
   jsonObjectContains(column: Sql, object: Readonly<Record<string, string>>): Sql;
   /** The text value under `key` of the JSON object in `column`. */
   jsonText(column: Sql, key: string): Sql;
+  /** A column's value as text (JSON included), for substring search. */
+  asText(column: Sql): Sql;
   /** Case-sensitive prefix match. */
   startsWith(column: Sql, prefix: string): Sql;
   /** Case-insensitive "contains" match, as Prefect's `like_` filters. */

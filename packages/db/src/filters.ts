@@ -3,17 +3,27 @@
  * the surrounding query; criteria on related tables become correlated EXISTS sub-queries.
  */
 import type { Dialect } from "./dialect.js";
-import type {
+import type { z } from "zod";
+import { parseInput } from "./repositories/context.js";
+import {
   BlockDocumentFilter,
   BlockSchemaFilter,
   BlockTypeFilter,
   FlowFilter,
   FlowRunFilter,
   LogFilter,
-  RunCriteria,
+  type RunCriteria,
   TaskRunFilter,
 } from "./schemas/filters.js";
+
+/** Validates a filter given by a caller; canonical values (timestamps, ids) come out. */
+function parsed<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> | null {
+  return input === null || input === undefined ? null : parseInput(schema, input, what);
+}
+
+type Parsed<S extends z.ZodType> = z.output<S> | null | undefined;
 import { type Sql, sql } from "./sql.js";
+import { textSearchSql } from "./text-search.js";
 
 type Op = "and_" | "or_" | undefined;
 
@@ -59,7 +69,7 @@ function tagCriteria(
   ]);
 }
 
-function stateCriteria(d: Dialect, typeColumn: Sql, nameColumn: Sql, c: FlowRunFilter["state"]): Sql {
+function stateCriteria(d: Dialect, typeColumn: Sql, nameColumn: Sql, c: NonNullable<Parsed<typeof FlowRunFilter>>["state"]): Sql {
   if (!c) return sql.empty;
   return combine(c.operator, [
     combine("and_", idCriteria(d, typeColumn, c.type)),
@@ -75,7 +85,7 @@ function nullableList(d: Dialect, column: Sql, c: { any_?: readonly string[] | n
   ]);
 }
 
-export function flowFilterSql(d: Dialect, f: FlowFilter | null | undefined, a: string): Sql {
+function flowFilterSql(d: Dialect, f: Parsed<typeof FlowFilter>, a: string): Sql {
   if (!f) return sql.empty;
   return combine(f.operator, [
     combine("and_", idCriteria(d, col(a, "id"), f.id)),
@@ -84,7 +94,7 @@ export function flowFilterSql(d: Dialect, f: FlowFilter | null | undefined, a: s
   ]);
 }
 
-export function flowRunFilterSql(d: Dialect, f: FlowRunFilter | null | undefined, a: string): Sql {
+function flowRunFilterSql(d: Dialect, f: Parsed<typeof FlowRunFilter>, a: string): Sql {
   if (!f) return sql.empty;
   const createdBy = f.created_by
     ? combine(f.created_by.operator, [
@@ -116,7 +126,7 @@ export function flowRunFilterSql(d: Dialect, f: FlowRunFilter | null | undefined
   ]);
 }
 
-export function taskRunFilterSql(d: Dialect, f: TaskRunFilter | null | undefined, a: string): Sql {
+function taskRunFilterSql(d: Dialect, f: Parsed<typeof TaskRunFilter>, a: string): Sql {
   if (!f) return sql.empty;
   const subflows =
     f.subflow_runs && has(f.subflow_runs.exists_)
@@ -138,7 +148,17 @@ export function taskRunFilterSql(d: Dialect, f: TaskRunFilter | null | undefined
 }
 
 /** Conditions for `flow` rows (alias `a`) from criteria on the flow, its runs and their task runs. */
-export function flowCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
+/** Validates the run criteria a caller gave. */
+function parseCriteria(c: RunCriteria) {
+  return {
+    flows: parsed(FlowFilter, c.flows, "flow filter"),
+    flow_runs: parsed(FlowRunFilter, c.flow_runs, "flow run filter"),
+    task_runs: parsed(TaskRunFilter, c.task_runs, "task run filter"),
+  };
+}
+
+export function flowCriteriaSql(d: Dialect, criteria: RunCriteria, a: string): Sql {
+  const c = parseCriteria(criteria);
   const runs = flowRunFilterSql(d, c.flow_runs, "cfr");
   const tasks = taskRunFilterSql(d, c.task_runs, "ctr");
   const taskExists = tasks.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM task_run ctr WHERE ctr.flow_run_id = cfr.id AND ${tasks})`;
@@ -150,7 +170,8 @@ export function flowCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
 }
 
 /** Conditions for `flow_run` rows (alias `a`) from criteria on the run, its flow and its task runs. */
-export function flowRunCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
+export function flowRunCriteriaSql(d: Dialect, criteria: RunCriteria, a: string): Sql {
+  const c = parseCriteria(criteria);
   const flows = flowFilterSql(d, c.flows, "cf");
   const tasks = taskRunFilterSql(d, c.task_runs, "ctr");
   return sql.and([
@@ -161,7 +182,8 @@ export function flowRunCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
 }
 
 /** Conditions for `task_run` rows (alias `a`) from criteria on the task run, its flow run and flow. */
-export function taskRunCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
+export function taskRunCriteriaSql(d: Dialect, criteria: RunCriteria, a: string): Sql {
+  const c = parseCriteria(criteria);
   const runs = flowRunFilterSql(d, c.flow_runs, "cfr");
   const flows = flowFilterSql(d, c.flows, "cf");
   const flowExists = flows.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM flow cf WHERE cf.id = cfr.flow_id AND ${flows})`;
@@ -172,23 +194,8 @@ export function taskRunCriteriaSql(d: Dialect, c: RunCriteria, a: string): Sql {
   ]);
 }
 
-/** Prefect's log text search: every term must appear in the message or logger name; `-term` excludes. */
-function logTextSql(d: Dialect, query: string, a: string): Sql {
-  const terms = [...query.matchAll(/(-?)"([^"]+)"|(-?)(\S+)/g)].map((m) => ({
-    negate: (m[1] ?? m[3]) === "-",
-    text: (m[2] ?? m[4] ?? "").trim(),
-  }));
-  return sql.and(
-    terms
-      .filter((t) => t.text.length > 0)
-      .map((t) => {
-        const match = sql.or([d.containsInsensitive(col(a, "message"), t.text), d.containsInsensitive(col(a, "name"), t.text)]);
-        return t.negate ? sql`NOT (${match})` : match;
-      }),
-  );
-}
-
-export function logFilterSql(d: Dialect, f: LogFilter | null | undefined, a: string): Sql {
+export function logFilterSql(d: Dialect, input: LogFilter | null | undefined, a: string): Sql {
+  const f = parsed(LogFilter, input, "log filter");
   if (!f) return sql.empty;
   return combine(f.operator, [
     f.level && has(f.level.ge_) ? sql`${col(a, "level")} >= ${f.level.ge_}` : sql.empty,
@@ -196,11 +203,12 @@ export function logFilterSql(d: Dialect, f: LogFilter | null | undefined, a: str
     combine("and_", timeCriteria(col(a, "timestamp"), f.timestamp)),
     f.flow_run_id && has(f.flow_run_id.any_) ? d.inList(col(a, "flow_run_id"), f.flow_run_id.any_) : sql.empty,
     f.task_run_id ? nullableList(d, col(a, "task_run_id"), f.task_run_id) : sql.empty,
-    f.text && f.text.query.trim() ? logTextSql(d, f.text.query, a) : sql.empty,
+    f.text?.query.trim() ? textSearchSql(d, f.text.query, [col(a, "message"), col(a, "name")]) : sql.empty,
   ]);
 }
 
-export function blockTypeFilterSql(d: Dialect, f: BlockTypeFilter | null | undefined, a: string): Sql {
+export function blockTypeFilterSql(d: Dialect, input: BlockTypeFilter | null | undefined, a: string): Sql {
+  const f = parsed(BlockTypeFilter, input, "block type filter");
   if (!f) return sql.empty;
   return sql.and([
     f.name && has(f.name.like_) ? d.containsInsensitive(col(a, "name"), f.name.like_) : sql.empty,
@@ -208,7 +216,8 @@ export function blockTypeFilterSql(d: Dialect, f: BlockTypeFilter | null | undef
   ]);
 }
 
-export function blockSchemaFilterSql(d: Dialect, f: BlockSchemaFilter | null | undefined, a: string): Sql {
+export function blockSchemaFilterSql(d: Dialect, input: BlockSchemaFilter | null | undefined, a: string): Sql {
+  const f = parsed(BlockSchemaFilter, input, "block schema filter");
   if (!f) return sql.empty;
   return combine(f.operator, [
     f.block_type_id && has(f.block_type_id.any_) ? d.inList(col(a, "block_type_id"), f.block_type_id.any_) : sql.empty,
@@ -218,7 +227,8 @@ export function blockSchemaFilterSql(d: Dialect, f: BlockSchemaFilter | null | u
   ]);
 }
 
-export function blockDocumentFilterSql(d: Dialect, f: BlockDocumentFilter | null | undefined, a: string): Sql {
+export function blockDocumentFilterSql(d: Dialect, input: BlockDocumentFilter | null | undefined, a: string): Sql {
+  const f = parsed(BlockDocumentFilter, input, "block document filter");
   if (!f) return sql.empty;
   return combine(f.operator, [
     f.id && has(f.id.any_) ? d.inList(col(a, "id"), f.id.any_) : sql.empty,

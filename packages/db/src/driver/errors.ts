@@ -75,6 +75,11 @@ export function translatePostgresError(error: unknown): unknown {
   if (PG_BUSY.has(code)) {
     return new BusyError(`PostgreSQL could not complete the statement now (${e.message}); try again.`, { cause: error });
   }
+  if (code === "25P02") {
+    return new InvalidError("An earlier statement in this transaction failed, so PostgreSQL ignores the rest of it; nothing will be committed.", [], {
+      cause: error,
+    });
+  }
   if (code === "23505") {
     return new AlreadyExistsError(`A row with the same key already exists${e.detail ? `: ${e.detail}` : "."}`, e.constraint, { cause: error });
   }

@@ -46,6 +46,7 @@ export const postgresDialect: Dialect = {
     return sql`${column} @> ${new JsonValue(object)}::jsonb`;
   },
   jsonText: (column, key) => sql`(${column} ->> ${key})`,
+  asText: (column) => sql`(${column})::text`,
   startsWith: (column, prefix) => sql`starts_with(${column}, ${prefix}::text)`,
   containsInsensitive: (column, text) => sql`${column} ILIKE ${`%${text}%`}`,
   forUpdate: (alias) => sql.raw(` FOR UPDATE OF ${alias}`),

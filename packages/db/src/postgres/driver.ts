@@ -187,7 +187,12 @@ export class PostgresDriver implements Driver {
       try {
         const result = await this.#current.run(tx, () => fn(tx));
         tx.finish();
-        await run(client, "COMMIT", []);
+        // A statement that failed (its error caught by `fn`) aborts the transaction, and PostgreSQL then
+        // answers COMMIT with a rollback, without an error.
+        const committed = await run(client, "COMMIT", []);
+        if (committed.command === "ROLLBACK") {
+          throw new InvalidError("The transaction was rolled back because a statement in it failed; nothing was committed.");
+        }
         return result;
       } catch (error) {
         tx.finish();

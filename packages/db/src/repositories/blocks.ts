@@ -156,7 +156,7 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       return Number(rows[0]?.n ?? 0);
     },
     async updateType(id, patch) {
-      checkId(id, "block type id");
+      id = checkId(id, "block type id");
       const data = parseInput(BlockTypeUpdate, patch, "block type update");
       const changed = await q.execute(sql`UPDATE block_type SET ${assignments(T.block_type, { ...data, updated: now() })} WHERE id = ${id}`);
       const updated = changed ? await api.getType(id) : null;
@@ -164,7 +164,7 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       return updated;
     },
     async deleteType(id) {
-      checkId(id, "block type id");
+      id = checkId(id, "block type id");
       if ((await q.execute(sql`DELETE FROM block_type WHERE id = ${id}`)) === 0) throw new NotFoundError(`Block type ${id} not found.`);
     },
 
@@ -199,7 +199,7 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       return rows.map(decodeSchema);
     },
     async deleteSchema(id) {
-      checkId(id, "block schema id");
+      id = checkId(id, "block schema id");
       if ((await q.execute(sql`DELETE FROM block_schema WHERE id = ${id}`)) === 0) throw new NotFoundError(`Block schema ${id} not found.`);
     },
     async capabilities() {
@@ -221,7 +221,8 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       await q.execute(insertSql(T.block_schema_reference, row));
       return row;
     },
-    async readSchemaReferences(parentIds) {
+    async readSchemaReferences(ids) {
+      const parentIds = ids.map((id) => checkId(id, "block schema id"));
       if (parentIds.length === 0) return [];
       const rows = await q.query(
         sql`SELECT ${selectList(T.block_schema_reference, "r")} FROM block_schema_reference r WHERE ${d.inList(sql.raw("r.parent_block_schema_id"), parentIds)} ORDER BY r.name, r.id`,
@@ -275,7 +276,7 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       return Number(rows[0]?.n ?? 0);
     },
     async updateDocument(id, patch) {
-      checkId(id, "block document id");
+      id = checkId(id, "block document id");
       const data = parseInput(BlockDocumentUpdate, patch, "block document update");
       const changed = await q.execute(sql`UPDATE block_document SET ${assignments(T.block_document, { ...data, updated: now() })} WHERE id = ${id}`);
       const updated = changed ? await api.getDocument(id) : null;
@@ -283,7 +284,7 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       return updated;
     },
     async deleteDocument(id) {
-      checkId(id, "block document id");
+      id = checkId(id, "block document id");
       if ((await q.execute(sql`DELETE FROM block_document WHERE id = ${id}`)) === 0) throw new NotFoundError(`Block document ${id} not found.`);
     },
     async addDocumentReference(input) {
@@ -303,7 +304,8 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       await q.execute(insertSql(T.block_document_reference, row));
       return row;
     },
-    async readDocumentReferences(parentIds) {
+    async readDocumentReferences(ids) {
+      const parentIds = ids.map((id) => checkId(id, "block document id"));
       if (parentIds.length === 0) return [];
       const rows = await q.query(
         sql`SELECT ${selectList(T.block_document_reference, "r")} FROM block_document_reference r WHERE ${d.inList(sql.raw("r.parent_block_document_id"), parentIds)} ORDER BY r.name, r.id`,
@@ -311,7 +313,7 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       return rows.map(decodeDocRef);
     },
     async deleteDocumentReferences(parentId) {
-      checkId(parentId, "block document id");
+      parentId = checkId(parentId, "block document id");
       await q.execute(sql`DELETE FROM block_document_reference WHERE parent_block_document_id = ${parentId}`);
     },
   };

@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "../sql.js";
-import { bindValue } from "../tables.js";
 import { now } from "../timestamps.js";
 import type { RepositoryContext } from "./context.js";
 
@@ -25,14 +24,14 @@ export function configurationRepository({ q }: RepositoryContext): Configuration
     async set(key, value) {
       const ts = now();
       await q.execute(
-        sql`INSERT INTO configuration (id, created, updated, key, value) VALUES (${randomUUID()}, ${ts}, ${ts}, ${key}, ${bindValue("json", value)})
+        sql`INSERT INTO configuration (id, created, updated, key, value) VALUES (${randomUUID()}, ${ts}, ${ts}, ${key}, ${sql.json(value)})
             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
       );
     },
     async setIfAbsent(key, value) {
       const ts = now();
       await q.execute(
-        sql`INSERT INTO configuration (id, created, updated, key, value) VALUES (${randomUUID()}, ${ts}, ${ts}, ${key}, ${bindValue("json", value)})
+        sql`INSERT INTO configuration (id, created, updated, key, value) VALUES (${randomUUID()}, ${ts}, ${ts}, ${key}, ${sql.json(value)})
             ON CONFLICT (key) DO NOTHING`,
       );
       return api.get(key);

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import type { z } from "zod";
 import type { Queryable } from "../driver/types.js";
 import { InvalidError } from "../errors.js";
 import type { RunWrites } from "../writes.js";

@@ -5,10 +5,11 @@ import type { Dialect } from "../dialect.js";
 import { page, where } from "../filters.js";
 import { checkId } from "../ids.js";
 import type { Page } from "../schemas/common.js";
-import { EventCreate, type EventFilter, type ResourceSpecification, type StoredEvent } from "../schemas/events.js";
+import { EventCreate, type EventFilter, EventFilter as EventFilterSchema, type ResourceSpecification, type StoredEvent } from "../schemas/events.js";
 import { type Sql, sql } from "../sql.js";
 import { rowDecoder, selectList, tables } from "../tables.js";
-import { now, type Timestamp } from "../timestamps.js";
+import { now } from "../timestamps.js";
+import { textSearchSql } from "../text-search.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 
 export interface EventReadOptions extends Page {
@@ -49,7 +50,7 @@ function labelConditions(d: Dialect, column: Sql, labels: ResourceSpecification)
       const negative = values.filter((v) => v.startsWith("!")).map((v) => v.slice(1));
       return sql.and([
         positive.length ? sql.or(positive.map(match)) : sql.empty,
-        ...negative.map((v) => sql`(${text} IS NULL OR NOT (${match(v)}))`),
+        ...negative.map((v) => sql`${text} IS NOT NULL AND NOT (${match(v)})`),
       ]);
     }),
   );
@@ -64,8 +65,9 @@ function idConditions(d: Dialect, column: Sql, ids?: readonly string[] | null, p
 
 const asList = <T>(value: T | T[] | null | undefined): T[] => (value === null || value === undefined ? [] : Array.isArray(value) ? value : [value]);
 
-export function eventFilterSql(d: Dialect, f: EventFilter | null | undefined, a: string): Sql {
-  if (!f) return sql.empty;
+export function eventFilterSql(d: Dialect, input: EventFilter | null | undefined, a: string): Sql {
+  if (input === null || input === undefined) return sql.empty;
+  const f = parseInput(EventFilterSchema, input, "event filter");
   const col = (c: string) => sql.raw(`${a}."${c}"`);
   const conditions: Sql[] = [];
   if (f.occurred?.since) conditions.push(sql`${col("occurred")} >= ${f.occurred.since}`);
@@ -91,9 +93,12 @@ export function eventFilterSql(d: Dialect, f: EventFilter | null | undefined, a:
     if (related.id || related.role || related.labels) {
       conditions.push(sql`EXISTS (SELECT 1 FROM event_resources rer WHERE rer.event_id = ${col("id")} AND ${rowConditions})`);
     }
-    for (const [id, role] of related.resources_in_roles ?? []) {
+    const pairs = related.resources_in_roles ?? [];
+    if (pairs.length > 0) {
       conditions.push(
-        sql`EXISTS (SELECT 1 FROM event_resources rir WHERE rir.event_id = ${col("id")} AND rir.resource_id = ${id} AND rir.resource_role = ${role})`,
+        sql`EXISTS (SELECT 1 FROM event_resources rir WHERE rir.event_id = ${col("id")} AND ${sql.or(
+          pairs.map(([id, role]) => sql`rir.resource_id = ${id} AND rir.resource_role = ${role}`),
+        )})`,
       );
     }
   }
@@ -106,12 +111,9 @@ export function eventFilterSql(d: Dialect, f: EventFilter | null | undefined, a:
   }
   if (f.id?.id) conditions.push(d.inList(col("id"), f.id.id));
   if (f.text?.query.trim()) {
-    for (const term of f.text.query.trim().split(/\s+/)) {
-      const negate = term.startsWith("-") && term.length > 1;
-      const word = negate ? term.slice(1) : term;
-      const match = sql.or([d.containsInsensitive(col("event"), word), d.containsInsensitive(col("resource_id"), word)]);
-      conditions.push(negate ? sql`NOT (${match})` : match);
-    }
+    conditions.push(
+      textSearchSql(d, f.text.query, [col("event"), d.asText(col("resource")), d.asText(col("related")), d.asText(col("payload"))]),
+    );
   }
   return sql.and(conditions);
 }
@@ -173,8 +175,7 @@ export function eventRepository({ q }: RepositoryContext): EventRepository {
     },
 
     async get(id) {
-      checkId(id, "event id");
-      const rows = await q.query(sql`${select} WHERE e.id = ${id}`);
+      const rows = await q.query(sql`${select} WHERE e.id = ${checkId(id, "event id")}`);
       return rows[0] ? decode(rows[0]) : null;
     },
 

@@ -116,8 +116,8 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
       return { row: existing, created: false };
     },
 
-    get: (id) => getWhere(sql`r.id = ${checkId(id, "flow run id")}`),
-    getForUpdate: (id) => getWhere(sql`r.id = ${checkId(id, "flow run id")}`, true),
+    get: async (id) => getWhere(sql`r.id = ${checkId(id, "flow run id")}`),
+    getForUpdate: async (id) => getWhere(sql`r.id = ${checkId(id, "flow run id")}`, true),
 
     async read(options = {}) {
       const rows = await q.query(
@@ -136,7 +136,7 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
     },
 
     async update(id, patch) {
-      checkId(id, "flow run id");
+      id = checkId(id, "flow run id");
       const data = parseInput(FlowRunUpdate, patch, "flow run update");
       const changed = await q.execute(sql`UPDATE flow_run SET ${assignments(flowRunTables.run, { ...data, updated: now() })} WHERE id = ${id}`);
       if (changed === 0) throw new NotFoundError(`Flow run ${id} not found.`);
@@ -146,7 +146,7 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
     },
 
     async delete(id) {
-      checkId(id, "flow run id");
+      id = checkId(id, "flow run id");
       const deleted = await q.execute(sql`DELETE FROM flow_run WHERE id = ${id}`);
       if (deleted === 0) throw new NotFoundError(`Flow run ${id} not found.`);
     },

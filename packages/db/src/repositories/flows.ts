@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { NotFoundError } from "../errors.js";
 import { flowCriteriaSql, page, where } from "../filters.js";
+import { checkId } from "../ids.js";
 import type { Created, Page } from "../schemas/common.js";
 import type { FlowSort, RunCriteria } from "../schemas/filters.js";
 import { type Flow, FlowCreate, FlowUpdate } from "../schemas/runs.js";
@@ -56,7 +57,7 @@ export function flowRepository({ q }: RepositoryContext): FlowRepository {
       return { row: existing, created: false };
     },
 
-    get: (id) => getBy(sql`f."id" = ${id}`),
+    get: async (id) => getBy(sql`f."id" = ${checkId(id, "flow id")}`),
     getByName: (name) => getBy(sql`f."name" = ${name}`),
 
     async read(options = {}) {
@@ -76,6 +77,7 @@ export function flowRepository({ q }: RepositoryContext): FlowRepository {
     },
 
     async update(id, patch) {
+      id = checkId(id, "flow id");
       const data = parseInput(FlowUpdate, patch, "flow update");
       const changes = { ...data, updated: now() };
       const rows = await q.query(sql`UPDATE flow SET ${assignments(spec, changes)} WHERE id = ${id} RETURNING ${selectList(spec, "flow")}`);
@@ -84,6 +86,7 @@ export function flowRepository({ q }: RepositoryContext): FlowRepository {
     },
 
     async delete(id) {
+      id = checkId(id, "flow id");
       const deleted = await q.execute(sql`DELETE FROM flow WHERE id = ${id}`);
       if (deleted === 0) throw new NotFoundError(`Flow ${id} not found.`);
     },

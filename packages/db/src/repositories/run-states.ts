@@ -100,7 +100,7 @@ export function stateHistory<S extends State>({ q, writes }: RepositoryContext, 
 
   return {
     async setState(runId, input, bookkeeping = {}) {
-      checkId(runId, `${kind} id`);
+      runId = checkId(runId, `${kind} id`);
       const state = parseInput(StateCreate, input, "state");
       const extra = parseInput(RunBookkeeping, bookkeeping, "run bookkeeping");
       let row = buildStateRow(t, runId, state);
@@ -122,19 +122,19 @@ export function stateHistory<S extends State>({ q, writes }: RepositoryContext, 
     },
 
     async readStates(runId) {
-      checkId(runId, `${kind} id`);
+      runId = checkId(runId, `${kind} id`);
       const rows = await q.query(sql`${select} WHERE st.${sql.ident(t.parentColumn)} = ${runId} ORDER BY st."timestamp" ASC, st.id`);
       return rows.map(toState);
     },
 
     async getState(stateId) {
-      checkId(stateId, "state id");
+      stateId = checkId(stateId, "state id");
       const rows = await q.query(sql`${select} WHERE st.id = ${stateId}`);
       return rows[0] ? toState(rows[0]) : null;
     },
 
     async deleteState(stateId) {
-      checkId(stateId, "state id");
+      stateId = checkId(stateId, "state id");
       const deleted = await q.execute(sql`DELETE FROM ${sql.ident(t.state.name)} WHERE id = ${stateId}`);
       if (deleted === 0) throw new NotFoundError(`State ${stateId} not found.`);
     },

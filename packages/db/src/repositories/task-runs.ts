@@ -111,8 +111,8 @@ export function taskRunRepository(context: RepositoryContext): TaskRunRepository
       return { row: existing, created: false };
     },
 
-    get: (id) => getWhere(sql`r.id = ${checkId(id, "task run id")}`),
-    getForUpdate: (id) => getWhere(sql`r.id = ${checkId(id, "task run id")}`, true),
+    get: async (id) => getWhere(sql`r.id = ${checkId(id, "task run id")}`),
+    getForUpdate: async (id) => getWhere(sql`r.id = ${checkId(id, "task run id")}`, true),
 
     async read(options = {}) {
       const rows = await q.query(
@@ -131,7 +131,7 @@ export function taskRunRepository(context: RepositoryContext): TaskRunRepository
     },
 
     async update(id, patch) {
-      checkId(id, "task run id");
+      id = checkId(id, "task run id");
       const data = parseInput(TaskRunUpdate, patch, "task run update");
       const changed = await q.execute(sql`UPDATE task_run SET ${assignments(taskRunTables.run, { ...data, updated: now() })} WHERE id = ${id}`);
       if (changed === 0) throw new NotFoundError(`Task run ${id} not found.`);
@@ -141,13 +141,13 @@ export function taskRunRepository(context: RepositoryContext): TaskRunRepository
     },
 
     async delete(id) {
-      checkId(id, "task run id");
+      id = checkId(id, "task run id");
       const deleted = await q.execute(sql`DELETE FROM task_run WHERE id = ${id}`);
       if (deleted === 0) throw new NotFoundError(`Task run ${id} not found.`);
     },
 
     async cacheState(entry) {
-      checkId(entry.task_run_state_id, "task run state id");
+      const stateId = checkId(entry.task_run_state_id, "task run state id");
       const ts = now();
       const row = {
         id: randomUUID(),
@@ -155,7 +155,7 @@ export function taskRunRepository(context: RepositoryContext): TaskRunRepository
         updated: ts,
         cache_key: entry.cache_key,
         cache_expiration: entry.cache_expiration ?? null,
-        task_run_state_id: entry.task_run_state_id,
+        task_run_state_id: stateId,
       };
       await q.execute(insertSql(tables.task_run_state_cache, row));
       return row;

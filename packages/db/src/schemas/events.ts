@@ -81,4 +81,4 @@ export const EventFilter = z.strictObject({
   text: z.strictObject({ query: z.string().max(200) }).nullish(),
   order: z.enum(["ASC", "DESC"]).optional(),
 });
-export type EventFilter = z.infer<typeof EventFilter>;
+export type EventFilter = z.input<typeof EventFilter>;

@@ -28,7 +28,8 @@ export const FlowFilter = z.strictObject({
   name: names,
   tags,
 });
-export type FlowFilter = z.infer<typeof FlowFilter>;
+/** What callers pass (validated and normalised by the repositories). */
+export type FlowFilter = z.input<typeof FlowFilter>;
 
 export const FlowRunFilter = z.strictObject({
   operator,
@@ -48,7 +49,8 @@ export const FlowRunFilter = z.strictObject({
   idempotency_key: criterion({ any_: list(z.string()), not_any_: list(z.string()) }),
   created_by: criterion({ operator, id_: list(Uuid), type_: list(z.string()), is_null_: z.boolean().nullish() }),
 });
-export type FlowRunFilter = z.infer<typeof FlowRunFilter>;
+/** What callers pass (validated and normalised by the repositories). */
+export type FlowRunFilter = z.input<typeof FlowRunFilter>;
 
 export const TaskRunFilter = z.strictObject({
   operator,
@@ -62,7 +64,8 @@ export const TaskRunFilter = z.strictObject({
   subflow_runs: criterion({ exists_: z.boolean().nullish() }),
   flow_run_id: criterion({ operator, any_: list(Uuid), is_null_: z.boolean().nullish() }),
 });
-export type TaskRunFilter = z.infer<typeof TaskRunFilter>;
+/** What callers pass (validated and normalised by the repositories). */
+export type TaskRunFilter = z.input<typeof TaskRunFilter>;
 
 export const LogFilter = z.strictObject({
   operator,
@@ -72,13 +75,15 @@ export const LogFilter = z.strictObject({
   task_run_id: criterion({ any_: list(Uuid), is_null_: z.boolean().nullish() }),
   text: criterion({ query: z.string().max(200) }),
 });
-export type LogFilter = z.infer<typeof LogFilter>;
+/** What callers pass (validated and normalised by the repositories). */
+export type LogFilter = z.input<typeof LogFilter>;
 
 export const BlockTypeFilter = z.strictObject({
   name: criterion({ like_: z.string().nullish() }),
   slug: criterion({ any_: list(z.string()) }),
 });
-export type BlockTypeFilter = z.infer<typeof BlockTypeFilter>;
+/** What callers pass (validated and normalised by the repositories). */
+export type BlockTypeFilter = z.input<typeof BlockTypeFilter>;
 
 export const BlockSchemaFilter = z.strictObject({
   operator,
@@ -87,7 +92,8 @@ export const BlockSchemaFilter = z.strictObject({
   id: criterion({ any_: list(Uuid) }),
   version: criterion({ any_: list(z.string()) }),
 });
-export type BlockSchemaFilter = z.infer<typeof BlockSchemaFilter>;
+/** What callers pass (validated and normalised by the repositories). */
+export type BlockSchemaFilter = z.input<typeof BlockSchemaFilter>;
 
 export const BlockDocumentFilter = z.strictObject({
   operator,
@@ -96,7 +102,8 @@ export const BlockDocumentFilter = z.strictObject({
   block_type_id: criterion({ any_: list(Uuid) }),
   name: criterion({ any_: list(z.string()), like_: z.string().nullish() }),
 });
-export type BlockDocumentFilter = z.infer<typeof BlockDocumentFilter>;
+/** What callers pass (validated and normalised by the repositories). */
+export type BlockDocumentFilter = z.input<typeof BlockDocumentFilter>;
 
 export const FlowSort = z.enum(["CREATED_DESC", "UPDATED_DESC", "NAME_ASC", "NAME_DESC"]);
 export type FlowSort = z.infer<typeof FlowSort>;

@@ -1,5 +1,5 @@
 import type { Dialect } from "../dialect.js";
-import { ArrayValue, JsonValue, render, type Sql, sql } from "../sql.js";
+import { ArrayValue, JsonValue, render, sql } from "../sql.js";
 import { type Timestamp, toTimestamp } from "../timestamps.js";
 
 function encode(value: unknown): unknown {
@@ -53,6 +53,7 @@ export const sqliteDialect: Dialect = {
     return sql.and(entries.map(([key, value]) => sql`json_extract(${column}, ${jsonPath(key)}) = ${value}`));
   },
   jsonText: (column, key) => sql`json_extract(${column}, ${jsonPath(key)})`,
+  asText: (column) => column,
   startsWith: (column, prefix) => sql`substr(${column}, 1, ${[...prefix].length}) = ${prefix}`,
   containsInsensitive: (column, text) => sql`${column} LIKE ${`%${text}%`}`,
   forUpdate: () => sql.empty,

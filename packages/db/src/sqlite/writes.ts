@@ -28,15 +28,21 @@ export const sqliteWrites: RunWrites = {
     const { driver, atomic } = connection(q);
     const runColumns = Object.keys(t.run.columns);
     const runText = insertText(t.run, runColumns, `ON CONFLICT (${t.upsertKey.map(quote).join(", ")}) DO NOTHING`);
-    const runParams = encodeRow(t.run, runColumns, run);
+    // The run points at its first state and the state at its run: insert the run without its pointer,
+    // then the state, then set the pointer, so that every reference is checked at once. (Deferring the
+    // checks would outlive this call inside a transaction, and turning the deferral off again would
+    // discard violations already counted.)
+    const runParams = encodeRow(t.run, runColumns, state ? { ...run, state_id: null } : run);
     const stateColumns = Object.keys(t.state.columns);
     const stateText = insertText(t.state, stateColumns, "");
     const stateParams = state ? encodeRow(t.state, stateColumns, state) : null;
+    const pointerText = `UPDATE ${quote(t.run.name)} SET "state_id" = ? WHERE id = ?`;
     return atomic(() => {
-      // The run points at its first state and the state at its run: check both at COMMIT.
-      if (stateParams) driver.statement("PRAGMA defer_foreign_keys = ON").run();
       if (driver.runQuery(runText, runParams).length === 0) return false;
-      if (stateParams) driver.runQuery(stateText, stateParams);
+      if (stateParams) {
+        driver.runQuery(stateText, stateParams);
+        driver.runExecute(pointerText, [run.state_id, run.id]);
+      }
       return true;
     });
   },

@@ -226,6 +226,7 @@ CREATE TABLE "block_document_reference" (
     "name" TEXT NOT NULL,
     "parent_block_document_id" TEXT NOT NULL,
     "reference_block_document_id" TEXT NOT NULL,
+    CONSTRAINT "ck_block_document_reference__no_self_reference" CHECK ("parent_block_document_id" <> "reference_block_document_id"),
     CONSTRAINT "fk_block_document_reference__parent_block_document_id__block_document" FOREIGN KEY ("parent_block_document_id") REFERENCES "block_document" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
     CONSTRAINT "fk_block_document_reference__reference_block_document_id__block_document" FOREIGN KEY ("reference_block_document_id") REFERENCES "block_document" ("id") ON DELETE CASCADE ON UPDATE CASCADE
 );

@@ -1,0 +1,93 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { InvalidError, loadDatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
+import { checkPostgresVersion, parsePostgresTimestamp } from "../../src/postgres/driver.js";
+import { selectedBackends } from "../support/backends.js";
+import { withDatabase } from "../support/postgres.js";
+
+describe.runIf(selectedBackends().includes("postgres"))("PostgreSQL", () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function admin<T>(fn: (client: pg.Client) => Promise<T>, database?: string): Promise<T> {
+    const url = inject("postgresUrl");
+    const client = new pg.Client({ connectionString: database ? withDatabase(url, database) : url });
+    await client.connect();
+    try {
+      return await fn(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it("refuses servers older than 13 with a clear message", () => {
+    expect(() => checkPostgresVersion(120015, "12.15")).toThrow(InvalidError);
+    expect(() => checkPostgresVersion(120015, "12.15")).toThrow(/PostgreSQL 12\.15 is too old: this server needs PostgreSQL 13 or newer/);
+    expect(() => checkPostgresVersion(130000, "13.0")).not.toThrow();
+  });
+
+  it("reads timestamps back in UTC with their microseconds", () => {
+    expect(parsePostgresTimestamp("2026-11-22 02:34:42.123456+00")).toBe("2026-11-22T02:34:42.123456Z");
+    expect(parsePostgresTimestamp("2026-11-22 02:34:42+00")).toBe("2026-11-22T02:34:42.000000Z");
+    expect(parsePostgresTimestamp("2026-11-22 02:34:42.5+00")).toBe("2026-11-22T02:34:42.500000Z");
+  });
+
+  it("says which statement a superuser must run when the role may not create pg_trgm", async () => {
+    const suffix = randomBytes(4).toString("hex");
+    const database = `prefect_trgm_${suffix}`;
+    const role = `limited_${suffix}`;
+    await admin(async (c) => {
+      await c.query(`CREATE DATABASE ${database}`);
+      await c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'secret'`);
+      await c.query(`REVOKE CREATE ON DATABASE ${database} FROM PUBLIC`);
+      await c.query(`GRANT CONNECT ON DATABASE ${database} TO ${role}`);
+    });
+    cleanups.push(() =>
+      admin(async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+        await c.query(`DROP ROLE IF EXISTS ${role}`);
+      }),
+    );
+    await admin((c) => c.query(`GRANT ALL ON SCHEMA public TO ${role}`), database);
+    const url = new URL(withDatabase(inject("postgresUrl"), database));
+    url.username = role;
+    url.password = "secret";
+    const error = await openDatabase(loadDatabaseConfig({ PREFECT_DATABASE_URL: url.toString() })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as Error).message).toContain(`psql -d ${database} -c 'CREATE EXTENSION IF NOT EXISTS pg_trgm;'`);
+    expect((error as Error).message).not.toContain("secret");
+
+    // Once a superuser has created it, the same role migrates.
+    await admin((c) => c.query("CREATE EXTENSION pg_trgm"), database);
+    const db = await openDatabase(loadDatabaseConfig({ PREFECT_DATABASE_URL: url.toString() }));
+    expect((await db.migrationStatus()).pending).toEqual([]);
+    await db.close();
+  });
+
+  it("keeps at most the configured number of connections", async () => {
+    const database = `prefect_pool_${randomBytes(4).toString("hex")}`;
+    await admin((c) => c.query(`CREATE DATABASE ${database} TEMPLATE prefect_test_template`));
+    cleanups.push(async () => {
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+    });
+    const db = await openDatabase(
+      loadDatabaseConfig({ PREFECT_DATABASE_URL: withDatabase(inject("postgresUrl"), database), PREFECT_SQLALCHEMY_POOL_SIZE: "3" }),
+      { migrate: false },
+    );
+    try {
+      const { row: flow } = await db.flows.create({ name: "pool" });
+      await Promise.all(Array.from({ length: 30 }, () => db.flowRuns.create({ flow_id: flow.id, state: { type: "PENDING" } })));
+      const connections = await admin(async (c) => {
+        const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1", [database]);
+        return r.rows[0].n as number;
+      });
+      expect(connections).toBeLessThanOrEqual(3);
+      expect(await db.flowRuns.count()).toBe(30);
+    } finally {
+      await db.close();
+    }
+  });
+});
