@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    globalSetup: ["./test/support/global-setup.ts"],
+    globalSetup: ["./src/testing/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: "forks",

@@ -13,7 +13,7 @@ import {
   InvalidError,
   NotFoundError,
 } from "../../src/index.js";
-import { describeEachBackend } from "../support/database.js";
+import { describeEachBackend } from "../../src/testing/database.js";
 
 /** Filters as the API receives them (parsed: defaults applied, ids lower-cased). */
 const schemaFilter = (filter: z.input<typeof BlockSchemaFilter>) => BlockSchemaFilter.parse(filter);

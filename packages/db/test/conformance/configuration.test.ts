@@ -1,5 +1,5 @@
 import { expect, it } from "vitest";
-import { describeEachBackend } from "../support/database.js";
+import { describeEachBackend } from "../../src/testing/database.js";
 
 describeEachBackend("configuration", (t) => {
   it("returns undefined for a missing key", async () => {

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { z } from "zod";
 import { type Flow, FlowFilter, FlowRunFilter, type FlowSort, InvalidError, NotFoundError, type RunCriteria, TaskRunFilter } from "../../src/index.js";
-import { describeEachBackend } from "../support/database.js";
+import { describeEachBackend } from "../../src/testing/database.js";
 
 const flowFilter = (f: z.input<typeof FlowFilter>) => FlowFilter.parse(f);
 const runFilter = (f: z.input<typeof FlowRunFilter>) => FlowRunFilter.parse(f);

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { expect, it } from "vitest";
 import type { z } from "zod";
 import { addSeconds, InvalidError, type LogCreate, LogFilter, type LogReadOptions } from "../../src/index.js";
-import { describeEachBackend } from "../support/database.js";
+import { describeEachBackend } from "../../src/testing/database.js";
 
 const T0 = "2026-03-01T12:00:00.000000Z";
 const at = (seconds: number) => addSeconds(T0, seconds);

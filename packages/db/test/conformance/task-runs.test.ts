@@ -14,7 +14,7 @@ import {
   type TaskRunSort,
   type Timestamp,
 } from "../../src/index.js";
-import { describeEachBackend } from "../support/database.js";
+import { describeEachBackend } from "../../src/testing/database.js";
 
 const flowFilter = (f: z.input<typeof FlowFilter>) => FlowFilter.parse(f);
 const runFilter = (f: z.input<typeof FlowRunFilter>) => FlowRunFilter.parse(f);

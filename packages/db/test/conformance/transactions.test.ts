@@ -1,6 +1,6 @@
 import { beforeEach, expect, it } from "vitest";
 import { AlreadyExistsError, type Flow, InvalidError, isDatabaseError, type Repositories } from "../../src/index.js";
-import { describeEachBackend } from "../support/database.js";
+import { describeEachBackend } from "../../src/testing/database.js";
 
 class Boom extends Error {}
 

@@ -7,8 +7,8 @@ import type { EmbeddedMigration } from "../../src/migrations/types.js";
 import { PostgresDriver } from "../../src/postgres/driver.js";
 import { sql } from "../../src/sql.js";
 import { SqliteDriver } from "../../src/sqlite/driver.js";
-import { selectedBackends } from "../support/backends.js";
-import { freshConfig } from "../support/database.js";
+import { selectedBackends } from "../../src/testing/backends.js";
+import { freshConfig } from "../../src/testing/database.js";
 
 async function driverFor(config: DatabaseConfig): Promise<Driver> {
   return config.backend === "sqlite" ? new SqliteDriver(config) : PostgresDriver.open(config);

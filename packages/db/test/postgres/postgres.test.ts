@@ -3,8 +3,8 @@ import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { InvalidError, loadDatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
 import { checkPostgresVersion, parsePostgresTimestamp } from "../../src/postgres/driver.js";
-import { selectedBackends } from "../support/backends.js";
-import { withDatabase } from "../support/postgres.js";
+import { selectedBackends } from "../../src/testing/backends.js";
+import { withDatabase } from "../../src/testing/postgres.js";
 
 describe.runIf(selectedBackends().includes("postgres"))("PostgreSQL", () => {
   const cleanups: (() => Promise<void>)[] = [];

@@ -10,8 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DatabaseConfig, openDatabase } from "../../src/index.js";
-import { selectedBackends, type TestBackend } from "../support/backends.js";
-import { freshConfig } from "../support/database.js";
+import { selectedBackends, type TestBackend } from "../../src/testing/backends.js";
+import { freshConfig } from "../../src/testing/database.js";
 import { type DbSchema, type DbTable, introspectPostgres, introspectSqlite } from "./introspect.js";
 import {
   columnFields,

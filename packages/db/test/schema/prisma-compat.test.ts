@@ -20,8 +20,8 @@ import { PostgresDriver } from "../../src/postgres/driver.js";
 import { sql } from "../../src/sql.js";
 import { SqliteDriver } from "../../src/sqlite/driver.js";
 import { rowDecoder, selectList, tables } from "../../src/tables.js";
-import { selectedBackends, type TestBackend } from "../support/backends.js";
-import { freshConfig } from "../support/database.js";
+import { selectedBackends, type TestBackend } from "../../src/testing/backends.js";
+import { freshConfig } from "../../src/testing/database.js";
 import { engineCall, loadDatamodel, migrationsList, NO_FILTER, openSchemaEngine, type Provider, readMigrations, readSchema, tableOf } from "./prisma.js";
 
 type Row = Record<string, unknown>;

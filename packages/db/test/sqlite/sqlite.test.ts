@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidError, loadDatabaseConfig, openDatabase } from "../../src/index.js";
 import { sqliteMigrations } from "../../src/generated/migrations.js";
 import { checkSqliteVersion } from "../../src/sqlite/driver.js";
-import { selectedBackends } from "../support/backends.js";
+import { selectedBackends } from "../../src/testing/backends.js";
 
 const run = promisify(execFile);
 const built = join(import.meta.dirname, "../../dist/index.js");

@@ -7,12 +7,6 @@ import type { TestProject } from "vitest/node";
 import { selectedBackends } from "./backends.js";
 import { startPostgres, TEMPLATE_DATABASE, withDatabase } from "./postgres.js";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    postgresUrl: string;
-  }
-}
-
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   if (!selectedBackends().includes("postgres")) return undefined;
   const server = await startPostgres();
@@ -27,7 +21,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
 }
 
 async function buildTemplate(adminUrl: string): Promise<void> {
-  const { openDatabase, loadDatabaseConfig } = await import("../../src/index.js");
+  const { openDatabase, loadDatabaseConfig } = await import("../index.js");
   const pg = (await import("pg")).default;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, inject } from "vitest";
-import { type Database, type DatabaseConfig, loadDatabaseConfig, openDatabase } from "../../src/index.js";
+import { type Database, type DatabaseConfig, loadDatabaseConfig, openDatabase } from "../index.js";
 import { selectedBackends, type TestBackend } from "./backends.js";
 import { createTestDatabase } from "./postgres.js";
 
