@@ -4,14 +4,23 @@ import { postgresMigrations, sqliteMigrations } from "./generated/migrations.js"
 import { type MigrationStatus, Migrator } from "./migrations/migrator.js";
 import { PostgresDriver } from "./postgres/driver.js";
 import { postgresWrites } from "./postgres/writes.js";
+import { type ArtifactRepository, artifactRepository } from "./repositories/artifacts.js";
+import { type AutomationRepository, automationRepository } from "./repositories/automations.js";
 import { type BlockRepository, blockRepository } from "./repositories/blocks.js";
 import { type ConfigurationRepository, configurationRepository } from "./repositories/configuration.js";
+import { type DeploymentRepository, deploymentRepository } from "./repositories/deployments.js";
+import { type ConcurrencyLimitRepository, concurrencyLimitRepository } from "./repositories/concurrency-limits.js";
+import { type CsrfTokenRepository, csrfTokenRepository } from "./repositories/csrf-tokens.js";
+import { type FlowRunInputRepository, flowRunInputRepository } from "./repositories/flow-run-inputs.js";
+import { type SavedSearchRepository, savedSearchRepository } from "./repositories/saved-searches.js";
+import { type VariableRepository, variableRepository } from "./repositories/variables.js";
 import type { RepositoryContext } from "./repositories/context.js";
 import { type EventRepository, eventRepository } from "./repositories/events.js";
 import { type FlowRunRepository, flowRunRepository } from "./repositories/flow-runs.js";
 import { type FlowRepository, flowRepository } from "./repositories/flows.js";
 import { type LogRepository, logRepository } from "./repositories/logs.js";
 import { type TaskRunRepository, taskRunRepository } from "./repositories/task-runs.js";
+import { type WorkPoolRepository, workPoolRepository } from "./repositories/work-pools.js";
 import { sql } from "./sql.js";
 import { SqliteDriver } from "./sqlite/driver.js";
 import { sqliteWrites } from "./sqlite/writes.js";
@@ -26,6 +35,15 @@ export interface Repositories {
   readonly events: EventRepository;
   readonly blocks: BlockRepository;
   readonly configuration: ConfigurationRepository;
+  readonly deployments: DeploymentRepository;
+  readonly workPools: WorkPoolRepository;
+  readonly concurrencyLimits: ConcurrencyLimitRepository;
+  readonly variables: VariableRepository;
+  readonly savedSearches: SavedSearchRepository;
+  readonly flowRunInputs: FlowRunInputRepository;
+  readonly csrfTokens: CsrfTokenRepository;
+  readonly artifacts: ArtifactRepository;
+  readonly automations: AutomationRepository;
   /** Runs `fn` atomically: a transaction, or a savepoint inside the current one. */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
 }
@@ -71,6 +89,15 @@ function repositories(context: RepositoryContext): Repositories {
     events: eventRepository(context),
     blocks: blockRepository(context),
     configuration: configurationRepository(context),
+    deployments: deploymentRepository(context),
+    workPools: workPoolRepository(context),
+    concurrencyLimits: concurrencyLimitRepository(context),
+    variables: variableRepository(context),
+    savedSearches: savedSearchRepository(context),
+    flowRunInputs: flowRunInputRepository(context),
+    csrfTokens: csrfTokenRepository(context),
+    artifacts: artifactRepository(context),
+    automations: automationRepository(context),
   };
 }
 

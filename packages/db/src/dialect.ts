@@ -5,7 +5,7 @@
  * membership, row locks). Everything else in the repositories is shared SQL.
  */
 import type { Backend } from "./config.js";
-import type { RenderedSql, Sql } from "./sql.js";
+import { type RenderedSql, type Sql, sql } from "./sql.js";
 import type { Timestamp } from "./timestamps.js";
 
 export interface Dialect {
@@ -36,6 +36,10 @@ export interface Dialect {
   jsonObjectContains(column: Sql, object: Readonly<Record<string, string>>): Sql;
   /** The text value under `key` of the JSON object in `column`. */
   jsonText(column: Sql, key: string): Sql;
+  /** A non-negative number expression truncated to an integer. */
+  truncate(expression: Sql): Sql;
+  /** A timestamp column as seconds since the Unix epoch (fractional). */
+  epochSeconds(column: Sql): Sql;
   /** A column's value as text (JSON included), for substring search. */
   asText(column: Sql): Sql;
   /** Case-sensitive prefix match. */
@@ -47,4 +51,9 @@ export interface Dialect {
    * on PostgreSQL; nothing on SQLite, where the IMMEDIATE transaction already excludes other writers.
    */
   forUpdate(alias: string): Sql;
+}
+
+/** `later - earlier` in seconds, for two timestamp expressions (columns or bound values). */
+export function secondsBetween(d: Dialect, later: Sql, earlier: Sql): Sql {
+  return sql`(${d.epochSeconds(later)} - ${d.epochSeconds(earlier)})`;
 }

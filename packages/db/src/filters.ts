@@ -4,11 +4,13 @@
  */
 import type { Dialect } from "./dialect.js";
 import type { z } from "zod";
+import { checkId } from "./ids.js";
 import { parseInput } from "./repositories/context.js";
 import {
   BlockDocumentFilter,
   BlockSchemaFilter,
   BlockTypeFilter,
+  DeploymentFilter,
   FlowFilter,
   FlowRunFilter,
   LogFilter,
@@ -91,6 +93,11 @@ function flowFilterSql(d: Dialect, f: Parsed<typeof FlowFilter>, a: string): Sql
     combine("and_", idCriteria(d, col(a, "id"), f.id)),
     combine("and_", nameCriteria(d, col(a, "name"), f.name)),
     tagCriteria(d, col(a, "tags"), f.tags),
+    f.deployment && has(f.deployment.is_null_)
+      ? f.deployment.is_null_
+        ? sql`${col(a, "id")} NOT IN (SELECT fdep.flow_id FROM deployment fdep)`
+        : sql`${col(a, "id")} IN (SELECT fdep.flow_id FROM deployment fdep)`
+      : sql.empty,
   ]);
 }
 
@@ -157,9 +164,21 @@ function parseCriteria(c: RunCriteria) {
   };
 }
 
+/** Conjunction of the non-empty conditions; empty when there are none. */
+const allOf = (parts: Sql[]): Sql => combine("and_", parts);
+
+/** The deployment and work queue restrictions of `criteria` on the flow run aliased `a`. */
+function runPlacementSql(d: Dialect, criteria: RunCriteria, a: string): Sql {
+  const ids = (values: readonly string[]) => values.map((v) => checkId(v, "id"));
+  return allOf([
+    has(criteria.deployment_ids) ? d.inList(col(a, "deployment_id"), ids(criteria.deployment_ids)) : sql.empty,
+    has(criteria.work_queue_ids) ? d.inList(col(a, "work_queue_id"), ids(criteria.work_queue_ids)) : sql.empty,
+  ]);
+}
+
 export function flowCriteriaSql(d: Dialect, criteria: RunCriteria, a: string): Sql {
   const c = parseCriteria(criteria);
-  const runs = flowRunFilterSql(d, c.flow_runs, "cfr");
+  const runs = allOf([flowRunFilterSql(d, c.flow_runs, "cfr"), runPlacementSql(d, criteria, "cfr")]);
   const tasks = taskRunFilterSql(d, c.task_runs, "ctr");
   const taskExists = tasks.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM task_run ctr WHERE ctr.flow_run_id = cfr.id AND ${tasks})`;
   const runConditions = sql.and([runs, taskExists].filter((s) => !s.isEmpty));
@@ -176,6 +195,7 @@ export function flowRunCriteriaSql(d: Dialect, criteria: RunCriteria, a: string)
   const tasks = taskRunFilterSql(d, c.task_runs, "ctr");
   return sql.and([
     flowRunFilterSql(d, c.flow_runs, a),
+    runPlacementSql(d, criteria, a),
     flows.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM flow cf WHERE cf.id = ${col(a, "flow_id")} AND ${flows})`,
     tasks.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM task_run ctr WHERE ctr.flow_run_id = ${col(a, "id")} AND ${tasks})`,
   ]);
@@ -184,7 +204,7 @@ export function flowRunCriteriaSql(d: Dialect, criteria: RunCriteria, a: string)
 /** Conditions for `task_run` rows (alias `a`) from criteria on the task run, its flow run and flow. */
 export function taskRunCriteriaSql(d: Dialect, criteria: RunCriteria, a: string): Sql {
   const c = parseCriteria(criteria);
-  const runs = flowRunFilterSql(d, c.flow_runs, "cfr");
+  const runs = allOf([flowRunFilterSql(d, c.flow_runs, "cfr"), runPlacementSql(d, criteria, "cfr")]);
   const flows = flowFilterSql(d, c.flows, "cf");
   const flowExists = flows.isEmpty ? sql.empty : sql`EXISTS (SELECT 1 FROM flow cf WHERE cf.id = cfr.flow_id AND ${flows})`;
   const runConditions = sql.and([runs, flowExists].filter((s) => !s.isEmpty));
@@ -235,6 +255,26 @@ export function blockDocumentFilterSql(d: Dialect, input: BlockDocumentFilter | 
     f.is_anonymous && has(f.is_anonymous.eq_) ? sql`${col(a, "is_anonymous")} = ${f.is_anonymous.eq_}` : sql.empty,
     f.block_type_id && has(f.block_type_id.any_) ? d.inList(col(a, "block_type_id"), f.block_type_id.any_) : sql.empty,
     combine("and_", nameCriteria(d, col(a, "name"), f.name)),
+  ]);
+}
+
+/** Conditions for `deployment` rows (alias `a`); `flow_or_deployment_name` also looks at the deployment's flow. */
+export function deploymentFilterSql(d: Dialect, input: DeploymentFilter | null | undefined, a: string): Sql {
+  const f = parsed(DeploymentFilter, input, "deployment filter");
+  if (!f) return sql.empty;
+  const like = f.flow_or_deployment_name?.like_;
+  return combine(f.operator, [
+    combine("and_", idCriteria(d, col(a, "id"), f.id)),
+    combine("and_", nameCriteria(d, col(a, "name"), f.name)),
+    like
+      ? sql.or([
+          d.containsInsensitive(col(a, "name"), like),
+          sql`EXISTS (SELECT 1 FROM flow dff WHERE dff.id = ${col(a, "flow_id")} AND ${d.containsInsensitive(sql.raw("dff.name"), like)})`,
+        ])
+      : sql.empty,
+    f.paused && has(f.paused.eq_) ? sql`${col(a, "paused")} = ${f.paused.eq_}` : sql.empty,
+    tagCriteria(d, col(a, "tags"), f.tags),
+    f.work_queue_name && has(f.work_queue_name.any_) ? d.inList(col(a, "work_queue_name"), f.work_queue_name.any_) : sql.empty,
   ]);
 }
 

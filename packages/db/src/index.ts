@@ -2,17 +2,54 @@ export { type Backend, type DatabaseConfig, type PostgresConfig, type SqliteConf
 export { type Database, type DatabaseHealth, type OpenOptions, type Repositories, openDatabase } from "./database.js";
 export { AlreadyExistsError, BusyError, DatabaseError, InvalidError, isDatabaseError, MigrationError, NotFoundError } from "./errors.js";
 export type { AppliedMigration, MigrationStatus } from "./migrations/migrator.js";
+export type {
+  ArtifactCollectionCriteria,
+  ArtifactCollectionReadOptions,
+  ArtifactCriteria,
+  ArtifactReadOptions,
+  ArtifactRelatedCriteria,
+  ArtifactRepository,
+} from "./repositories/artifacts.js";
+export type { AutomationStateRepository } from "./repositories/automation-state.js";
+export type { AutomationReadOptions, AutomationRepository, RelatedAutomationOptions } from "./repositories/automations.js";
 export type { BlockDocumentReadOptions, BlockRepository, BlockSchemaReadOptions, BlockTypeReadOptions } from "./repositories/blocks.js";
 export type { ConfigurationRepository } from "./repositories/configuration.js";
-export type { EventReadOptions, EventRepository } from "./repositories/events.js";
+export type { DeploymentCriteria, DeploymentReadOptions, DeploymentRepository, FutureRunDeletionOptions } from "./repositories/deployments.js";
+export type { ConcurrencyLimitRepository } from "./repositories/concurrency-limits.js";
+export type { CsrfTokenRepository } from "./repositories/csrf-tokens.js";
+export type { FlowRunInputRepository } from "./repositories/flow-run-inputs.js";
+export type { SavedSearchRepository } from "./repositories/saved-searches.js";
+export type { VariableReadOptions, VariableRepository } from "./repositories/variables.js";
+export type { EventGroupCount, EventGrouping, EventReadOptions, EventRepository } from "./repositories/events.js";
 export type { FlowRunReadOptions, FlowRunRepository } from "./repositories/flow-runs.js";
 export type { FlowReadOptions, FlowRepository } from "./repositories/flows.js";
 export { type Log, LogCreate, type LogReadOptions, type LogRepository } from "./repositories/logs.js";
-export type { StateHistory } from "./repositories/run-states.js";
+export type { HistoryInterval, HistoryOptions, HistoryStateCount, StateHistory } from "./repositories/run-states.js";
 export type { TaskRunReadOptions, TaskRunRepository } from "./repositories/task-runs.js";
+export type { TaskRunEventsRecorded } from "./repositories/task-run-recorder.js";
+export type {
+  PollTimeoutOptions,
+  WorkerHealthOptions,
+  WorkerReadOptions,
+  WorkPoolReadOptions,
+  WorkPoolRepository,
+  WorkQueueReadOptions,
+} from "./repositories/work-pools.js";
+export * from "./schemas/artifacts.js";
+export * from "./schemas/automations.js";
 export * from "./schemas/blocks.js";
 export * from "./schemas/common.js";
+export * from "./schemas/deployments.js";
+export * from "./schemas/concurrency-limits.js";
+export * from "./schemas/csrf-tokens.js";
 export * from "./schemas/events.js";
+export * from "./schemas/flow-run-inputs.js";
 export * from "./schemas/filters.js";
 export * from "./schemas/runs.js";
+export * from "./schemas/saved-searches.js";
+export * from "./schemas/variables.js";
+export * from "./schemas/work-pools.js";
+export { randomRunName } from "./names.js";
 export * from "./timestamps.js";
+export * from "./schedules.js";
+export { parseTextSearch, type TextSearchQuery } from "./text-search.js";

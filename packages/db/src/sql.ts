@@ -66,12 +66,15 @@ sql.and = (conditions: readonly Sql[]): Sql => {
   return sql`(${sql.join(present, ") AND (")})`;
 };
 
-/** Disjunction of the non-empty conditions; TRUE when there are none. */
+/**
+ * Disjunction of the non-empty conditions; TRUE when there are none. Parenthesised as a whole, so it
+ * stays one condition after a plain `AND` in a template (`... WHERE x = y AND ${sql.or(...)}`).
+ */
 sql.or = (conditions: readonly Sql[]): Sql => {
   const present = conditions.filter((c) => !c.isEmpty);
   if (present.length === 0) return sql.raw("1=1");
   if (present.length === 1) return present[0]!;
-  return sql`(${sql.join(present, ") OR (")})`;
+  return sql`((${sql.join(present, ") OR (")}))`;
 };
 
 sql.json = (value: unknown): JsonValue => new JsonValue(value);

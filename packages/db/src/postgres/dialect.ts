@@ -46,6 +46,8 @@ export const postgresDialect: Dialect = {
     return sql`${column} @> ${new JsonValue(object)}::jsonb`;
   },
   jsonText: (column, key) => sql`(${column} ->> ${key})`,
+  truncate: (expression) => sql`trunc(${expression})::integer`,
+  epochSeconds: (column) => sql`EXTRACT(EPOCH FROM CAST(${column} AS timestamptz))::double precision`,
   asText: (column) => sql`(${column})::text`,
   startsWith: (column, prefix) => sql`starts_with(${column}, ${prefix}::text)`,
   containsInsensitive: (column, text) => sql`${column} ILIKE ${`%${text}%`}`,

@@ -3,12 +3,13 @@ import { z } from "zod";
 import { insertMany } from "../batch.js";
 import type { Dialect } from "../dialect.js";
 import { page, where } from "../filters.js";
+import { InvalidError } from "../errors.js";
 import { checkId } from "../ids.js";
 import type { Page } from "../schemas/common.js";
 import { EventCreate, type EventFilter, EventFilter as EventFilterSchema, type ResourceSpecification, type StoredEvent } from "../schemas/events.js";
 import { type Sql, sql } from "../sql.js";
 import { rowDecoder, selectList, tables } from "../tables.js";
-import { now } from "../timestamps.js";
+import { now, type Timestamp, toMicros } from "../timestamps.js";
 import { textSearchSql } from "../text-search.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 
@@ -27,6 +28,24 @@ export interface EventRepository {
   count(filter?: EventFilter | null): Promise<number>;
   /** Number of matching events per event name or per primary resource id. */
   countBy(filter: EventFilter | null | undefined, countable: "event" | "resource"): Promise<{ value: string; count: number }[]>;
+  /**
+   * Matching events grouped as Prefect's `count-by` counts them: by event name (labelled with it), by
+   * primary resource id (labelled with the newest event's `prefect.resource.name`, else `prefect.name`,
+   * else the id), or by time bucket (`value` = the bucket's index, counting `intervalSeconds` wide
+   * buckets from `origin`, which must not be later than the filter's `occurred.since`). Each group has
+   * its count and the oldest and newest `occurred`. Unordered.
+   */
+  countGroups(filter: EventFilter | null | undefined, group: EventGrouping): Promise<EventGroupCount[]>;
+}
+
+export type EventGrouping = { readonly by: "event" | "resource" } | { readonly by: "time"; readonly origin: Timestamp; readonly intervalSeconds: number };
+
+export interface EventGroupCount {
+  value: string;
+  label: string;
+  count: number;
+  start_time: Timestamp;
+  end_time: Timestamp;
 }
 
 const EventBatch = z.array(EventCreate);
@@ -202,6 +221,44 @@ export function eventRepository({ q }: RepositoryContext): EventRepository {
         sql`SELECT ${column} AS value, count(*) AS n FROM events e${where(eventFilterSql(q.dialect, filter, "e"))} GROUP BY ${column} ORDER BY ${column}`,
       );
       return rows.map((r) => ({ value: r.value, count: Number(r.n) }));
+    },
+
+    async countGroups(filter, group) {
+      const d = q.dialect;
+      let value: Sql;
+      let label: Sql;
+      if (group.by === "time") {
+        if (!(group.intervalSeconds > 0)) throw new InvalidError("The interval must be greater than 0.");
+        const origin = toMicros(group.origin) / 1e6;
+        value = d.truncate(sql`(${d.epochSeconds(sql.raw(`e."occurred"`))} - ${origin}) / ${group.intervalSeconds}`);
+        label = value;
+      } else if (group.by === "event") {
+        value = sql.raw(`e."event"`);
+        label = value;
+      } else {
+        value = sql.raw(`e."resource_id"`);
+        label = sql`COALESCE(${d.jsonText(sql.raw(`e."resource"`), "prefect.resource.name")}, ${d.jsonText(sql.raw(`e."resource"`), "prefect.name")}, e."resource_id")`;
+      }
+      // Counted per (value, label), then each value takes the label of its newest events and is summed
+      // up again (a resource's name may have changed over time).
+      const rows = await q.query<{ value: unknown; label: unknown; n: unknown; start_time: unknown; end_time: unknown }>(sql`
+        SELECT w.value AS value, w.label AS label, SUM(w.n) AS n, MIN(w.oldest) AS start_time, MAX(w.latest) AS end_time
+        FROM (
+          SELECT f.value, FIRST_VALUE(f.label) OVER (PARTITION BY f.value ORDER BY f.latest DESC) AS label, f.n, f.oldest, f.latest
+          FROM (
+            SELECT ${value} AS value, ${label} AS label, MAX(e."occurred") AS latest, MIN(e."occurred") AS oldest, count(*) AS n
+            FROM events e${where(eventFilterSql(d, filter, "e"))}
+            GROUP BY 1, 2
+          ) f
+        ) w
+        GROUP BY w.value, w.label`);
+      return rows.map((r) => ({
+        value: String(r.value),
+        label: String(r.label),
+        count: Number(r.n),
+        start_time: d.decodeTimestamp(r.start_time),
+        end_time: d.decodeTimestamp(r.end_time),
+      }));
     },
   };
 }

@@ -1,3 +1,4 @@
+import { secondsBetween } from "../dialect.js";
 import { randomUUID } from "node:crypto";
 import { InvalidError, NotFoundError } from "../errors.js";
 import { flowRunCriteriaSql, page, where } from "../filters.js";
@@ -8,10 +9,11 @@ import type { FlowRunSort, RunCriteria } from "../schemas/filters.js";
 import { type FlowRun, FlowRunCreate, type FlowRunState, FlowRunUpdate } from "../schemas/runs.js";
 import { sql } from "../sql.js";
 import { assignments, tables } from "../tables.js";
-import { now } from "../timestamps.js";
+import { now, type Timestamp } from "../timestamps.js";
 import type { RunTables } from "../writes.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 import { buildStateRow, orderBy, pointerTo, runReader, type StateHistory, stateFromRow, stateHistory } from "./run-states.js";
+import { type HistoryInterval, type HistoryOptions, runHistory } from "./run-states.js";
 
 export const flowRunTables: RunTables = {
   run: tables.flow_run,
@@ -40,6 +42,14 @@ export interface FlowRunRepository extends StateHistory<FlowRunState> {
   count(criteria?: RunCriteria): Promise<number>;
   /** Throws NotFoundError for an unknown id. */
   update(id: string, patch: FlowRunUpdate): Promise<FlowRun>;
+  /** Runs counted per interval of expected start time and per state (Prefect's run history). */
+  history(criteria: RunCriteria, options: HistoryOptions): Promise<HistoryInterval[]>;
+  /**
+   * The average lateness in seconds of the matching runs (Prefect's `/flow_runs/lateness`): how much
+   * later than expected a run started or, not started and not finished, is as of `at`; 0 for the
+   * others. Null when no run matches.
+   */
+  averageLateness(criteria: RunCriteria, at?: Timestamp): Promise<number | null>;
   /** Deletes the run with its states and task runs. Throws NotFoundError for an unknown id. */
   delete(id: string): Promise<void>;
 }
@@ -110,14 +120,29 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
         ...(stateRow ? pointerTo(stateRow) : {}),
       };
       const inserted = await writes.insertRun(q, flowRunTables, run, stateRow);
-      if (inserted) return { row: { ...run, state: stateRow ? stateFromRow(stateRow) : null } as unknown as FlowRun, created: true };
+      if (inserted) {
+        // The work pool comes from the queue: read it back when there is one.
+        const row = run.work_queue_id ? await getWhere(sql`r.id = ${id}`) : null;
+        return {
+          row: row ?? ({ ...run, work_pool_id: null, work_pool_name: null, state: stateRow ? stateFromRow(stateRow) : null } as unknown as FlowRun),
+          created: true,
+        };
+      }
       const existing = await getWhere(sql`r.flow_id = ${data.flow_id} AND r.idempotency_key = ${data.idempotency_key ?? null}`);
       if (!existing) throw new InvalidError(`Flow run ${id} could not be created; try again.`);
       return { row: existing, created: false };
     },
 
     get: async (id) => getWhere(sql`r.id = ${checkId(id, "flow run id")}`),
-    getForUpdate: async (id) => getWhere(sql`r.id = ${checkId(id, "flow run id")}`, true),
+    async getForUpdate(id) {
+      id = checkId(id, "flow run id");
+      // Lock the row first, then read it: PostgreSQL re-checks a locked row it had to wait for, but a
+      // joined row (the current state) would still be the one of its first look, before the writer
+      // that held the lock moved the run on.
+      const lock = q.dialect.forUpdate("r");
+      if (!lock.isEmpty && (await q.query(sql`SELECT r.id FROM flow_run r WHERE r.id = ${id}${lock}`)).length === 0) return null;
+      return getWhere(sql`r.id = ${id}`);
+    },
 
     async read(options = {}) {
       const rows = await q.query(
@@ -143,6 +168,21 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
       const run = await getWhere(sql`r.id = ${id}`);
       if (!run) throw new NotFoundError(`Flow run ${id} not found.`);
       return run;
+    },
+
+    history: (criteria, options) => runHistory(q, "flow_run", flowRunCriteriaSql(q.dialect, criteria, "r"), options),
+
+    async averageLateness(criteria, at = now()) {
+      const d = q.dialect;
+      const rows = await q.query<{ lateness: number | string | null }>(sql`
+        SELECT AVG(CASE
+          WHEN r.start_time > r.expected_start_time THEN ${secondsBetween(d, sql.raw("r.start_time"), sql.raw("r.expected_start_time"))}
+          WHEN r.start_time IS NULL AND r.state_type NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED') AND r.expected_start_time < ${at}
+            THEN ${secondsBetween(d, sql`${at}`, sql.raw("r.expected_start_time"))}
+          ELSE 0 END) AS lateness
+        FROM flow_run r${where(flowRunCriteriaSql(d, criteria, "r"))}`);
+      const value = rows[0]?.lateness;
+      return value === null || value === undefined ? null : Number(value);
     },
 
     async delete(id) {

@@ -9,7 +9,7 @@ import { checkId } from "../ids.js";
 import { RunBookkeeping, type State, StateCreate, defaultStateName } from "../schemas/runs.js";
 import { type Sql, sql } from "../sql.js";
 import { rowDecoder, selectList } from "../tables.js";
-import { fromMicros, now, type Timestamp, toMicros } from "../timestamps.js";
+import { fromMicros, now, type Timestamp, toMicros, toTimestamp } from "../timestamps.js";
 import type { RunTables } from "../writes.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 
@@ -61,17 +61,29 @@ export interface RunReader<Run> {
   decode(row: Record<string, unknown>): Run;
 }
 
-/** Selects a run (alias `r`) with its current state (columns prefixed `s_`) and decodes both. */
+/**
+ * Selects a run (alias `r`) with its current state (columns prefixed `s_`) and decodes both. Flow runs
+ * also carry the work pool of their work queue (`work_pool_id`, `work_pool_name`), as Prefect's API
+ * shows them.
+ */
 export function runReader<Run>(dialect: Dialect, t: RunTables): RunReader<Run> {
   const decodeRun = rowDecoder(dialect, t.run);
   const decodeState = rowDecoder(dialect, t.state, "s_");
+  const withPool = t.run.name === "flow_run";
+  const pool = withPool
+    ? { columns: sql`, wp.id AS wp_id, wp.name AS wp_name`, joins: sql` LEFT JOIN work_queue wq ON wq.id = r.work_queue_id LEFT JOIN work_pool wp ON wp.id = wq.work_pool_id` }
+    : { columns: sql.empty, joins: sql.empty };
   return {
-    select: sql`SELECT ${selectList(t.run, "r")}, ${selectList(t.state, "s", "s_")} FROM ${sql.ident(t.run.name)} r LEFT JOIN ${sql.ident(
+    select: sql`SELECT ${selectList(t.run, "r")}, ${selectList(t.state, "s", "s_")}${pool.columns} FROM ${sql.ident(t.run.name)} r LEFT JOIN ${sql.ident(
       t.state.name,
-    )} s ON s.id = r.state_id`,
+    )} s ON s.id = r.state_id${pool.joins}`,
     decode(row) {
       const run = decodeRun(row) as Record<string, unknown>;
       run.state = row.s_id ? stateFromRow(decodeState(row)) : null;
+      if (withPool) {
+        run.work_pool_id = row.wp_id ?? null;
+        run.work_pool_name = row.wp_name ?? null;
+      }
       return run as Run;
     },
   };
@@ -144,4 +156,80 @@ export function stateHistory<S extends State>({ q, writes }: RepositoryContext, 
 /** ORDER BY with PostgreSQL's NULL placement made explicit, so both backends sort alike. */
 export function orderBy(terms: readonly (readonly [expression: string, direction: "ASC" | "DESC"])[]): Sql {
   return sql.raw(terms.map(([e, dir]) => `${e} ${dir} NULLS ${dir === "ASC" ? "LAST" : "FIRST"}`).join(", "));
+}
+
+export interface HistoryOptions {
+  readonly start: Timestamp | string;
+  readonly end: Timestamp | string;
+  readonly intervalSeconds: number;
+  /** The time run times and lateness are estimated at (default now). */
+  readonly at?: Timestamp | string;
+}
+
+export interface HistoryStateCount {
+  state_type: string | null;
+  state_name: string | null;
+  count_runs: number;
+  sum_estimated_run_time: number;
+  sum_estimated_lateness: number;
+}
+
+export interface HistoryInterval {
+  interval_start: Timestamp;
+  interval_end: Timestamp;
+  states: HistoryStateCount[];
+}
+
+/** Prefect returns at most this many intervals. */
+const MAX_HISTORY_INTERVALS = 500;
+
+/**
+ * Runs (alias `r`, narrowed by `conditions`) counted per interval of their expected start time and per
+ * state, with their estimated run time and lateness summed, as Prefect's run history.
+ */
+export async function runHistory(q: RepositoryContext["q"], table: string, conditions: Sql, given: HistoryOptions): Promise<HistoryInterval[]> {
+  const options = { ...given, start: toTimestamp(given.start), end: toTimestamp(given.end), at: given.at === undefined ? undefined : toTimestamp(given.at) };
+  if (!(options.intervalSeconds >= 1)) throw new InvalidError("History interval must not be less than 1 second.", [{ path: ["history_interval_seconds"], message: "must be at least 1 second" }]);
+  if (options.end <= options.start) return [];
+  const d = q.dialect;
+  const at = options.at ?? now();
+  const startEpoch = toMicros(options.start) / 1e6;
+  const atEpoch = toMicros(at) / 1e6;
+  const epoch = (column: string) => d.epochSeconds(sql.raw(`r."${column}"`));
+  const positive = (expression: Sql) => sql`CASE WHEN ${expression} > 0 THEN ${expression} ELSE 0 END`;
+  const rows = await q.query<{ bucket: number; state_type: string | null; state_name: string | null; n: number; run_time: number; lateness: number }>(sql`
+    SELECT ${d.truncate(sql`(${epoch("expected_start_time")} - ${startEpoch}) / ${options.intervalSeconds}`)} AS bucket,
+      r.state_type, r.state_name, count(*) AS n,
+      SUM(CASE WHEN r.state_type = 'RUNNING' AND r.state_timestamp IS NOT NULL
+               THEN r.total_run_time + ${positive(sql`${atEpoch} - ${epoch("state_timestamp")}`)}
+               ELSE r.total_run_time END) AS run_time,
+      SUM(CASE WHEN r.start_time IS NOT NULL AND r.start_time > r.expected_start_time
+               THEN ${epoch("start_time")} - ${epoch("expected_start_time")}
+               WHEN r.start_time IS NULL AND r.expected_start_time < ${at}
+                    AND (r.state_type IS NULL OR r.state_type NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'))
+               THEN ${atEpoch} - ${epoch("expected_start_time")}
+               ELSE 0 END) AS lateness
+    FROM ${sql.ident(table)} r
+    WHERE ${sql.and([conditions, sql`r.expected_start_time >= ${options.start}`, sql`r.expected_start_time < ${options.end}`])}
+    GROUP BY 1, r.state_type, r.state_name`);
+  const span = (toMicros(options.end) - toMicros(options.start)) / 1e6;
+  const count = Math.min(MAX_HISTORY_INTERVALS, Math.ceil(span / options.intervalSeconds));
+  const intervals: HistoryInterval[] = Array.from({ length: count }, (_, i) => ({
+    interval_start: fromMicros(toMicros(options.start) + i * options.intervalSeconds * 1e6),
+    interval_end: fromMicros(toMicros(options.start) + (i + 1) * options.intervalSeconds * 1e6),
+    states: [],
+  }));
+  for (const row of rows) {
+    const interval = intervals[Number(row.bucket)];
+    if (!interval) continue;
+    interval.states.push({
+      state_type: row.state_type,
+      state_name: row.state_name,
+      count_runs: Number(row.n),
+      sum_estimated_run_time: Math.max(0, Number(row.run_time)),
+      sum_estimated_lateness: Math.max(0, Number(row.lateness)),
+    });
+  }
+  for (const interval of intervals) interval.states.sort((a, b) => String(a.state_name).localeCompare(String(b.state_name)));
+  return intervals;
 }

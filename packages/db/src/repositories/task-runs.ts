@@ -12,6 +12,8 @@ import { now, type Timestamp } from "../timestamps.js";
 import type { RunTables } from "../writes.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 import { buildStateRow, orderBy, pointerTo, runReader, type StateHistory, stateFromRow, stateHistory } from "./run-states.js";
+import { type HistoryInterval, type HistoryOptions, runHistory } from "./run-states.js";
+import { recordTaskRunEvents, type TaskRunEventsRecorded } from "./task-run-recorder.js";
 
 export const taskRunTables: RunTables = {
   run: tables.task_run,
@@ -31,18 +33,31 @@ export interface TaskRunRepository extends StateHistory<TaskRunState> {
    */
   create(input: TaskRunCreate): Promise<Created<TaskRun>>;
   get(id: string): Promise<TaskRun | null>;
+  /**
+   * The run with this task key and dynamic key in this flow run, or without a flow run when
+   * `flowRunId` is null (background task runs, which no unique key covers), or null.
+   */
+  getByKey(flowRunId: string | null, taskKey: string, dynamicKey: string): Promise<TaskRun | null>;
   /** Reads the run, locked until the surrounding transaction ends (see FlowRunRepository). */
   getForUpdate(id: string): Promise<TaskRun | null>;
   read(options?: TaskRunReadOptions): Promise<TaskRun[]>;
   count(criteria?: RunCriteria): Promise<number>;
   /** Throws NotFoundError for an unknown id. */
   update(id: string, patch: TaskRunUpdate): Promise<TaskRun>;
+  /** Runs counted per interval of expected start time and per state (Prefect's run history). */
+  history(criteria: RunCriteria, options: HistoryOptions): Promise<HistoryInterval[]>;
   /** Deletes the run with its states. Throws NotFoundError for an unknown id. */
   delete(id: string): Promise<void>;
   /** Remembers a COMPLETED state under a cache key (Prefect's task_run_state_cache). */
   cacheState(entry: { cache_key: string; cache_expiration?: Timestamp | null; task_run_state_id: string }): Promise<TaskRunStateCacheEntry>;
   /** The newest cache entry for `cacheKey` that has not expired at `at`. */
   findCachedState(cacheKey: string, at?: Timestamp): Promise<TaskRunStateCacheEntry | null>;
+  /**
+   * Prefect's task-run recorder: turns client-side `prefect.task-run.*` state-change events into task
+   * runs and their states, in one atomic batched write; idempotent, and a run only moves forward
+   * (see task-run-recorder.ts).
+   */
+  recordFromEvents(events: readonly unknown[]): Promise<TaskRunEventsRecorded>;
 }
 
 const SORTS: Record<TaskRunSort, readonly (readonly [string, "ASC" | "DESC"])[]> = {
@@ -112,7 +127,19 @@ export function taskRunRepository(context: RepositoryContext): TaskRunRepository
     },
 
     get: async (id) => getWhere(sql`r.id = ${checkId(id, "task run id")}`),
-    getForUpdate: async (id) => getWhere(sql`r.id = ${checkId(id, "task run id")}`, true),
+    getByKey: async (flowRunId, taskKey, dynamicKey) =>
+      getWhere(
+        sql`${flowRunId === null ? sql`r.flow_run_id IS NULL` : sql`r.flow_run_id = ${checkId(flowRunId, "flow run id")}`} AND r.task_key = ${taskKey} AND r.dynamic_key = ${dynamicKey}`,
+      ),
+    async getForUpdate(id) {
+      id = checkId(id, "task run id");
+      // Lock the row first, then read it: PostgreSQL re-checks a locked row it had to wait for, but a
+      // joined row (the current state) would still be the one of its first look, before the writer
+      // that held the lock moved the run on.
+      const lock = q.dialect.forUpdate("r");
+      if (!lock.isEmpty && (await q.query(sql`SELECT r.id FROM task_run r WHERE r.id = ${id}${lock}`)).length === 0) return null;
+      return getWhere(sql`r.id = ${id}`);
+    },
 
     async read(options = {}) {
       const rows = await q.query(
@@ -139,6 +166,8 @@ export function taskRunRepository(context: RepositoryContext): TaskRunRepository
       if (!run) throw new NotFoundError(`Task run ${id} not found.`);
       return run;
     },
+
+    history: (criteria, options) => runHistory(q, "task_run", taskRunCriteriaSql(q.dialect, criteria, "r"), options),
 
     async delete(id) {
       id = checkId(id, "task run id");
@@ -169,5 +198,7 @@ export function taskRunRepository(context: RepositoryContext): TaskRunRepository
       );
       return rows[0] ? decodeCache(rows[0]) : null;
     },
+
+    recordFromEvents: (events) => recordTaskRunEvents(context, events),
   };
 }

@@ -30,6 +30,9 @@ export const BlockTypeCreate = z.object({
 export type BlockTypeCreate = z.input<typeof BlockTypeCreate>;
 
 export const BlockTypeUpdate = z.object({
+  /** Only for installing Prefect's system block types (Prefect's API cannot change these). */
+  name: z.string().min(1).optional(),
+  is_protected: z.boolean().optional(),
   logo_url: z.string().nullish(),
   documentation_url: z.string().nullish(),
   description: z.string().nullish(),

@@ -27,6 +27,8 @@ export const FlowFilter = z.strictObject({
   id: ids,
   name: names,
   tags,
+  /** `is_null_`: true for flows without deployments, false for flows with some. */
+  deployment: criterion({ operator, is_null_: z.boolean().nullish() }),
 });
 /** What callers pass (validated and normalised by the repositories). */
 export type FlowFilter = z.input<typeof FlowFilter>;
@@ -142,4 +144,80 @@ export interface RunCriteria {
   readonly flows?: FlowFilter | null | undefined;
   readonly flow_runs?: FlowRunFilter | null | undefined;
   readonly task_runs?: TaskRunFilter | null | undefined;
+  /**
+   * Only flow runs (or task runs of flow runs) of one of these deployments; callers resolve Prefect's
+   * `deployments` filter to ids. An empty list matches nothing.
+   */
+  readonly deployment_ids?: readonly string[] | null | undefined;
+  /**
+   * Only flow runs (or task runs of flow runs) in one of these work queues; callers resolve Prefect's
+   * `work_pools` and `work_pool_queues` filters to ids. An empty list matches nothing.
+   */
+  readonly work_queue_ids?: readonly string[] | null | undefined;
 }
+
+export const ArtifactFilter = z.strictObject({
+  operator,
+  id: criterion({ any_: list(Uuid) }),
+  key: criterion({ any_: list(z.string()), like_: z.string().nullish(), exists_: z.boolean().nullish() }),
+  flow_run_id: criterion({ any_: list(Uuid) }),
+  task_run_id: criterion({ any_: list(Uuid) }),
+  type: criterion({ any_: list(z.string()), not_any_: list(z.string()) }),
+});
+/** What callers pass (validated and normalised by the repositories). */
+export type ArtifactFilter = z.input<typeof ArtifactFilter>;
+
+export const ArtifactCollectionFilter = z.strictObject({
+  operator,
+  latest_id: criterion({ any_: list(Uuid) }),
+  key: criterion({ any_: list(z.string()), like_: z.string().nullish(), exists_: z.boolean().nullish() }),
+  flow_run_id: criterion({ any_: list(Uuid) }),
+  task_run_id: criterion({ any_: list(Uuid) }),
+  type: criterion({ any_: list(z.string()), not_any_: list(z.string()) }),
+});
+/** What callers pass (validated and normalised by the repositories). */
+export type ArtifactCollectionFilter = z.input<typeof ArtifactCollectionFilter>;
+
+export const ArtifactSort = z.enum(["CREATED_DESC", "UPDATED_DESC", "ID_DESC", "KEY_DESC", "KEY_ASC"]);
+export type ArtifactSort = z.infer<typeof ArtifactSort>;
+export const ArtifactCollectionSort = z.enum(["CREATED_DESC", "UPDATED_DESC", "ID_DESC", "KEY_DESC", "KEY_ASC"]);
+export type ArtifactCollectionSort = z.infer<typeof ArtifactCollectionSort>;
+
+export const AutomationFilter = z.strictObject({
+  operator,
+  name: criterion({ any_: list(z.string()) }),
+  created: criterion({ before_: TimestampSchema.nullish() }),
+  tags,
+});
+/** What callers pass (validated and normalised by the repositories). */
+export type AutomationFilter = z.input<typeof AutomationFilter>;
+
+export const AutomationSort = z.enum(["CREATED_DESC", "UPDATED_DESC", "NAME_ASC", "NAME_DESC"]);
+export type AutomationSort = z.infer<typeof AutomationSort>;
+
+export const DeploymentFilter = z.strictObject({
+  operator,
+  id: ids,
+  name: names,
+  /** Matches the deployment's name or its flow's name (case-insensitive substring). */
+  flow_or_deployment_name: criterion({ like_: z.string().nullish() }),
+  paused: criterion({ eq_: z.boolean().nullish() }),
+  tags,
+  work_queue_name: criterion({ any_: list(z.string()) }),
+  /** Deprecated in Prefect: accepted and ignored. */
+  concurrency_limit: criterion({ ge_: z.number().int().nullish(), le_: z.number().int().nullish(), is_null_: z.boolean().nullish() }),
+});
+/** What callers pass (validated and normalised by the repositories). */
+export type DeploymentFilter = z.input<typeof DeploymentFilter>;
+
+export const VariableFilter = z.strictObject({
+  operator,
+  id: criterion({ any_: list(Uuid) }),
+  name: criterion({ any_: list(z.string()), like_: z.string().nullish() }),
+  tags: criterion({ operator, all_: list(z.string()), is_null_: z.boolean().nullish() }),
+});
+/** What callers pass (validated and normalised by the repositories). */
+export type VariableFilter = z.input<typeof VariableFilter>;
+
+export const VariableSort = z.enum(["CREATED_DESC", "UPDATED_DESC", "NAME_DESC", "NAME_ASC"]);
+export type VariableSort = z.infer<typeof VariableSort>;

@@ -118,6 +118,9 @@ export interface FlowRun extends RunCommon {
   infrastructure_pid: string | null;
   created_by: Record<string, unknown> | null;
   job_variables: Record<string, unknown> | null;
+  /** The work pool of the run's work queue. */
+  work_pool_id: string | null;
+  work_pool_name: string | null;
   /** The current state (the row `state_id` points at), or null before the first one. */
   state: State | null;
 }

@@ -53,6 +53,10 @@ export const sqliteDialect: Dialect = {
     return sql.and(entries.map(([key, value]) => sql`json_extract(${column}, ${jsonPath(key)}) = ${value}`));
   },
   jsonText: (column, key) => sql`json_extract(${column}, ${jsonPath(key)})`,
+  truncate: (expression) => sql`CAST(${expression} AS INTEGER)`,
+  // Whole seconds from strftime plus the fraction written after them (".ffffff"): exact to the
+  // microsecond, where julianday() would lose tens of them.
+  epochSeconds: (column) => sql`(CAST(strftime('%s', ${column}) AS INTEGER) + CAST(substr(${column}, 20, 7) AS REAL))`,
   asText: (column) => column,
   startsWith: (column, prefix) => sql`substr(${column}, 1, ${[...prefix].length}) = ${prefix}`,
   containsInsensitive: (column, text) => sql`${column} LIKE ${`%${text}%`}`,

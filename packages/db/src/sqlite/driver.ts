@@ -21,9 +21,13 @@ import { Mutex } from "../driver/mutex.js";
 import type { Driver, Queryable, Row } from "../driver/types.js";
 import { sqliteDialect } from "./dialect.js";
 
-export const MIN_SQLITE_VERSION = "3.24.0";
+/**
+ * Prefect needs 3.24 (`INSERT ... ON CONFLICT DO UPDATE`); our statements also use `RETURNING` (3.35),
+ * `UPDATE ... FROM` (3.33) and `NULLS FIRST/LAST` (3.30). better-sqlite3 bundles a newer SQLite.
+ */
+export const MIN_SQLITE_VERSION = "3.35.0";
 
-/** Throws unless `version` is at least 3.24.0, the first with `INSERT ... ON CONFLICT DO UPDATE`. */
+/** Throws unless `version` is at least MIN_SQLITE_VERSION. */
 export function checkSqliteVersion(version: string): void {
   const parts = version.split(".").map(Number);
   const min = MIN_SQLITE_VERSION.split(".").map(Number);

@@ -90,6 +90,13 @@ describeEachBackend("blocks", (t) => {
       expect(await t.db.blocks.getType(type.id)).toEqual(updated);
     });
 
+    it("updates a type's name and protection (for installing system block types)", async () => {
+      const type = await createType("secret");
+      const updated = await t.db.blocks.updateType(type.id, { name: "Secret", is_protected: true });
+      expect(updated).toMatchObject({ id: type.id, slug: "secret", name: "Secret", is_protected: true });
+      expect(await t.db.blocks.getType(type.id)).toEqual(updated);
+    });
+
     it("refuses to update or delete an unknown type", async () => {
       await expect(t.db.blocks.updateType(randomUUID(), { description: "x" })).rejects.toBeInstanceOf(NotFoundError);
       await expect(t.db.blocks.deleteType(randomUUID())).rejects.toBeInstanceOf(NotFoundError);

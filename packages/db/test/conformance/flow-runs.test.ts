@@ -56,6 +56,7 @@ describeEachBackend("flow runs", (t) => {
     });
 
     it("reads back every field as created", async () => {
+      const pool = await t.db.workPools.create({ name: "pool" });
       const run = await create({
         name: "full",
         tags: ["a", "b"],
@@ -65,7 +66,7 @@ describeEachBackend("flow runs", (t) => {
         empirical_policy: { retries: 3 },
         deployment_id: uuid(1),
         deployment_version: "v1",
-        work_queue_id: uuid(2),
+        work_queue_id: pool.default_queue_id,
         work_queue_name: "default",
         flow_version: "1.2.3",
         job_variables: { image: "python" },

@@ -3,10 +3,9 @@ import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { InvalidError, loadDatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
 import { checkPostgresVersion, parsePostgresTimestamp } from "../../src/postgres/driver.js";
-import { selectedBackends } from "../../src/testing/backends.js";
 import { withDatabase } from "../../src/testing/postgres.js";
 
-describe.runIf(selectedBackends().includes("postgres"))("PostgreSQL", () => {
+describe("PostgreSQL", () => {
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();

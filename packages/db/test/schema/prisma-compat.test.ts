@@ -165,6 +165,134 @@ async function writeSample(db: Database) {
     },
   ]);
   await db.configuration.set("ENCRYPTION_KEY", "c2VjcmV0");
+  await db.concurrencyLimits.create({ name: "db-connections", limit: 10, active_slots: 2, denied_slots: 1, slot_decay_per_second: 0.5 });
+  await db.concurrencyLimits.incrementActiveSlots({ names: ["db-connections"] }, 1);
+  await db.concurrencyLimits.decrementActiveSlots({ names: ["db-connections"] }, 1, { occupancy_seconds: 3.25 });
+  await db.concurrencyLimits.createTagLimit({ tag: "etl", concurrency_limit: 3 });
+  // A legacy v1 tag limit, as only a pre-2025 Prefect database holds (nothing in this package inserts one).
+  const legacy = await openDriver(db.config);
+  try {
+    await legacy.execute(
+      sql`INSERT INTO concurrency_limit (id, created, updated, tag, concurrency_limit, active_slots)
+          VALUES (${randomUUID()}, ${"2025-01-02T03:04:05.123456Z"}, ${"2025-01-02T03:04:05.123456Z"}, ${"legacy"}, ${2}, ${sql.json([taskRun.id])})`,
+    );
+  } finally {
+    await legacy.close();
+  }
+  await db.variables.create({ name: "api_settings", value: { url: "https://example.com", retries: 3, nested: [1.5, null, "ü"] }, tags: ["prod"] });
+  await db.variables.create({ name: "unset", value: null });
+  await db.savedSearches.create({ name: "failed runs", filters: [{ object: "flow_run", property: "state", type: "string", operation: "equals", value: "FAILED" }] });
+  await db.flowRunInputs.create({ flow_run_id: flowRun.id, key: "approval-1", value: '{"approved": true}', sender: "ui" });
+  await db.csrfTokens.createOrUpdate("browser-1");
+  await db.artifacts.create({
+    key: "report",
+    type: "table",
+    description: "Rows",
+    data: { zeta: [1, 2.5, "ü"], alpha: null },
+    metadata_: { rows: "2" },
+    flow_run_id: flowRun.id,
+    task_run_id: taskRun.id,
+  });
+  await db.artifacts.create({ key: "report", type: "markdown", data: "# second version" });
+  await db.artifacts.create({ type: "result", data: 42 });
+  const automation = await db.automations.create({
+    name: "on failure",
+    description: "retry elsewhere",
+    tags: ["prod"],
+    trigger: { type: "event", id: randomUUID(), expect: ["prefect.flow-run.Failed"], posture: "Reactive", threshold: 1, within: 0 },
+    actions: [{ type: "run-deployment", source: "selected", deployment_id: randomUUID(), parameters: null }],
+    actions_on_trigger: [{ type: "do-nothing" }],
+    owner_resource: `prefect.flow.${flow.id}`,
+  });
+  await db.automations.startNewBucket({
+    automation_id: automation.id,
+    trigger_id: randomUUID(),
+    bucketing_key: ["prefect.flow-run.x", "ü"],
+    start: "2026-11-22T10:00:00.000001Z",
+    end: "2026-11-22T10:05:00Z",
+    count: 2,
+    triggered_at: "2026-11-22T10:01:00.5Z",
+    last_event: { id: randomUUID(), event: "prefect.flow-run.Failed" },
+  });
+  await db.automations.upsertChildFiring({
+    automation_id: automation.id,
+    parent_trigger_id: randomUUID(),
+    child_trigger_id: randomUUID(),
+    child_firing_id: randomUUID(),
+    child_fired_at: "2026-11-22T10:01:00.000002Z",
+    child_firing: { trigger_states: ["Triggered"], triggering_labels: {} },
+  });
+  await db.automations.addFollower({
+    scope: "triggers",
+    leader_event_id: randomUUID(),
+    follower_event_id: randomUUID(),
+    received: "2026-11-22T10:00:01.000003Z",
+    follower: { event: "prefect.flow-run.Running", occurred: "2026-11-22T10:00:01Z" },
+  });
+  const deployment = (
+    await db.deployments.create({
+      name: "nightly-etl",
+      flow_id: flow.id,
+      version: "1.2",
+      description: "Runs nightly",
+      concurrency_limit: 4,
+      concurrency_options: { collision_strategy: "CANCEL_NEW", grace_period_seconds: 300 },
+      job_variables: { image: "python:3.12", env: { A: "ü" } },
+      parameters: { x: 1, unicode: "日本" },
+      parameter_openapi_schema: { type: "object", properties: { x: { type: "integer" } } },
+      pull_steps: [{ "prefect.deployments.steps.set_working_directory": { directory: "/opt" } }],
+      tags: ["etl"],
+      labels: { tier: 1 },
+      work_queue_name: "default",
+      path: "/opt",
+      entrypoint: "flows.py:etl",
+      storage_document_id: document.id,
+      infrastructure_document_id: document.id,
+      created_by: { id: randomUUID(), type: "USER", display_value: "me" },
+      updated_by: { id: randomUUID(), type: "USER", display_value: "me" },
+      version_id: randomUUID(),
+      schedules: [
+        { schedule: { interval: 3600.5, anchor_date: "2026-11-22T10:00:00.000001Z", timezone: "Europe/Paris" }, slug: "hourly", max_scheduled_runs: 10, parameters: { x: 2 } },
+        { schedule: { cron: "0 9 * * mon-fri", timezone: "America/New_York", day_or: false }, active: false },
+        { schedule: { rrule: "FREQ=WEEKLY;BYDAY=MO" } },
+      ],
+    })
+  ).row;
+  await db.deployments.markReady({ deploymentIds: [deployment.id] });
+  await db.deployments.createVersion(deployment.id, {
+    branch: "main",
+    version_info: { type: "vcs:git", version: "abc123" },
+    description: "first",
+    tags: ["etl"],
+    labels: { tier: 1 },
+    entrypoint: "flows.py:etl",
+    pull_steps: [{ step: { x: null } }],
+    parameters: { x: 1 },
+    parameter_openapi_schema: { type: "object" },
+    enforce_parameter_schema: true,
+    work_queue_name: "default",
+    job_variables: { image: "python:3.12" },
+  });
+  const pool = await db.workPools.create({
+    name: "kubernetes-pool",
+    type: "kubernetes",
+    description: "pods",
+    base_job_template: { job_configuration: { image: "{{ image }}" }, variables: { properties: { image: { type: "string" } } } },
+    concurrency_limit: 7,
+  });
+  const queue = await db.workPools.createQueue(pool.id, { name: "critical", description: "first", concurrency_limit: 2, priority: 1 });
+  await db.workPools.heartbeat(pool.id, { name: "worker-ü", heartbeat_interval_seconds: 30 });
+  await db.workPools.markQueuesPolled([queue.id]);
+  // A Prefect 2 agent, as only a database migrated from Prefect 2 holds (nothing in this package inserts one).
+  const agents = await openDriver(db.config);
+  try {
+    await agents.execute(
+      sql`INSERT INTO agent (id, created, updated, name, work_queue_id, last_activity_time)
+          VALUES (${randomUUID()}, ${"2024-06-01T12:00:00.654321Z"}, ${"2024-06-01T12:00:00.654321Z"}, ${"agent-1"}, ${queue.id}, ${"2024-06-01T12:00:01.000001Z"})`,
+    );
+  } finally {
+    await agents.close();
+  }
   return { flow, blockType, blockSchema, document, anonymous, flowRun, running, taskRun, logs, event: event! };
 }
 

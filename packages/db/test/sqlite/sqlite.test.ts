@@ -8,12 +8,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidError, loadDatabaseConfig, openDatabase } from "../../src/index.js";
 import { sqliteMigrations } from "../../src/generated/migrations.js";
 import { checkSqliteVersion } from "../../src/sqlite/driver.js";
-import { selectedBackends } from "../../src/testing/backends.js";
 
 const run = promisify(execFile);
 const built = join(import.meta.dirname, "../../dist/index.js");
 
-describe.runIf(selectedBackends().includes("sqlite-file"))("SQLite", () => {
+describe("SQLite", () => {
   let dir: string;
   let path: string;
   beforeEach(() => {
@@ -22,10 +21,11 @@ describe.runIf(selectedBackends().includes("sqlite-file"))("SQLite", () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("refuses SQLite older than 3.24 with a clear message", () => {
+  it("refuses SQLite older than it needs (3.35, which implies Prefect's 3.24) with a clear message", () => {
     expect(() => checkSqliteVersion("3.23.1")).toThrow(InvalidError);
-    expect(() => checkSqliteVersion("3.23.1")).toThrow(/SQLite 3\.23\.1 is too old: this server needs SQLite 3\.24\.0 or newer/);
-    expect(() => checkSqliteVersion("3.24.0")).not.toThrow();
+    expect(() => checkSqliteVersion("3.23.1")).toThrow(/SQLite 3\.23\.1 is too old: this server needs SQLite 3\.35\.0 or newer/);
+    expect(() => checkSqliteVersion("3.34.1")).toThrow(/3\.34\.1 is too old/);
+    expect(() => checkSqliteVersion("3.35.0")).not.toThrow();
     expect(() => checkSqliteVersion("3.100.0")).not.toThrow();
     expect(() => checkSqliteVersion("4.0.0")).not.toThrow();
   });

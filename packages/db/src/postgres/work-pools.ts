@@ -1,0 +1,102 @@
+/**
+ * Work pools on PostgreSQL. A claim is two statements in the caller's transaction:
+ *
+ * 1. Lock the rows of the pools, queues and deployments in reach that have a concurrency limit
+ *    (`FOR NO KEY UPDATE`, in id order, so claimers queue up instead of deadlocking; flow runs can
+ *    still be inserted meanwhile, their foreign-key checks only share the lock). Claimers that
+ *    compete for a limit thus take turns, and each one's second statement counts the slots in use
+ *    with a snapshot that already includes the claims committed before it.
+ * 2. One statement that selects the eligible runs, locks them with `FOR UPDATE SKIP LOCKED` (runs
+ *    another claimer is taking are passed over, and the LIMIT fills up with the next ones), inserts
+ *    their new states and moves their pointers, returning the claimed runs' ids.
+ *
+ * Claims that touch no limit take no row locks but the runs', and run side by side.
+ */
+import { JsonValue, type Sql, sql } from "../sql.js";
+import type { Timestamp } from "../timestamps.js";
+import {
+  type ClaimedRun,
+  type ClaimStateRow,
+  claimOrder,
+  eligibleRunsSql,
+  type HeldLimits,
+  limitSql,
+  poolAndQueueNames,
+  type RunSelection,
+  type WorkPoolSql,
+} from "../work-pools.js";
+import { postgresDialect as d } from "./dialect.js";
+
+function lockLimitsSql(s: RunSelection): Sql {
+  const names = poolAndQueueNames(d, s);
+  return sql`SELECT 'pool' AS kind, id FROM (
+  SELECT wp.id FROM work_pool wp
+  WHERE wp.concurrency_limit IS NOT NULL AND NOT wp.is_paused
+    AND EXISTS (SELECT 1 FROM work_queue wq WHERE wq.work_pool_id = wp.id AND ${names})
+  ORDER BY wp.id FOR NO KEY UPDATE OF wp
+) pools
+UNION ALL
+SELECT 'queue', id FROM (
+  SELECT wq.id FROM work_queue wq JOIN work_pool wp ON wp.id = wq.work_pool_id
+  WHERE wq.concurrency_limit IS NOT NULL AND NOT wq.is_paused AND NOT wp.is_paused AND ${names}
+  ORDER BY wq.id FOR NO KEY UPDATE OF wq
+) queues
+UNION ALL
+SELECT 'deployment', id FROM (
+  SELECT dep.id FROM deployment dep
+  WHERE dep.concurrency_limit IS NOT NULL AND NOT dep.paused AND dep.id IN (
+    SELECT fr.deployment_id FROM flow_run fr
+    JOIN work_queue wq ON wq.id = fr.work_queue_id JOIN work_pool wp ON wp.id = wq.work_pool_id
+    WHERE fr.state_type = 'SCHEDULED' AND ${names}
+  )
+  ORDER BY dep.id FOR NO KEY UPDATE OF dep
+) deployments`;
+}
+
+function claimSql(s: RunSelection, held: HeldLimits, target: ClaimStateRow, now: Timestamp): Sql {
+  return sql`${eligibleRunsSql(d, s, held)},
+picked AS (
+  -- Runs in claim order, each locked as it comes (runs other claimers hold are skipped), until the
+  -- LIMIT is met: only the runs taken are locked. The lateral lookup keeps the plan that way whatever
+  -- the planner thinks of the CTEs' sizes.
+  SELECT e.id, e.work_pool_id, e.priority, e.next_scheduled_start_time, l.state_timestamp
+  FROM (SELECT * FROM eligible ORDER BY ${claimOrder()}) e
+  CROSS JOIN LATERAL (
+    SELECT fr.state_timestamp FROM flow_run fr WHERE fr.id = e.id AND fr.state_type = 'SCHEDULED' FOR UPDATE SKIP LOCKED
+  ) l
+  ORDER BY ${claimOrder("e")}${limitSql(s.limit)}
+),
+states AS (
+  INSERT INTO flow_run_state ("id", "created", "updated", "flow_run_id", "type", "timestamp", "name", "message", "state_details", "data", "result_artifact_id")
+  SELECT gen_random_uuid(), ${now}::timestamptz, ${now}::timestamptz, p.id, ${target.type}::state_type,
+    GREATEST(${now}::timestamptz, p.state_timestamp + interval '1 microsecond'),
+    ${target.name}::text, ${target.message}::text, ${new JsonValue(target.state_details)}::jsonb, ${target.data === null || target.data === undefined ? null : new JsonValue(target.data)}::jsonb, NULL
+  FROM picked p
+  ON CONFLICT ("flow_run_id", "timestamp") DO NOTHING
+  RETURNING *
+),
+claimed AS (
+  UPDATE flow_run run SET "state_id" = s.id, "state_type" = s.type, "state_name" = s.name, "state_timestamp" = s."timestamp", "updated" = ${now}::timestamptz
+  FROM states s WHERE run.id = s.flow_run_id
+  RETURNING run.id
+)
+SELECT p.id, p.work_pool_id FROM claimed c JOIN picked p ON p.id = c.id ORDER BY ${claimOrder("p")}`;
+}
+
+export const postgresWorkPools: WorkPoolSql = {
+  async claim(tx, selection, target, now) {
+    if (!tx.inTransaction) throw new Error("claims run inside a transaction: the limit locks last until it ends");
+    const locked = await tx.query<{ kind: "pool" | "queue" | "deployment"; id: string }>(lockLimitsSql(selection));
+    const held = {
+      pools: locked.filter((l) => l.kind === "pool").map((l) => l.id),
+      queues: locked.filter((l) => l.kind === "queue").map((l) => l.id),
+      deployments: locked.filter((l) => l.kind === "deployment").map((l) => l.id),
+    };
+    return tx.query<ClaimedRun>(claimSql(selection, held, target, now));
+  },
+
+
+  randomUuid(): Sql {
+    return sql.raw("gen_random_uuid()");
+  },
+};

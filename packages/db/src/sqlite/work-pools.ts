@@ -1,0 +1,79 @@
+/**
+ * Work pools on SQLite. A claim is a handful of synchronous statements inside the caller's IMMEDIATE
+ * transaction: select the eligible runs, then write each its new state and move its pointer. The
+ * write lock excludes every other writer (in this process and in others) until the transaction ends,
+ * so two claims can neither take the same run nor share a free slot.
+ */
+import { randomUUID } from "node:crypto";
+import type { Queryable } from "../driver/types.js";
+import { type Sql, sql } from "../sql.js";
+import { bindValue, type TableSpec, tables } from "../tables.js";
+import { fromMicros, toMicros } from "../timestamps.js";
+import { type ClaimedRun, claimOrder, eligibleRunsSql, limitSql, type WorkPoolSql } from "../work-pools.js";
+import { sqliteDialect } from "./dialect.js";
+import { SqliteDriver, SqliteTransaction } from "./driver.js";
+
+const state: TableSpec = tables.flow_run_state;
+const stateColumns = Object.keys(state.columns);
+
+const insertState =
+  `INSERT INTO flow_run_state (${stateColumns.map((c) => `"${c}"`).join(", ")}) VALUES (${stateColumns.map(() => "?").join(", ")}) ` +
+  `ON CONFLICT ("flow_run_id", "timestamp") DO NOTHING RETURNING id`;
+const movePointer = `UPDATE flow_run SET "state_id" = ?, "state_type" = ?, "state_name" = ?, "state_timestamp" = ?, "updated" = ? WHERE id = ?`;
+
+function connection(q: Queryable): { driver: SqliteDriver; atomic: <T>(work: () => T) => Promise<T> } {
+  if (q instanceof SqliteDriver) return { driver: q, atomic: (work) => q.atomic(work) };
+  if (q instanceof SqliteTransaction) return { driver: q.driver, atomic: (work) => q.atomic(work) };
+  throw new Error("not a SQLite connection");
+}
+
+interface Picked {
+  id: string;
+  work_pool_id: string;
+  state_timestamp: string | null;
+}
+
+export const sqliteWorkPools: WorkPoolSql = {
+  claim(tx, selection, target, now) {
+    const { driver, atomic } = connection(tx);
+    const pick = sqliteDialect.render(
+      sql`${eligibleRunsSql(sqliteDialect, selection)}SELECT e.id, e.work_pool_id, fr.state_timestamp FROM eligible e JOIN flow_run fr ON fr.id = e.id ORDER BY ${claimOrder(
+        "e",
+      )}${limitSql(selection.limit)}`,
+    );
+    const encode = (column: string, value: unknown) => sqliteDialect.encode(bindValue(state.columns[column]!, value));
+    return atomic(() => {
+      const claimed: ClaimedRun[] = [];
+      for (const p of driver.runQuery<Picked>(pick.text, pick.params)) {
+        // After the run's current state, so that its history stays in time order.
+        const after = p.state_timestamp ? toMicros(p.state_timestamp) + 1 : 0;
+        const timestamp = fromMicros(Math.max(toMicros(now), after));
+        const row: Record<string, unknown> = {
+          id: randomUUID(),
+          created: now,
+          updated: now,
+          flow_run_id: p.id,
+          type: target.type,
+          timestamp,
+          name: target.name,
+          message: target.message,
+          state_details: target.state_details,
+          data: target.data,
+          result_artifact_id: null,
+        };
+        if (driver.runQuery(insertState, stateColumns.map((c) => encode(c, row[c]))).length === 0) continue;
+        driver.runExecute(movePointer, [row.id, target.type, target.name, timestamp, now, p.id]);
+        claimed.push({ id: p.id, work_pool_id: p.work_pool_id });
+      }
+      return claimed;
+    });
+  },
+
+
+  randomUuid(): Sql {
+    return sql.raw(
+      "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || " +
+        "substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
+    );
+  },
+};

@@ -1,0 +1,161 @@
+/**
+ * The SQL behind workers' scheduled runs, shared by both backends, and what each backend implements
+ * on its own (sqlite/work-pools.ts, postgres/work-pools.ts): claiming runs atomically, time arithmetic,
+ * fresh ids inside a statement.
+ *
+ * The selection follows Prefect's get-runs-from-worker-queues query: SCHEDULED runs (not awaiting an
+ * in-process retry) in pools and queues that are not paused, at most as many per queue and per pool as
+ * their concurrency limits leave free (limit minus PENDING and RUNNING runs; no limit = no cap),
+ * ordered by queue priority and then by when they are due. Runs of paused deployments are left
+ * out, and a deployment's concurrency limit caps its runs the same way.
+ *
+ * Where Prefect's two templates differ: a pool's runs in use are those of all its queues, paused
+ * ones included (its SQLite template and its slot counts), and runs are ordered by queue priority
+ * across pools (its PostgreSQL template). Deployment slots are handed out first (in claim order),
+ * then queue slots, then pool slots, so a run one limit holds back never takes another's slot.
+ */
+import type { Dialect } from "./dialect.js";
+import type { Queryable } from "./driver/types.js";
+import { type Sql, sql } from "./sql.js";
+import type { Timestamp } from "./timestamps.js";
+
+export interface RunSelection {
+  readonly workPoolNames: readonly string[] | null;
+  readonly workQueueNames: readonly string[] | null;
+  readonly scheduledBefore: Timestamp | null;
+  readonly scheduledAfter: Timestamp | null;
+  readonly limit: number | null;
+}
+
+/**
+ * The pools, queues and deployments with concurrency limits whose rows a claimer holds locked. Runs
+ * under a limit whose row is not among them are left for a later claim (PostgreSQL only: there the
+ * locks are what keeps two claimers from both taking the same free slot).
+ */
+export interface HeldLimits {
+  readonly pools: readonly string[];
+  readonly queues: readonly string[];
+  readonly deployments: readonly string[];
+}
+
+/** The state row every claimed run gets (its id, run and timestamp are set per run). */
+export interface ClaimStateRow {
+  readonly type: string;
+  readonly name: string;
+  readonly message: string | null;
+  readonly state_details: Record<string, unknown>;
+  readonly data: unknown;
+}
+
+/** A run a claim took, and the pool of its queue. */
+export interface ClaimedRun {
+  readonly id: string;
+  readonly work_pool_id: string;
+}
+
+export interface WorkPoolSql {
+  /**
+   * Inside the caller's transaction: selects runs as `eligibleRunsSql` does and moves each to `state`
+   * (a new state row, and the run's pointer). Concurrent claims never take the same run or exceed a
+   * limit together. Returns the claimed runs in claim order.
+   */
+  claim(tx: Queryable, selection: RunSelection, state: ClaimStateRow, now: Timestamp): Promise<ClaimedRun[]>;
+  /** A new random UUID for each row a statement writes. */
+  randomUuid(): Sql;
+}
+
+const SLOT_STATES = sql.raw(`('PENDING', 'RUNNING')`);
+/**
+ * Claim order of rows with `priority`, `next_scheduled_start_time` and `id` (under `alias`): queue
+ * priority, then due time; the id breaks ties so that both backends agree.
+ */
+export function claimOrder(alias = ""): Sql {
+  const a = alias ? `${alias}.` : "";
+  return sql.raw(`${a}priority ASC, ${a}next_scheduled_start_time ASC NULLS LAST, ${a}id ASC`);
+}
+
+/** Conditions on the pool (`wp`) and queue (`wq`) names a selection asks for. */
+export function poolAndQueueNames(d: Dialect, s: RunSelection): Sql {
+  return sql.and([
+    s.workPoolNames ? d.inList(sql.raw("wp.name"), s.workPoolNames) : sql.empty,
+    s.workQueueNames ? d.inList(sql.raw("wq.name"), s.workQueueNames) : sql.empty,
+  ]);
+}
+
+/**
+ * `WITH ...` ending in a CTE `eligible (id, work_pool_id, work_queue_id, priority,
+ * next_scheduled_start_time)`: every run the selection may hand out, before the overall `limit`.
+ * With `held`, runs under a limit whose row is not held are left out.
+ */
+export function eligibleRunsSql(d: Dialect, s: RunSelection, held?: HeldLimits): Sql {
+  const retryType = d.jsonText(sql.raw("fr.empirical_policy"), "retry_type");
+  const guard = held
+    ? sql.and([
+        sql`(c.pool_limit IS NULL OR ${d.inList(sql.raw("c.work_pool_id"), held.pools)})`,
+        sql`(c.queue_limit IS NULL OR ${d.inList(sql.raw("c.work_queue_id"), held.queues)})`,
+        sql`(c.deployment_limit IS NULL OR ${d.inList(sql.raw("c.deployment_id"), held.deployments)})`,
+      ])
+    : sql.raw("1=1");
+  return sql`WITH
+candidates AS (
+  SELECT fr.id, fr.deployment_id, fr.next_scheduled_start_time, wq.id AS work_queue_id, wq.work_pool_id, wq.priority,
+    wp.concurrency_limit AS pool_limit, wq.concurrency_limit AS queue_limit, d.concurrency_limit AS deployment_limit
+  FROM flow_run fr
+  JOIN work_queue wq ON wq.id = fr.work_queue_id
+  JOIN work_pool wp ON wp.id = wq.work_pool_id
+  LEFT JOIN deployment d ON d.id = fr.deployment_id
+  WHERE fr.state_type = 'SCHEDULED'
+    AND (${retryType} IS NULL OR ${retryType} <> 'in_process')
+    AND NOT wp.is_paused AND NOT wq.is_paused AND (d.id IS NULL OR NOT d.paused)
+    AND ${poolAndQueueNames(d, s)}
+    ${s.scheduledAfter ? sql`AND fr.next_scheduled_start_time >= ${s.scheduledAfter}` : sql.empty}
+    ${s.scheduledBefore ? sql`AND fr.next_scheduled_start_time <= ${s.scheduledBefore}` : sql.empty}
+),
+pool_active AS (
+  SELECT aq.work_pool_id AS id, count(*) AS n FROM flow_run a JOIN work_queue aq ON aq.id = a.work_queue_id
+  WHERE a.state_type IN ${SLOT_STATES} AND aq.work_pool_id IN (SELECT work_pool_id FROM candidates WHERE pool_limit IS NOT NULL)
+  GROUP BY aq.work_pool_id
+),
+queue_active AS (
+  SELECT a.work_queue_id AS id, count(*) AS n FROM flow_run a
+  WHERE a.state_type IN ${SLOT_STATES} AND a.work_queue_id IN (SELECT work_queue_id FROM candidates WHERE queue_limit IS NOT NULL)
+  GROUP BY a.work_queue_id
+),
+deployment_active AS (
+  SELECT a.deployment_id AS id, count(*) AS n FROM flow_run a
+  WHERE a.state_type IN ${SLOT_STATES} AND a.deployment_id IN (SELECT deployment_id FROM candidates WHERE deployment_limit IS NOT NULL)
+  GROUP BY a.deployment_id
+),
+slotted AS (
+  SELECT c.id, c.deployment_id, c.next_scheduled_start_time, c.work_queue_id, c.work_pool_id, c.priority,
+    c.pool_limit - COALESCE(pa.n, 0) AS pool_free,
+    c.queue_limit - COALESCE(qa.n, 0) AS queue_free,
+    c.deployment_limit - COALESCE(da.n, 0) AS deployment_free
+  FROM candidates c
+  LEFT JOIN pool_active pa ON pa.id = c.work_pool_id
+  LEFT JOIN queue_active qa ON qa.id = c.work_queue_id
+  LEFT JOIN deployment_active da ON da.id = c.deployment_id
+  WHERE ${guard}
+),
+by_deployment AS (
+  SELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.deployment_id ORDER BY ${claimOrder("s")}) AS deployment_rank FROM slotted s
+),
+by_queue AS (
+  SELECT b.*, ROW_NUMBER() OVER (PARTITION BY b.work_queue_id ORDER BY ${claimOrder("b")}) AS queue_rank
+  FROM by_deployment b WHERE b.deployment_free IS NULL OR b.deployment_rank <= b.deployment_free
+),
+by_pool AS (
+  SELECT q.*, ROW_NUMBER() OVER (PARTITION BY q.work_pool_id ORDER BY ${claimOrder("q")}) AS pool_rank
+  FROM by_queue q WHERE q.queue_free IS NULL OR q.queue_rank <= q.queue_free
+),
+eligible AS (
+  SELECT id, work_pool_id, work_queue_id, priority, next_scheduled_start_time FROM by_pool
+  WHERE pool_free IS NULL OR pool_rank <= pool_free
+)
+`;
+}
+
+/** ` LIMIT n`, or nothing for no cap. */
+export function limitSql(limit: number | null): Sql {
+  return limit === null ? sql.empty : sql` LIMIT ${limit}`;
+}
