@@ -1,0 +1,246 @@
+/**
+ * The entry points: Prefect's `models.flow_runs.set_flow_run_state` / `models.task_runs.set_task_run_state`
+ * and the initial state of `create_flow_run` / `create_task_run`.
+ *
+ * One call is one database transaction: the run is read with a row lock (concurrent proposals for the
+ * same run take turns), the rules govern the proposal, and the state is written with the run's
+ * bookkeeping by the repository's `setState`. Nothing else is done besides database work; the
+ * events to publish are returned.
+ */
+import {
+  type Database,
+  type FlowRun,
+  type FlowRunCreate,
+  NotFoundError,
+  type Repositories,
+  type TaskRun,
+  type TaskRunCreate,
+} from "@prefect/db";
+import {
+  type ContextEnvironment,
+  DEFAULT_SETTINGS,
+  FlowOrchestrationContext,
+  type OrchestrationContext,
+  type OrchestrationEvent,
+  type OrchestrationSettings,
+  type SetStateStatus,
+  type StateResponseDetails,
+  TaskOrchestrationContext,
+} from "./context.js";
+import { defaultLeaseStorage, type LeaseStorage } from "./leases.js";
+import { BackgroundTaskPolicy, CoreFlowPolicy, CoreTaskPolicy, MinimalFlowPolicy, MinimalTaskPolicy } from "./policies/core.js";
+import { GlobalFlowPolicy, GlobalTaskPolicy } from "./policies/global.js";
+import { type FlowPolicy, governTransition, type TaskPolicy } from "./rules.js";
+import { fromStoredState, type OrchestrationState, parseStateInput, type StateInput } from "./states.js";
+import type { RandomSource } from "./util.js";
+
+export interface SetStateOptions {
+  /** Skip most rules (Prefect's `force`): MinimalFlowPolicy / MinimalTaskPolicy. */
+  readonly force?: boolean | undefined;
+  /** The client's Prefect version (`User-Agent: prefect/<version>`), for compatibility rules. */
+  readonly clientVersion?: string | null | undefined;
+  /** Prefect's orchestration parameters; the API passes `{"api-version": "<X-PREFECT-API-VERSION>"}`. */
+  readonly orchestrationParameters?: Record<string, unknown> | undefined;
+  readonly settings?: Partial<OrchestrationSettings> | undefined;
+  /** Where task runs' concurrency leases live; the process-wide memory storage by default. */
+  readonly leases?: LeaseStorage | undefined;
+  /** Uniform random numbers for retry and wait jitter (Math.random by default). */
+  readonly random?: RandomSource | undefined;
+}
+
+export interface SetFlowRunStateOptions extends SetStateOptions {
+  /** The policy instead of CoreFlowPolicy (ignored with `force`); e.g. MarkLateRunsPolicy. */
+  readonly policy?: FlowPolicy | undefined;
+}
+
+export interface SetTaskRunStateOptions extends SetStateOptions {
+  /**
+   * The policy instead of CoreTaskPolicy (ignored with `force`, and for deferred proposals, which
+   * BackgroundTaskPolicy governs); e.g. ClientSideTaskOrchestrationPolicy.
+   */
+  readonly policy?: TaskPolicy | undefined;
+}
+
+export interface OrchestrationResult {
+  /**
+   * The run's state after the call: the new state when one was written, else its current state
+   * (null for WAIT/ABORT/REJECT of a run without a state, or when the state could not be stored).
+   */
+  readonly state: OrchestrationState | null;
+  readonly status: SetStateStatus;
+  readonly details: StateResponseDetails;
+  /** A new state row was written: Prefect's API answers 201, else 200. */
+  readonly written: boolean;
+  /** Events to publish after the transaction committed (flow runs: `prefect.flow-run.<StateName>`). */
+  readonly events: readonly OrchestrationEvent[];
+}
+
+export interface TaskOrchestrationResult extends OrchestrationResult {
+  /** A deferred task run to push to the task queue of its task key (Prefect's EnqueueScheduledTasks). */
+  readonly taskQueue: "enqueue" | "retry" | null;
+}
+
+interface Runner {
+  readonly environment: (db: Repositories) => ContextEnvironment;
+  readonly rollback: () => Promise<void>;
+}
+
+function runner(options: SetStateOptions): Runner {
+  const onRollback: (() => Promise<void>)[] = [];
+  const base = {
+    parameters: { ...(options.orchestrationParameters ?? {}) },
+    clientVersion: options.clientVersion ?? null,
+    settings: { ...DEFAULT_SETTINGS, ...options.settings },
+    random: options.random ?? Math.random,
+    leases: options.leases ?? defaultLeaseStorage,
+    onRollback,
+  };
+  const environment = (db: Repositories): ContextEnvironment => ({
+    ...base,
+    db,
+    nested: {
+      // Prefect forces the parent task run's state without orchestration parameters.
+      setTaskRunState: async (taskRunId, state, nestedOptions) => {
+        await orchestrateTaskRun({ ...environment(db), parameters: {}, clientVersion: null }, taskRunId, state, { force: true, ...nestedOptions });
+      },
+    },
+  });
+  return {
+    environment,
+    rollback: async () => {
+      for (const undo of onRollback.splice(0).reverse()) {
+        try {
+          await undo();
+        } catch {
+          // best effort: the database transaction is already rolled back
+        }
+      }
+    },
+  };
+}
+
+/** Runs `work` in one transaction; on failure, undoes what it changed outside the database. */
+async function inTransaction<T>(db: Database | Repositories, options: SetStateOptions, work: (run: Runner, tx: Repositories) => Promise<T>): Promise<T> {
+  const run = runner(options);
+  try {
+    return await db.transaction((tx) => work(run, tx));
+  } catch (error) {
+    await run.rollback();
+    throw error;
+  }
+}
+
+function result(context: OrchestrationContext) {
+  return {
+    state: context.validatedState,
+    status: context.responseStatus,
+    details: context.responseDetails,
+    written: context.written,
+    events: context.events,
+  };
+}
+
+async function orchestrateFlowRun(
+  env: ContextEnvironment,
+  flowRunId: string,
+  proposed: OrchestrationState,
+  options: { force?: boolean | undefined; policy?: FlowPolicy | undefined },
+): Promise<OrchestrationResult> {
+  const run = await env.db.flowRuns.getForUpdate(flowRunId);
+  if (!run) throw new NotFoundError(`Flow run with id ${flowRunId} not found`);
+  const context = new FlowOrchestrationContext(env, run, run.state ? fromStoredState(run.state) : null, proposed);
+  const policy = options.force ? MinimalFlowPolicy : (options.policy ?? CoreFlowPolicy);
+  await governTransition(context, policy, GlobalFlowPolicy);
+  await context.persist();
+  return result(context);
+}
+
+async function orchestrateTaskRun(
+  env: ContextEnvironment,
+  taskRunId: string,
+  proposed: OrchestrationState,
+  options: { force?: boolean | undefined; policy?: TaskPolicy | undefined; resetRunCount?: boolean | undefined },
+): Promise<TaskOrchestrationResult> {
+  const run = await env.db.taskRuns.getForUpdate(taskRunId);
+  if (!run) throw new NotFoundError(`Task run with id ${taskRunId} not found`);
+  const context = new TaskOrchestrationContext(env, run, run.state ? fromStoredState(run.state) : null, proposed);
+  const policy = proposed.state_details.deferred ? BackgroundTaskPolicy : options.force ? MinimalTaskPolicy : (options.policy ?? CoreTaskPolicy);
+  await governTransition(context, policy, GlobalTaskPolicy);
+  if (options.resetRunCount) context.run.run_count = 0;
+  await context.persist();
+  return { ...result(context), taskQueue: context.taskQueue };
+}
+
+/**
+ * Proposes a state for a flow run (`POST /flow_runs/{id}/set_state`). Throws NotFoundError for an
+ * unknown run, InvalidError for a malformed state, BusyError when the database is busy (503).
+ */
+export async function setFlowRunState(
+  db: Database | Repositories,
+  flowRunId: string,
+  state: StateInput,
+  options: SetFlowRunStateOptions = {},
+): Promise<OrchestrationResult> {
+  const proposed = parseStateInput(state);
+  return inTransaction(db, options, (run, tx) => orchestrateFlowRun(run.environment(tx), flowRunId, proposed, { force: options.force, policy: options.policy }));
+}
+
+/** Proposes a state for a task run (`POST /task_runs/{id}/set_state`); as `setFlowRunState`. */
+export async function setTaskRunState(
+  db: Database | Repositories,
+  taskRunId: string,
+  state: StateInput,
+  options: SetTaskRunStateOptions = {},
+): Promise<TaskOrchestrationResult> {
+  const proposed = parseStateInput(state);
+  return inTransaction(db, options, (run, tx) => orchestrateTaskRun(run.environment(tx), taskRunId, proposed, { force: options.force, policy: options.policy }));
+}
+
+export interface CreatedRun<Run, Result> {
+  /** The run as stored after its first state (the existing run when the upsert key was taken). */
+  readonly run: Run;
+  /** False when a run with the same upsert key existed: nothing was written. */
+  readonly created: boolean;
+  /** The orchestration of the initial state, when the run was created. */
+  readonly orchestration: Result | null;
+}
+
+type WithState<T> = Omit<T, "state"> & { readonly state?: StateInput | null | undefined };
+
+/**
+ * Prefect's `POST /flow_runs/`: inserts the run (or finds the one with the same flow and
+ * idempotency key) and, for a new run, forces its initial state (PENDING when none is given)
+ * through orchestration, so that the bookkeeping is done and the event produced.
+ */
+export async function createFlowRun(
+  db: Database | Repositories,
+  input: WithState<FlowRunCreate>,
+  options: Omit<SetStateOptions, "force"> = {},
+): Promise<CreatedRun<FlowRun, OrchestrationResult>> {
+  const { state, ...fields } = input;
+  const proposed = parseStateInput(state ?? { type: "PENDING" });
+  return inTransaction(db, options, async (run, tx) => {
+    const created = await tx.flowRuns.create(fields);
+    if (!created.created) return { run: created.row, created: false, orchestration: null };
+    const orchestration = await orchestrateFlowRun(run.environment(tx), created.row.id, proposed, { force: true });
+    const stored = await tx.flowRuns.get(created.row.id);
+    return { run: stored ?? created.row, created: true, orchestration };
+  });
+}
+
+/** Prefect's `POST /task_runs/`: as `createFlowRun`, upserting on (flow_run_id, task_key, dynamic_key). */
+export async function createTaskRun(
+  db: Database | Repositories,
+  input: WithState<TaskRunCreate>,
+  options: Omit<SetStateOptions, "force"> = {},
+): Promise<CreatedRun<TaskRun, TaskOrchestrationResult>> {
+  const { state, ...fields } = input;
+  const proposed = parseStateInput(state ?? { type: "PENDING" });
+  return inTransaction(db, options, async (run, tx) => {
+    const created = await tx.taskRuns.create(fields);
+    if (!created.created) return { run: created.row, created: false, orchestration: null };
+    const orchestration = await orchestrateTaskRun(run.environment(tx), created.row.id, proposed, { force: true });
+    const stored = await tx.taskRuns.get(created.row.id);
+    return { run: stored ?? created.row, created: true, orchestration };
+  });
+}
