@@ -1,0 +1,87 @@
+/**
+ * The HTTP application: Prefect's REST and websocket API under /api, over @prefect/db.
+ */
+import websocket from "@fastify/websocket";
+import type { Database } from "@prefect/db";
+import Fastify, { type FastifyInstance } from "fastify";
+import { adminRoutes } from "./api/admin.js";
+import { blockRoutes } from "./api/blocks.js";
+import type { EventBus } from "./events/bus.js";
+import { eventRoutes } from "./api/events.js";
+import { flowRoutes } from "./api/flows.js";
+import { flowRunRoutes } from "./api/flow-runs.js";
+import { taskRunRoutes } from "./api/task-runs.js";
+import { logRoutes } from "./api/logs.js";
+import { variableRoutes } from "./api/variables.js";
+import { artifactRoutes } from "./api/artifacts.js";
+import { savedSearchRoutes } from "./api/saved-searches.js";
+import { flowRunInputRoutes } from "./api/flow-run-inputs.js";
+import { csrfProtection } from "./http/csrf.js";
+import { basicAuth } from "./http/auth.js";
+import { errorHandler } from "./http/errors.js";
+import { type ZodTypeProvider, zodValidatorCompiler } from "./http/zod.js";
+import type { ServerSettings } from "./settings.js";
+
+export interface AppContext {
+  readonly db: Database;
+  readonly settings: ServerSettings;
+  /** Events received and emitted by the server, for the services and `/api/events/out`. */
+  readonly events: EventBus;
+}
+
+export type App = FastifyInstance<
+  import("node:http").Server,
+  import("node:http").IncomingMessage,
+  import("node:http").ServerResponse,
+  import("fastify").FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+/** Request bodies above this are refused with 413 (Prefect's clients send at most 4 MB of logs at once). */
+const BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+
+export async function buildApp(context: AppContext, options: { logger?: boolean } = {}): Promise<App> {
+  const app = Fastify({
+    logger: options.logger === false ? false : { level: context.settings.logLevel },
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: "Not Found" }));
+  // JSON bodies; an empty one counts as no body (DELETE with a content type, FastAPI's leniency), and
+  // bodies sent without the header are read as JSON too.
+  const json = app.getDefaultJsonParser("error", "ignore");
+  const parseJson: Parameters<typeof app.addContentTypeParser>[2] = (request, body, done) => {
+    if (body === "" || (typeof body === "string" && body.trim() === "")) return done(null, undefined);
+    return json(request, body as string, done);
+  };
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, parseJson);
+  app.addContentTypeParser("*", { parseAs: "string" }, parseJson);
+
+  await app.register(websocket, { options: { maxPayload: BODY_LIMIT_BYTES } });
+  if (context.settings.csrfProtection) app.addHook("onRequest", csrfProtection(context.db));
+  if (context.settings.authString) app.addHook("onRequest", basicAuth(context.settings.authString));
+
+  await app.register(
+    async (api) => {
+      await api.register(adminRoutes(context));
+      await api.register(flowRoutes(context));
+      await api.register(logRoutes(context));
+      await api.register(flowRunRoutes(context));
+      await api.register(taskRunRoutes(context));
+      await api.register(blockRoutes(context));
+      await api.register(eventRoutes(context));
+      await api.register(variableRoutes(context));
+      await api.register(artifactRoutes(context));
+      await api.register(savedSearchRoutes(context));
+      await api.register(flowRunInputRoutes(context));
+    },
+    { prefix: "/api" },
+  );
+  return app;
+}

@@ -1,0 +1,63 @@
+/**
+ * Prefect's lifecycle events for blocks (`prefect.block-type.*`, `prefect.block-document.*`, see its
+ * events/schemas/lifecycle.py), published once the change has committed. Anonymous documents have none.
+ */
+import { randomBytes } from "node:crypto";
+import { type BlockType, now } from "@prefect/db";
+import type { AppContext } from "../app.js";
+import type { BlockDocumentResponse } from "./documents.js";
+import type { BlockTypeResponse } from "./schemas.js";
+
+type Action = "created" | "updated" | "deleted";
+
+/** A time-ordered UUID (version 7), as Prefect gives its events. */
+function uuid7(): string {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(Date.now(), 0, 6);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function publish(context: AppContext, event: { event: string; resource: Record<string, string>; related: Record<string, string>[]; payload: Record<string, unknown> }) {
+  const at = now();
+  context.events.publish([{ id: uuid7(), occurred: at, received: at, ...event }]);
+}
+
+export function publishBlockTypeEvent(context: AppContext, action: Action, type: BlockType | BlockTypeResponse): void {
+  publish(context, {
+    event: `prefect.block-type.${action}`,
+    resource: { "prefect.resource.id": `prefect.block-type.${type.id}`, "prefect.resource.name": type.name },
+    related: [],
+    payload: {
+      name: type.name,
+      slug: type.slug,
+      logo_url: type.logo_url,
+      documentation_url: type.documentation_url,
+      description: type.description,
+      code_example: type.code_example,
+      is_protected: type.is_protected,
+    },
+  });
+}
+
+/** `doc` as read without secrets; its payload keeps the non-secret top-level string values. */
+export function publishBlockDocumentEvent(context: AppContext, action: Action, doc: BlockDocumentResponse): void {
+  if (doc.is_anonymous) return;
+  const schema = doc.block_schema;
+  const secretFields = Array.isArray(schema?.fields.secret_fields) ? (schema.fields.secret_fields as unknown[]) : [];
+  const data = Object.fromEntries(Object.entries(doc.data).filter(([key, value]) => !secretFields.includes(key) && typeof value === "string"));
+  const blockType: Record<string, string> = { "prefect.resource.id": `prefect.block-type.${doc.block_type_id}`, "prefect.resource.role": "block-type" };
+  if (doc.block_type_name) blockType["prefect.resource.name"] = doc.block_type_name;
+  publish(context, {
+    event: `prefect.block-document.${action}`,
+    resource: { "prefect.resource.id": `prefect.block-document.${doc.id}`, "prefect.resource.name": doc.name },
+    related: [blockType, { "prefect.resource.id": `prefect.block-schema.${doc.block_schema_id}`, "prefect.resource.role": "block-schema" }],
+    payload: {
+      name: doc.name,
+      data,
+      block_schema: schema ? { capabilities: schema.capabilities, block_type: { id: doc.block_type_id, name: doc.block_type_name ?? "" } } : null,
+    },
+  });
+}

@@ -1,0 +1,31 @@
+import { timingSafeEqual } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
+
+const OPEN_PATHS = new Set(["/api/health", "/api/ready"]);
+
+function same(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * HTTP basic auth with Prefect's PREFECT_SERVER_API_AUTH_STRING (`user:password`); health and readiness
+ * probes stay open, as in Prefect. Websocket upgrades are left to the websocket routes, which
+ * authenticate with Prefect's handshake (http/prefect-socket.ts), as Prefect's HTTP-only middleware
+ * does; an upgrade to any other route is closed at once by @fastify/websocket.
+ */
+export function basicAuth(authString: string) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.ws) return;
+    const path = request.url.split("?")[0]!.replace(/\/+$/, "");
+    if (request.method === "GET" && OPEN_PATHS.has(path)) return;
+    const header = request.headers.authorization ?? "";
+    const [scheme, credentials] = header.split(" ");
+    let decoded = "";
+    if (scheme === "Basic" && credentials) decoded = Buffer.from(credentials, "base64").toString("utf8");
+    if (!same(decoded, authString)) {
+      return reply.code(401).send({ exception_message: "Unauthorized" });
+    }
+  };
+}

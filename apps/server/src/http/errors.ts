@@ -1,0 +1,100 @@
+/**
+ * Errors become Prefect's responses: 404/409 `{"detail": ...}`, 422 with every problem and where
+ * (`exception_detail` as Prefect's server sends it, and `detail` as its OpenAPI document declares),
+ * 503 with `Retry-After` when the database is busy (Prefect's client retries those), never a stack
+ * trace.
+ */
+import { AlreadyExistsError, BusyError, InvalidError, MigrationError, NotFoundError } from "@prefect/db";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { RequestValidationError } from "./zod.js";
+
+/** Raised by routes for Prefect's plain HTTP errors (`HTTPException(status, detail)`). */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(typeof detail === "string" ? detail : `HTTP ${status}`);
+  }
+}
+
+export const notFound = (what: string) => new HttpError(404, `${what} not found`);
+
+interface ValidationProblem {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+  input?: unknown;
+}
+
+const LOCATIONS = { body: "body", querystring: "query", params: "path", headers: "header" } as const;
+
+/** zod issues in pydantic's words (what Prefect's clients and users are used to reading). */
+function problemsOf(error: RequestValidationError, request: FastifyRequest): ValidationProblem[] {
+  const prefix = LOCATIONS[error.part];
+  return error.issues.flatMap((issue): ValidationProblem[] => {
+    const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
+    const input = error.part === "body" ? { input: pick(request.body, issue.path) } : {};
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({ loc: [prefix, ...path, key], msg: "Extra inputs are not permitted", type: "extra_forbidden" }));
+    }
+    if (issue.code === "invalid_type" && pick(request.body, issue.path) === undefined && error.part === "body") {
+      return [{ loc: [prefix, ...path], msg: "Field required", type: "missing" }];
+    }
+    return [{ loc: [prefix, ...path], msg: issue.message, type: issue.code, ...input }];
+  });
+}
+
+function pick(value: unknown, path: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (current === null || typeof current !== "object") return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+function unprocessable(reply: FastifyReply, problems: ValidationProblem[], body: unknown) {
+  return reply.code(422).send({
+    exception_message: "Invalid request received.",
+    exception_detail: problems,
+    request_body: body ?? null,
+    detail: problems,
+  });
+}
+
+export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+  const cause = (error as { cause?: unknown }).cause;
+  const validation = error instanceof RequestValidationError ? error : cause instanceof RequestValidationError ? cause : undefined;
+  if (validation) return unprocessable(reply, problemsOf(validation, request), request.body);
+  if (error instanceof HttpError) return reply.code(error.status).headers(error.headers).send({ detail: error.detail });
+  if (error instanceof NotFoundError) return reply.code(404).send({ detail: error.message });
+  if (error instanceof AlreadyExistsError) return reply.code(409).send({ detail: error.message });
+  if (error instanceof InvalidError) {
+    return unprocessable(
+      reply,
+      error.issues.length
+        ? error.issues.map((i) => ({ loc: ["body", ...i.path], msg: i.message, type: "value_error" }))
+        : [{ loc: ["body"], msg: error.message, type: "value_error" }],
+      request.body,
+    );
+  }
+  if (error instanceof BusyError) {
+    return reply
+      .code(503)
+      .header("Retry-After", String(Math.max(1, Math.ceil(error.retryAfterSeconds))))
+      .send({ exception_message: "Service Unavailable", detail: error.message });
+  }
+  const code = (error as FastifyError).code;
+  if (code === "FST_ERR_CTP_INVALID_JSON_BODY" || code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (error as SyntaxError).name === "SyntaxError") {
+    return unprocessable(reply, [{ loc: ["body"], msg: `JSON decode error: ${error.message}`, type: "json_invalid" }], null);
+  }
+  if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ detail: "Request body is too large." });
+  if (code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return reply.code(415).send({ detail: "Unsupported media type: send application/json." });
+  const status = (error as FastifyError).statusCode;
+  if (status && status >= 400 && status < 500) return reply.code(status).send({ detail: error.message });
+  if (error instanceof MigrationError) request.log.error({ err: error }, "database migration problem");
+  else request.log.error({ err: error }, "unhandled error");
+  return reply.code(500).send({ exception_message: "Internal Server Error" });
+}

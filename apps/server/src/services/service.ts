@@ -1,0 +1,48 @@
+/**
+ * Background services (event persister, task-run recorder, scheduler, ...): plain loops with a start
+ * and a stop, run inside the server or on their own. Each can be switched off by its setting.
+ */
+export interface Service {
+  readonly name: string;
+  start(): Promise<void>;
+  /** Stops the loop, flushing anything it buffers, and resolves when it is idle. */
+  stop(): Promise<void>;
+}
+
+/** Runs `tick` every `intervalSeconds` until stopped; one tick at a time; errors are reported, not thrown. */
+export class LoopService implements Service {
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = true;
+
+  constructor(
+    readonly name: string,
+    private readonly intervalSeconds: number,
+    private readonly tick: () => Promise<void>,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    this.#stopped = false;
+    this.#schedule(0);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#running = this.tick()
+        .catch(this.onError)
+        .finally(() => {
+          this.#running = undefined;
+          this.#schedule(this.intervalSeconds * 1000);
+        });
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#running;
+  }
+}

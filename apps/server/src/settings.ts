@@ -1,0 +1,116 @@
+/**
+ * Server settings, from Prefect's own setting names (the database ones live in @prefect/db). Read once
+ * at start-up and validated: a bad value stops the server naming the variable.
+ */
+import { z } from "zod";
+
+export const PREFECT_VERSION = "3.8.3";
+export const API_VERSION = "0.8.4";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function read(env: Env, ...names: string[]): { name: string; value: string } | undefined {
+  for (const name of names) {
+    const value = env[name]?.trim();
+    if (value) return { name, value };
+  }
+  return undefined;
+}
+
+export class SettingsError extends Error {}
+
+function parse<T>(schema: z.ZodType<T>, found: { name: string; value: string } | undefined, fallback: T): T {
+  if (!found) return fallback;
+  const result = schema.safeParse(found.value);
+  if (!result.success) {
+    throw new SettingsError(`Invalid setting: ${found.name} ${result.error.issues[0]?.message ?? "is not valid"} (got ${JSON.stringify(found.value)})`);
+  }
+  return result.data;
+}
+
+const boolean = z
+  .string()
+  .transform((v) => v.toLowerCase())
+  .pipe(z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"], { message: "must be true or false" }))
+  .transform((v) => ["true", "1", "yes", "on"].includes(v));
+const port = z.coerce.number({ message: "must be a port number" }).int({ message: "must be a port number" }).min(0).max(65535, { message: "must be a port number" });
+const seconds = z.coerce.number({ message: "must be a number of seconds" }).positive({ message: "must be a number of seconds greater than 0" });
+/** A duration as pydantic reads a timedelta: seconds, ISO 8601 (`PT1H`, `P1DT2H30M`) or `[D day(s), ]HH:MM[:SS]`. */
+const duration = z.string().transform((value, ctx) => {
+  const v = value.trim();
+  const iso = /^P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/i.exec(v);
+  const clock = /^(?:(\d+)\s*d(?:ays?)?,?\s*)?(\d+):(\d{1,2})(?::(\d{1,2}(?:\.\d+)?))?$/i.exec(v);
+  let total = Number.NaN;
+  if (/^[+-]?(\d+(\.\d*)?|\.\d+)$/.test(v)) total = Number(v);
+  else if (iso && v.length > 1 && !/T$/i.test(v)) {
+    const [w, d, h, m, s] = iso.slice(1).map((part) => Number(part ?? 0)) as [number, number, number, number, number];
+    total = (((w * 7 + d) * 24 + h) * 60 + m) * 60 + s;
+  } else if (clock) {
+    const [d, h, m, s] = clock.slice(1).map((part) => Number(part ?? 0)) as [number, number, number, number];
+    total = ((d * 24 + h) * 60 + m) * 60 + s;
+  }
+  if (!(total > 0)) {
+    ctx.addIssue({ code: "custom", message: "must be a duration greater than 0 (seconds, or ISO 8601 such as PT1H)" });
+    return z.NEVER;
+  }
+  return total;
+});
+const level = z
+  .string()
+  .transform((v) => v.toLowerCase())
+  .pipe(z.enum(["trace", "debug", "info", "warning", "warn", "error", "critical", "fatal", "silent"], { message: "must be a log level" }))
+  .transform((v): ServerSettings["logLevel"] => (v === "warning" ? "warn" : v === "critical" ? "fatal" : v));
+
+export interface ServiceSettings {
+  readonly enabled: boolean;
+  readonly loopSeconds: number;
+}
+
+export interface ServerSettings {
+  readonly host: string;
+  readonly port: number;
+  /** `user:password` for HTTP basic auth on every route but health checks. */
+  readonly authString: string | undefined;
+  readonly csrfProtection: boolean;
+  /** How long an issued CSRF token stays valid, in seconds. */
+  readonly csrfTokenExpirationSeconds: number;
+  readonly logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+  /** Fernet key for block data; when unset one is generated once and kept in the database. */
+  readonly encryptionKey: string | undefined;
+  /** Register Prefect's system block types at start-up. */
+  readonly blocksRegisterOnStart: boolean;
+  readonly services: {
+    readonly taskRunRecorder: ServiceSettings;
+    readonly eventPersister: ServiceSettings & { readonly batchSize: number; readonly flushIntervalSeconds: number };
+  };
+}
+
+const service = (env: Env, name: string, defaultLoop: number): ServiceSettings => ({
+  enabled: parse(boolean, read(env, `PREFECT_SERVER_SERVICES_${name}_ENABLED`, `PREFECT_API_SERVICES_${name}_ENABLED`), true),
+  loopSeconds: parse(seconds, read(env, `PREFECT_SERVER_SERVICES_${name}_LOOP_SECONDS`, `PREFECT_API_SERVICES_${name}_LOOP_SECONDS`), defaultLoop),
+});
+
+export function loadServerSettings(env: Env = process.env): ServerSettings {
+  return {
+    host: read(env, "PREFECT_SERVER_API_HOST")?.value ?? "127.0.0.1",
+    port: parse(port, read(env, "PREFECT_SERVER_API_PORT"), 4200),
+    authString: read(env, "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING")?.value,
+    csrfProtection: parse(boolean, read(env, "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED", "PREFECT_SERVER_CSRF_PROTECTION_ENABLED"), false),
+    csrfTokenExpirationSeconds: parse(duration, read(env, "PREFECT_SERVER_API_CSRF_TOKEN_EXPIRATION", "PREFECT_SERVER_CSRF_TOKEN_EXPIRATION"), 3600),
+    logLevel: parse(level, read(env, "PREFECT_SERVER_LOGGING_LEVEL", "PREFECT_LOGGING_SERVER_LEVEL"), "warn"),
+    encryptionKey: read(env, "PREFECT_SERVER_ENCRYPTION_KEY")?.value,
+    blocksRegisterOnStart: parse(boolean, read(env, "PREFECT_SERVER_BLOCKS_REGISTER_ON_START", "PREFECT_API_BLOCKS_REGISTER_ON_START"), true),
+    services: {
+      taskRunRecorder: service(env, "TASK_RUN_RECORDER", 1),
+      eventPersister: {
+        ...service(env, "EVENT_PERSISTER", 1),
+        batchSize: parse(
+          z.coerce.number().int().positive({ message: "must be a whole number greater than 0" }),
+          read(env, "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE"),
+          20,
+        ),
+        flushIntervalSeconds: parse(seconds, read(env, "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL"), 5),
+      },
+    },
+  };
+}

@@ -1,0 +1,185 @@
+import { randomUUID } from "node:crypto";
+import { type Database, openDatabase, toTimestamp } from "@prefect/db";
+import { freshConfig, selectedBackends } from "@prefect/db/testing";
+import Fastify from "fastify";
+import { afterEach, describe, expect, it } from "vitest";
+import type { AppContext } from "../src/app.js";
+import { EventBus } from "../src/events/bus.js";
+import { startServer } from "../src/server.js";
+import { EventBatcher } from "../src/services/event-batcher.js";
+import { startServices } from "../src/services/index.js";
+import { taskRunRecorder } from "../src/services/task-run-recorder.js";
+import { loadServerSettings, type ServerSettings } from "../src/settings.js";
+import { makeEvent, openEventsIn, taskRunEvents, waitFor } from "./support/events.js";
+
+const silent = Fastify({ logger: false }).log;
+
+const settingsWith = (env: Record<string, string>): ServerSettings => ({ ...loadServerSettings(env), host: "127.0.0.1", port: 0 });
+
+for (const backend of selectedBackends()) {
+  describe(`event services [${backend}]`, () => {
+    const cleanups: (() => Promise<void>)[] = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    });
+
+    const database = async (adjust: (config: Database["config"]) => Database["config"] = (c) => c) => {
+      const { config, remove } = await freshConfig(backend);
+      const db = await openDatabase(adjust(config));
+      cleanups.push(async () => {
+        await db.close();
+        await remove();
+      });
+      return { db, config };
+    };
+
+    it("starts each service unless its setting switches it off", async () => {
+      const { db } = await database();
+      const cases: [Record<string, string>, string[]][] = [
+        [{}, ["EventPersister", "TaskRunRecorder"]],
+        [{ PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: "false" }, ["TaskRunRecorder"]],
+        [{ PREFECT_API_SERVICES_TASK_RUN_RECORDER_ENABLED: "false" }, ["EventPersister"]],
+      ];
+      for (const [env, names] of cases) {
+        const services = await startServices({ db, settings: settingsWith(env), events: new EventBus() }, silent);
+        expect(services.map((s) => s.name)).toEqual(names);
+        for (const service of services) await service.stop();
+      }
+    });
+
+    it("writes every queued event on a graceful shutdown, from HTTP and from websockets", async () => {
+      const { db } = await database();
+      // Batches that would never fill and an interval that would never pass: only the shutdown flushes.
+      const settings = settingsWith({ PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE: "100000", PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL: "3600" });
+      const server = await startServer(settings, { db, logger: false });
+      let stopped = false;
+      cleanups.push(async () => {
+        if (!stopped) await server.stop();
+      });
+      const overHttp = Array.from({ length: 30 }, (_, i) => makeEvent({ event: `shutdown.http.${i}` }));
+      const response = await fetch(`${server.url}/api/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(overHttp) });
+      expect(response.status).toBe(204);
+
+      const flow = (await db.flows.create({ name: "shutdown" })).row;
+      const flowRun = (await db.flowRuns.create({ flow_id: flow.id })).row;
+      const taskRunId = randomUUID();
+      const taskEvents = taskRunEvents({
+        taskRunId,
+        flowRunId: flowRun.id,
+        flowId: flow.id,
+        flowName: flow.name,
+        flowRunName: flowRun.name,
+        taskName: "t",
+        taskKey: "t",
+        dynamicKey: "0",
+        steps: [
+          { type: "PENDING", occurred: toTimestamp(overHttp[0]!.occurred) },
+          { type: "RUNNING", occurred: toTimestamp(overHttp[1]!.occurred) },
+          { type: "COMPLETED", occurred: toTimestamp(overHttp[2]!.occurred) },
+        ],
+      });
+      // Enough data that much of it is still on its way when the server starts stopping.
+      const filler = "x".repeat(4096);
+      const overSocket = Array.from({ length: 1500 }, (_, i) => makeEvent({ event: `shutdown.ws.${i}`, payload: { filler } }));
+      const socket = await openEventsIn(server.url);
+      for (const event of taskEvents) socket.send(event);
+      // The client keeps sending while the server stops, until it sees the server's close frame; every
+      // frame written before that must be stored (no checkpoint waited for).
+      const written: string[] = [];
+      const stopping = server.stop();
+      for (const event of overSocket) {
+        if (socket.ws.readyState !== socket.ws.OPEN) break;
+        await new Promise<void>((resolve) =>
+          socket.ws.send(JSON.stringify(event), (error) => {
+            if (!error) written.push(event.id);
+            resolve();
+          }),
+        );
+      }
+      await stopping;
+      stopped = true;
+      await socket.closed;
+
+      expect(written.length).toBeGreaterThan(0);
+      expect(await db.events.count()).toBe(overHttp.length + taskEvents.length + written.length);
+      expect(await db.events.count({ id: { id: written } })).toBe(written.length);
+      expect(await db.taskRuns.get(taskRunId)).toMatchObject({ state_type: "COMPLETED" });
+    });
+
+    it("records the good events of a batch and drops an event that keeps failing", async () => {
+      const { db } = await database();
+      const flow = (await db.flows.create({ name: "isolation" })).row;
+      const flowRun = (await db.flowRuns.create({ flow_id: flow.id })).row;
+      const bus = new EventBus();
+      const context: AppContext = { db, events: bus, settings: settingsWith({ PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_LOOP_SECONDS: "0.05" }) };
+      const recorder = taskRunRecorder(context, silent);
+      await recorder.start();
+      cleanups.push(() => recorder.stop());
+      const good = randomUUID();
+      const orphan = randomUUID();
+      const step = [{ type: "PENDING" as const, occurred: toTimestamp(makeEvent().occurred) }];
+      const common = { flowId: flow.id, flowName: flow.name, flowRunName: "x", taskName: "t", dynamicKey: "0", steps: step };
+      const events = [
+        ...taskRunEvents({ ...common, taskRunId: orphan, flowRunId: randomUUID(), taskKey: "orphan" }),
+        ...taskRunEvents({ ...common, taskRunId: good, flowRunId: flowRun.id, taskKey: "good" }),
+      ];
+      bus.publish(events.map((e) => ({ ...e, received: e.occurred })));
+      await waitFor(async () => (await db.taskRuns.get(good)) ?? undefined, "the good task run");
+      // The orphan's flow run never appears: it is retried on the next intervals, then dropped.
+      await waitFor(() => recorder.pending === 0, "the failing event dropped");
+      expect(await db.taskRuns.get(orphan)).toBeNull();
+      expect(await db.taskRuns.count()).toBe(1);
+    });
+
+    if (backend === "sqlite-file") {
+      it("retries a batch the database was busy for until it is written", async () => {
+        const { db, config } = await database((c) => ({ ...c, timeoutSeconds: 0.2 }));
+        const locker = await openDatabase(config);
+        cleanups.push(() => locker.close());
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let locked!: () => void;
+        const holding = new Promise<void>((resolve) => {
+          locked = resolve;
+        });
+        // Another connection holds the write lock (an IMMEDIATE transaction) until released.
+        const lock = locker.transaction(async () => {
+          locked();
+          await released;
+        });
+        await holding;
+
+        const bus = new EventBus();
+        let attempts = 0;
+        const persister = new EventBatcher({
+          name: "EventPersister",
+          bus,
+          log: silent,
+          batchSize: 1,
+          flushIntervalMs: 50,
+          maxBatch: 1000,
+          write: async (batch) => {
+            attempts++;
+            await db.events.createMany(batch);
+          },
+        });
+        await persister.start();
+        cleanups.push(() => persister.stop());
+        // Runs first: the lock must go before the persister stops and the connections close.
+        cleanups.push(async () => {
+          release();
+          await lock;
+        });
+        const events = [makeEvent({ event: "busy.1" }), makeEvent({ event: "busy.2" })];
+        bus.publish(events.map((e) => ({ ...e, received: e.occurred })));
+        await waitFor(() => attempts >= 2, "a retry of the busy batch");
+        expect(persister.pending).toBe(2);
+        release();
+        await waitFor(async () => (await db.events.count()) === 2, "the batch written after the lock is released");
+        expect(persister.pending).toBe(0);
+      });
+    }
+  });
+}
