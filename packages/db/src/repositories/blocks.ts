@@ -225,7 +225,7 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       const parentIds = ids.map((id) => checkId(id, "block schema id"));
       if (parentIds.length === 0) return [];
       const rows = await q.query(
-        sql`SELECT ${selectList(T.block_schema_reference, "r")} FROM block_schema_reference r WHERE ${d.inList(sql.raw("r.parent_block_schema_id"), parentIds)} ORDER BY r.name, r.id`,
+        sql`SELECT ${selectList(T.block_schema_reference, "r")} FROM block_schema_reference r WHERE ${d.inList(sql.raw("r.parent_block_schema_id"), parentIds)} ORDER BY r.name, r.created, r.id`,
       );
       return rows.map(decodeSchemaRef);
     },
@@ -308,7 +308,7 @@ export function blockRepository({ q }: RepositoryContext): BlockRepository {
       const parentIds = ids.map((id) => checkId(id, "block document id"));
       if (parentIds.length === 0) return [];
       const rows = await q.query(
-        sql`SELECT ${selectList(T.block_document_reference, "r")} FROM block_document_reference r WHERE ${d.inList(sql.raw("r.parent_block_document_id"), parentIds)} ORDER BY r.name, r.id`,
+        sql`SELECT ${selectList(T.block_document_reference, "r")} FROM block_document_reference r WHERE ${d.inList(sql.raw("r.parent_block_document_id"), parentIds)} ORDER BY r.name, r.created, r.id`,
       );
       return rows.map(decodeDocRef);
     },
