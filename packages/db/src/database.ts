@@ -21,6 +21,8 @@ import { type FlowRepository, flowRepository } from "./repositories/flows.js";
 import { type LogRepository, logRepository } from "./repositories/logs.js";
 import { type TaskRunRepository, taskRunRepository } from "./repositories/task-runs.js";
 import { type WorkPoolRepository, workPoolRepository } from "./repositories/work-pools.js";
+import { type ScheduledRunRepository, scheduledRunRepository } from "./repositories/scheduled-runs.js";
+import { type CancellationRepository, cancellationRepository } from "./repositories/cancellations.js";
 import { sql } from "./sql.js";
 import { SqliteDriver } from "./sqlite/driver.js";
 import { sqliteWrites } from "./sqlite/writes.js";
@@ -44,6 +46,10 @@ export interface Repositories {
   readonly csrfTokens: CsrfTokenRepository;
   readonly artifacts: ArtifactRepository;
   readonly automations: AutomationRepository;
+  /** The scheduler's queries and its idempotent batched insert of scheduled runs. */
+  readonly scheduledRuns: ScheduledRunRepository;
+  /** The cancellation cleanup's queries. */
+  readonly cancellations: CancellationRepository;
   /** Runs `fn` atomically: a transaction, or a savepoint inside the current one. */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
 }
@@ -98,6 +104,8 @@ function repositories(context: RepositoryContext): Repositories {
     csrfTokens: csrfTokenRepository(context),
     artifacts: artifactRepository(context),
     automations: automationRepository(context),
+    scheduledRuns: scheduledRunRepository(context),
+    cancellations: cancellationRepository(context),
   };
 }
 

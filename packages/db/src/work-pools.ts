@@ -60,6 +60,14 @@ export interface WorkPoolSql {
    * limit together. Returns the claimed runs in claim order.
    */
   claim(tx: Queryable, selection: RunSelection, state: ClaimStateRow, now: Timestamp): Promise<ClaimedRun[]>;
+  /**
+   * Inside the caller's transaction: selects runs as `eligibleRunsSql` does and holds them until the
+   * transaction ends, writing nothing, so that the caller can move them on itself (through
+   * orchestration). Concurrent lockers never get the same run, and never more runs under a limit
+   * than it has free slots, as long as each moves what it locked out of SCHEDULED before it commits.
+   * Returns the locked runs in claim order.
+   */
+  lock(tx: Queryable, selection: RunSelection): Promise<ClaimedRun[]>;
   /** A new random UUID for each row a statement writes. */
   randomUuid(): Sql;
 }

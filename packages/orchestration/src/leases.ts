@@ -30,17 +30,35 @@ export interface ConcurrencyLease {
   readonly metadata: ConcurrencyLeaseMetadata | null;
 }
 
-/** Prefect's `ConcurrencyLeaseStorage` protocol. */
+/**
+ * Prefect's `ConcurrencyLeaseStorage` protocol, plus an atomic take (so a lease's slots are freed
+ * once) and two helpers for putting a lease back and sweeping the leases of one limit.
+ */
 export interface LeaseStorage {
   createLease(resourceIds: readonly string[], ttlSeconds: number, metadata?: ConcurrencyLeaseMetadata | null): Promise<ConcurrencyLease>;
   readLease(leaseId: string): Promise<ConcurrencyLease | null>;
-  /** False when the lease does not exist or has expired. */
+  /**
+   * False when the lease does not exist or has expired (the protocol's documented contract: an
+   * expired lease is the repossessor's, and its holder must not be told it still holds slots).
+   */
   renewLease(leaseId: string, ttlSeconds: number): Promise<boolean>;
   revokeLease(leaseId: string): Promise<void>;
+  /**
+   * Removes the lease and returns it, or null when it is already gone: of callers racing to release
+   * the same lease (its holder, the repossessor), exactly one gets it, and only that one frees its slots.
+   */
+  takeLease(leaseId: string): Promise<ConcurrencyLease | null>;
+  /**
+   * Stores the lease as given, under its id: puts back a lease taken by a release that then failed,
+   * or narrows the limits of a lease.
+   */
+  saveLease(lease: ConcurrencyLease): Promise<void>;
   readActiveLeaseIds(limit?: number, offset?: number): Promise<string[]>;
   readExpiredLeaseIds(limit?: number): Promise<string[]>;
   /** The unexpired leases on `limitId` that name a holder. */
   listHoldersForLimit(limitId: string): Promise<{ leaseId: string; holder: ConcurrencyLeaseHolder }[]>;
+  /** Every lease on `limitId`, expired or not. */
+  listLeasesForLimit(limitId: string): Promise<ConcurrencyLease[]>;
 }
 
 /** Prefect's `V1_LEASE_TTL`: task runs hold tag slots for ~100 years (until they stop running). */
@@ -79,6 +97,17 @@ export class MemoryLeaseStorage implements LeaseStorage {
     this.#leases.delete(leaseId);
   }
 
+  async takeLease(leaseId: string): Promise<ConcurrencyLease | null> {
+    const lease = this.#leases.get(leaseId);
+    if (!lease) return null;
+    this.#leases.delete(leaseId);
+    return lease;
+  }
+
+  async saveLease(lease: ConcurrencyLease): Promise<void> {
+    this.#leases.set(lease.id, { ...lease, resource_ids: [...lease.resource_ids] });
+  }
+
   async readActiveLeaseIds(limit = 100, offset = 0): Promise<string[]> {
     const at = now();
     return [...this.#leases.values()]
@@ -103,6 +132,10 @@ export class MemoryLeaseStorage implements LeaseStorage {
       if (holder && lease.expiration >= at && lease.resource_ids.includes(limitId)) holders.push({ leaseId: lease.id, holder });
     }
     return holders;
+  }
+
+  async listLeasesForLimit(limitId: string): Promise<ConcurrencyLease[]> {
+    return [...this.#leases.values()].filter((lease) => lease.resource_ids.includes(limitId));
   }
 }
 

@@ -12,6 +12,7 @@
  *
  * Claims that touch no limit take no row locks but the runs', and run side by side.
  */
+import type { Queryable } from "../driver/types.js";
 import { JsonValue, type Sql, sql } from "../sql.js";
 import type { Timestamp } from "../timestamps.js";
 import {
@@ -83,6 +84,26 @@ claimed AS (
 SELECT p.id, p.work_pool_id FROM claimed c JOIN picked p ON p.id = c.id ORDER BY ${claimOrder("p")}`;
 }
 
+function lockSql(s: RunSelection, held: HeldLimits): Sql {
+  return sql`${eligibleRunsSql(d, s, held)}
+SELECT e.id, e.work_pool_id
+FROM (SELECT * FROM eligible ORDER BY ${claimOrder()}) e
+CROSS JOIN LATERAL (
+  SELECT 1 AS taken FROM flow_run fr WHERE fr.id = e.id AND fr.state_type = 'SCHEDULED' FOR UPDATE SKIP LOCKED
+) l
+ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
+}
+
+/** Locks the limit rows in reach (see the top of this file) and returns which ones are held. */
+async function lockLimits(tx: Queryable, selection: RunSelection): Promise<HeldLimits> {
+  const locked = await tx.query<{ kind: "pool" | "queue" | "deployment"; id: string }>(lockLimitsSql(selection));
+  return {
+    pools: locked.filter((l) => l.kind === "pool").map((l) => l.id),
+    queues: locked.filter((l) => l.kind === "queue").map((l) => l.id),
+    deployments: locked.filter((l) => l.kind === "deployment").map((l) => l.id),
+  };
+}
+
 export const postgresWorkPools: WorkPoolSql = {
   async claim(tx, selection, target, now) {
     if (!tx.inTransaction) throw new Error("claims run inside a transaction: the limit locks last until it ends");
@@ -93,6 +114,13 @@ export const postgresWorkPools: WorkPoolSql = {
       deployments: locked.filter((l) => l.kind === "deployment").map((l) => l.id),
     };
     return tx.query<ClaimedRun>(claimSql(selection, held, target, now));
+  },
+
+  async lock(tx, selection) {
+    // As a claim, without the writes: the limit rows stay locked until the caller's transaction
+    // ends, so the next locker counts the slots with the runs this caller moved by then.
+    if (!tx.inTransaction) throw new Error("runs are locked inside a transaction: the locks last until it ends");
+    return tx.query<ClaimedRun>(lockSql(selection, await lockLimits(tx, selection)));
   },
 
 

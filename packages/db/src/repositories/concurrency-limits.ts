@@ -1,18 +1,19 @@
-import { secondsBetween } from "../dialect.js";
 /**
  * Global (v2) concurrency and rate limits, and the tag-based (v1) limits Prefect's v1 API keeps as v2
  * limits named `tag:<tag>`.
  *
- * Slot accounting is one conditional UPDATE per call (`... WHERE active_slots_after_decay + n <= limit`)
- * inside a transaction that first locks the addressed rows in id order (PostgreSQL; on SQLite the
- * IMMEDIATE transaction already excludes other writers). The UPDATE's row count must equal the number
- * of active limits, else the transaction rolls back: all or nothing. At READ COMMITTED a contended
- * UPDATE (or lock) waits for the other writer and re-reads the committed row, so concurrent callers
- * never overshoot a limit; locking in id order keeps multi-limit callers from deadlocking.
+ * Every slot operation runs in one transaction that first locks the addressed rows in id order
+ * (`SELECT ... FOR UPDATE` on PostgreSQL, where a contended lock waits for the other writer and then
+ * reads its committed row; on SQLite the IMMEDIATE transaction already excludes every other writer),
+ * decides on the locked rows, and writes them: a refusal on any limit throws before anything is
+ * written, and the transaction rolls back. Concurrent callers thus never overshoot a limit, and
+ * locking in id order keeps multi-limit callers from deadlocking.
  *
- * Slot decay is computed in SQL from the stored `updated` timestamp (Prefect's formula:
- * `max(0, active_slots - floor(slot_decay_per_second * seconds since updated))`), with one `now` per
- * call bound as a parameter.
+ * Slot decay follows Prefect's formulas (`max(0, active_slots - floor(slot_decay_per_second * seconds
+ * since updated))`, and its decay of denied slots), computed here on the locked rows with one `now`
+ * per call; reads compute the same in SQL. Unlike Prefect, a write does not throw away the fraction
+ * of a slot a rate limit has earned since its last whole slot: `updated` moves forward only by the
+ * time the decayed slots took, so callers retrying faster than a slot decays do not stall the limit.
  *
  * Legacy v1 rows (`concurrency_limit`) are never inserted, as in Prefect since its 2025 migration moved
  * them to v2: they are only read, updated and deleted where Prefect's v1 adapter falls back to them.
@@ -40,9 +41,10 @@ import {
   type TagSlotAcquisition,
   type TagSlotRelease,
 } from "../schemas/concurrency-limits.js";
+import { secondsBetween } from "../dialect.js";
 import { type Sql, sql } from "../sql.js";
 import { assignments, insertSql, rowDecoder, selectList, tables } from "../tables.js";
-import { now, type Timestamp } from "../timestamps.js";
+import { addSeconds, now, secondsBetween as secondsFrom, type Timestamp } from "../timestamps.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 
 export interface ConcurrencyLimitRepository {
@@ -127,11 +129,46 @@ type Column = (name: string) => Sql;
 type LegacyRow = Omit<TagConcurrencyLimit, "active_slots" | "active" | "source"> & { active_slots: string[] | null };
 type Waits = z.output<typeof SlotWaitSettings>;
 
-const float = (value: number) => sql`CAST(${value} AS double precision)`;
-const int = (value: number) => sql`CAST(${value} AS integer)`;
+/** Python's `repr()` of a string, as Prefect's messages quote names. */
+function pythonRepr(value: string): string {
+  const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
+  return quote + value.replaceAll("\\", "\\\\").replaceAll(quote, `\\${quote}`) + quote;
+}
+
 const atLeastZero = (x: Sql) => sql`(CASE WHEN ${x} < 0 THEN 0 ELSE ${x} END)`;
 /** Prefect's default wait bounds, for the v1 adapter (which has no say in them). */
 const defaultWaits: Waits = SlotWaitSettings.parse({});
+
+/** A limit's slots at some instant, and the `updated` to store with them. */
+interface Decayed {
+  readonly active: number;
+  readonly denied: number;
+  /** The decay baseline: `at`, or for a rate limit with slots left, when its last whole slot decayed. */
+  readonly baseline: Timestamp;
+}
+
+/**
+ * Prefect's active_slots_after_decay and denied_slots_after_decay of a stored row at `at`: rate
+ * limits decay both at their rate; concurrency limits keep their active slots and decay denied ones
+ * at one per average occupancy, clamped to [0.1 s, the wait bound of the limit's kind].
+ */
+function decayedAt(row: ConcurrencyLimitV2, at: Timestamp, waits: Waits): Decayed {
+  // Never negative: a writer on another machine may have stamped a later `now`.
+  const elapsed = Math.max(0, secondsFrom(at, row.updated));
+  const rate = row.slot_decay_per_second;
+  if (rate > 0) {
+    const decayed = Math.floor(rate * elapsed);
+    const active = Math.max(0, row.active_slots - decayed);
+    const denied = Math.max(0, row.denied_slots - decayed);
+    return { active, denied, baseline: active > 0 ? addSeconds(row.updated, decayed / rate) : at };
+  }
+  const maxWait = row.name.startsWith(TAG_PREFIX) ? waits.tag_slot_wait_seconds : waits.maximum_slot_wait_seconds;
+  const occupancy = Math.max(MIN_OCCUPANCY_SECONDS, Math.min(row.avg_slot_occupancy_seconds, maxWait));
+  return { active: row.active_slots, denied: Math.max(0, row.denied_slots - Math.floor(elapsed / occupancy)), baseline: at };
+}
+
+/** The `updated` to store with `active` slots left: the baseline while a rate limit still has slots to decay. */
+const updatedFor = (state: Decayed, active: number, at: Timestamp) => (active > 0 ? state.baseline : at);
 
 export function concurrencyLimitRepository({ q }: RepositoryContext): ConcurrencyLimitRepository {
   const d = q.dialect;
@@ -143,20 +180,7 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
   /** Prefect's active_slots_after_decay. */
   const activeAfterDecay = (c: Column, at: Timestamp) =>
     atLeastZero(sql`${c("active_slots")} - floor(${c("slot_decay_per_second")} * ${elapsed(c, at)})`);
-  /**
-   * Prefect's denied_slots_after_decay: rate limits decay denied slots at their decay rate, others at one
-   * slot per average occupancy, clamped to [0.1 s, the wait bound of the limit's kind].
-   */
-  const deniedAfterDecay = (c: Column, at: Timestamp, waits: Waits) => {
-    const maxWait = sql`(CASE WHEN ${d.startsWith(c("name"), TAG_PREFIX)} THEN ${float(waits.tag_slot_wait_seconds)} ELSE ${float(waits.maximum_slot_wait_seconds)} END)`;
-    const capped = sql`(CASE WHEN ${c("avg_slot_occupancy_seconds")} < ${maxWait} THEN ${c("avg_slot_occupancy_seconds")} ELSE ${maxWait} END)`;
-    const clamped = sql`(CASE WHEN ${capped} < ${float(MIN_OCCUPANCY_SECONDS)} THEN ${float(MIN_OCCUPANCY_SECONDS)} ELSE ${capped} END)`;
-    const rate = sql`(CASE WHEN ${c("slot_decay_per_second")} > 0 THEN ${c("slot_decay_per_second")} ELSE 1.0 / ${clamped} END)`;
-    return atLeastZero(sql`${c("denied_slots")} - floor(${rate} * ${elapsed(c, at)})`);
-  };
-
   const aliased: Column = (name) => sql.raw(`c."${name}"`);
-  const bare: Column = (name) => sql.ident(name);
   const otherColumns = sql.raw(
     Object.keys(T.columns)
       .filter((column) => column !== "active_slots")
@@ -176,29 +200,45 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
     return d.inList(aliased("name"), [...new Set(target.names)]);
   };
 
-  /** The target's limits, locked in id order (deadlock-free for multi-limit callers), decayed at `at`. */
-  const lock = async (tx: Queryable, condition: Sql, at: Timestamp) => {
-    const rows = await tx.query(sql`${selectAt(at)} WHERE ${condition} ORDER BY c."id"${d.forUpdate("c")}`);
+  /** The target's limits as stored, locked in id order (deadlock-free for multi-limit callers). */
+  const lock = async (tx: Queryable, condition: Sql) => {
+    const rows = await tx.query(sql`SELECT ${selectList(T, "c")} FROM concurrency_limit_v2 c WHERE ${condition} ORDER BY c."id"${d.forUpdate("c")}`);
     return rows.map(decode);
   };
+  /** Limits as the API shows them at `at`: active slots after decay. */
+  const viewAt = (rows: readonly ConcurrencyLimitV2[], at: Timestamp) => rows.map((row) => ({ ...row, active_slots: decayedAt(row, at, defaultWaits).active }));
+
+  /** Writes a locked limit's new slot counts. */
+  const writeSlots = (tx: Queryable, id: string, changes: Record<string, unknown>) =>
+    tx.execute(sql`UPDATE concurrency_limit_v2 SET ${assignments(T, changes)} WHERE "id" = ${id}`);
 
   const byName = (a: ConcurrencyLimitV2, b: ConcurrencyLimitV2) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
   const duplicate = (error: unknown, name: string | null | undefined) =>
     error instanceof AlreadyExistsError && name ? new AlreadyExistsError(`A concurrency limit named "${name}" already exists.`, "name", { cause: error }) : error;
 
+  /**
+   * Applies a patch to a locked limit. The decay earned so far is applied first (Prefect drops it when
+   * `updated` moves), so changing a rate limit does not give back slots it had already freed.
+   */
   async function updateWhere(condition: Sql, what: string, patch: ConcurrencyLimitV2Update): Promise<ConcurrencyLimitV2> {
     const data = parseInput(ConcurrencyLimitV2Update, patch, "concurrency limit update");
-    const changes: Record<string, unknown> = { updated: now() };
-    for (const [key, value] of Object.entries(data)) if (value !== null && value !== undefined) changes[key] = value;
-    let rows: Record<string, unknown>[];
+    let id: string;
     try {
-      rows = await q.query(sql`UPDATE concurrency_limit_v2 SET ${assignments(T, changes)} WHERE ${condition} RETURNING id`);
+      id = await q.transaction(async (tx) => {
+        const [row] = await lock(tx, condition);
+        if (!row) throw new NotFoundError(`Concurrency limit ${what} not found.`);
+        const at = now();
+        const state = decayedAt(row, at, defaultWaits);
+        const changes: Record<string, unknown> = { active_slots: state.active, denied_slots: state.denied, updated: at };
+        for (const [key, value] of Object.entries(data)) if (value !== null && value !== undefined) changes[key] = value;
+        await writeSlots(tx, row.id, changes);
+        return row.id;
+      });
     } catch (error) {
       throw duplicate(error, data.name);
     }
-    const id = rows[0]?.id as string | undefined;
-    const updated = id ? await one(sql`c."id" = ${id}`) : null;
+    const updated = await one(sql`c."id" = ${id}`);
     if (!updated) throw new NotFoundError(`Concurrency limit ${what} not found.`);
     return updated;
   }
@@ -207,50 +247,45 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
     if ((await q.execute(sql`DELETE FROM concurrency_limit_v2 WHERE ${condition}`)) === 0) throw new NotFoundError(`Concurrency limit ${what} not found.`);
   }
 
-  /** Prefect's bulk_decrement_active_slots on already locked rows. */
-  async function decrementLocked(tx: Queryable, ids: readonly string[], slots: number, at: Timestamp, occupancy: number | null | undefined, waits: Waits) {
-    if (ids.length === 0) return;
-    const newActive = atLeastZero(sql`${activeAfterDecay(bare, at)} - ${int(slots)}`);
-    const sets = [sql`active_slots = ${newActive}`, sql`denied_slots = ${deniedAfterDecay(bare, at, waits)}`, sql`updated = ${at}`];
-    if (occupancy && slots > 0) {
-      const perSlot = Math.max(occupancy / slots, MIN_OCCUPANCY_SECONDS);
-      const samples = sql`("limit" * ${int(OCCUPANCY_SAMPLES)})`;
-      sets.push(
-        sql`avg_slot_occupancy_seconds = CASE WHEN "limit" > 0
-              THEN avg_slot_occupancy_seconds + ${float(perSlot)} / ${samples} - avg_slot_occupancy_seconds / ${samples}
-              ELSE avg_slot_occupancy_seconds END`,
-      );
+  /** Prefect's bulk_decrement_active_slots on locked rows (inactive ones are left alone). */
+  async function decrementLocked(tx: Queryable, rows: readonly ConcurrencyLimitV2[], slots: number, at: Timestamp, occupancy: number | null | undefined, waits: Waits) {
+    for (const row of rows) {
+      if (!row.active) continue;
+      const state = decayedAt(row, at, waits);
+      const active = Math.max(0, state.active - slots);
+      const changes: Record<string, unknown> = { active_slots: active, denied_slots: state.denied, updated: updatedFor(state, active, at) };
+      if (occupancy && slots > 0 && row.limit > 0) {
+        // The average over the last `limit * 2` samples.
+        const perSlot = Math.max(occupancy / slots, MIN_OCCUPANCY_SECONDS);
+        const samples = row.limit * OCCUPANCY_SAMPLES;
+        changes.avg_slot_occupancy_seconds = row.avg_slot_occupancy_seconds + perSlot / samples - row.avg_slot_occupancy_seconds / samples;
+      }
+      await writeSlots(tx, row.id, changes);
     }
-    await tx.execute(sql`UPDATE concurrency_limit_v2 SET ${sql.join(sets)} WHERE ${d.inList(sql.raw('"id"'), ids)} AND active = ${true}`);
   }
 
-  /** One conditional UPDATE taking `slots` on every limit of `ids` with room; throws Refused unless all had room. */
-  async function incrementLocked(tx: Queryable, limits: ConcurrencyLimitV2[], ids: readonly string[], slots: number, at: Timestamp, waits: Waits) {
-    if (ids.length === 0) return;
-    const after = activeAfterDecay(bare, at);
-    const changed = await tx.execute(
-      sql`UPDATE concurrency_limit_v2 SET active_slots = ${after} + ${int(slots)}, denied_slots = ${deniedAfterDecay(bare, at, waits)}, updated = ${at}
-          WHERE ${d.inList(sql.raw('"id"'), ids)} AND active = ${true} AND ${after} + ${int(slots)} <= "limit"`,
-    );
-    if (changed !== ids.length) throw new Refused(limits);
+  /** Takes `slots` on every locked row given if each has room, else throws Refused (with `found` as of `at`). */
+  async function incrementLocked(tx: Queryable, found: readonly ConcurrencyLimitV2[], toTake: readonly ConcurrencyLimitV2[], slots: number, at: Timestamp, waits: Waits) {
+    const states = toTake.map((row) => ({ row, state: decayedAt(row, at, waits) }));
+    if (states.some(({ row, state }) => state.active + slots > row.limit)) throw new Refused(viewAt(found, at));
+    for (const { row, state } of states) {
+      await writeSlots(tx, row.id, { active_slots: state.active + slots, denied_slots: state.denied, updated: state.baseline });
+    }
   }
 
   /**
    * Prefect's bulk_update_denied_slots: counts `slots` more denied slots on the active limits. Unlike
-   * Prefect it also applies the decay of active slots it is about to restart from `now`, so refusals
-   * never erase decay a rate limit had already earned.
+   * Prefect it also keeps the decay of active slots earned so far, so refusals never erase it.
    */
   async function addDenied(ids: readonly string[], slots: number, waits: Waits) {
     if (ids.length === 0) return;
     await q.transaction(async (tx) => {
       const at = now();
-      const locked = await lock(tx, d.inList(aliased("id"), ids), at);
-      const lockedIds = locked.filter((l) => l.active).map((l) => l.id);
-      if (lockedIds.length === 0) return;
-      await tx.execute(
-        sql`UPDATE concurrency_limit_v2 SET active_slots = ${activeAfterDecay(bare, at)}, denied_slots = ${deniedAfterDecay(bare, at, waits)} + ${int(slots)}, updated = ${at}
-            WHERE ${d.inList(sql.raw('"id"'), lockedIds)} AND active = ${true}`,
-      );
+      for (const row of await lock(tx, d.inList(aliased("id"), ids))) {
+        if (!row.active) continue;
+        const state = decayedAt(row, at, waits);
+        await writeSlots(tx, row.id, { active_slots: state.active, denied_slots: state.denied + slots, updated: updatedFor(state, state.active, at) });
+      }
     });
   }
 
@@ -340,17 +375,20 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
       try {
         const limits = await q.transaction(async (tx) => {
           const at = now();
-          const found = await lock(tx, condition, at);
+          const found = await lock(tx, condition);
           const active = found.filter((l) => l.active);
           if (active.some((l) => l.limit < slots)) throw new InvalidError("Slots requested is greater than the limit");
-          const nonDecaying = active.filter((l) => l.slot_decay_per_second === 0).map((l) => l.name);
+          const nonDecaying = active
+            .filter((l) => l.slot_decay_per_second === 0)
+            .map((l) => l.name)
+            .sort();
           if (opts.mode === "rate_limit" && nonDecaying.length > 0) {
             throw new InvalidError(
-              `Only concurrency limits with slot decay can be used for rate limiting. The following limits do not have a decay configured: ${nonDecaying.join(",")}`,
+              `Only concurrency limits with slot decay can be used for rate limiting. The following limits do not have a decay configured: ${pythonRepr(nonDecaying.join(","))}`,
             );
           }
-          await incrementLocked(tx, found, active.map((l) => l.id), slots, at, opts);
-          return found;
+          await incrementLocked(tx, found, active, slots, at, opts);
+          return viewAt(found, at);
         });
         return { acquired: true, limits: limits.sort(byName) };
       } catch (error) {
@@ -370,9 +408,9 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
       const condition = targetCondition(target);
       const limits = await q.transaction(async (tx) => {
         const at = now();
-        const found = await lock(tx, condition, at);
-        await decrementLocked(tx, found.filter((l) => l.active).map((l) => l.id), slots, at, opts.occupancy_seconds, opts);
-        return found;
+        const found = await lock(tx, condition);
+        await decrementLocked(tx, found, slots, at, opts.occupancy_seconds, opts);
+        return viewAt(found, at);
       });
       return limits.sort(byName);
     },
@@ -437,9 +475,9 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
       const holders = [...new Set((slotOverride ?? []).map((id) => checkId(id, "task run id")))];
       return q.transaction(async (tx) => {
         const at = now();
-        const [v2] = await lock(tx, sql`c."name" = ${TAG_PREFIX + tag}`, at);
+        const [v2] = await lock(tx, sql`c."name" = ${TAG_PREFIX + tag}`);
         if (v2) {
-          await tx.execute(sql`UPDATE concurrency_limit_v2 SET active_slots = ${holders.length}, updated = ${at} WHERE "id" = ${v2.id}`);
+          await writeSlots(tx, v2.id, { active_slots: holders.length, updated: at });
           return fromV2({ ...v2, active_slots: holders.length, updated: at });
         }
         const legacy = await oneV1(sql`l."tag" = ${tag}${d.forUpdate("l")}`, tx);
@@ -469,7 +507,7 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
       try {
         return await q.transaction(async (tx): Promise<TagSlotAcquisition> => {
           const at = now();
-          const v2 = await lock(tx, d.inList(aliased("name"), names.map((t) => TAG_PREFIX + t)), at);
+          const v2 = await lock(tx, d.inList(aliased("name"), names.map((t) => TAG_PREFIX + t)));
           const v2ByTag = new Map(v2.map((l) => [l.name.slice(TAG_PREFIX.length), l]));
           const v1Rows = await tx.query(sql`${v1Select} WHERE ${d.inList(sql.raw('l."tag"'), names)} ORDER BY l."tag"${d.forUpdate("l")}`);
           const v1ByTag = new Map(v1Rows.map(fromV1).map((l) => [l.tag, l]));
@@ -488,14 +526,14 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
               legacy.push(v1Limit);
             }
           }
-          await incrementLocked(tx, toTake, toTake.map((l) => l.id), 1, at, defaultWaits);
+          await incrementLocked(tx, toTake, toTake, 1, at, defaultWaits);
           const changed: TagConcurrencyLimit[] = [];
           for (const row of legacy) {
             const slots = row.active_slots.includes(holder) ? row.active_slots : [...row.active_slots, holder];
             await tx.execute(sql`UPDATE concurrency_limit SET ${assignments(V1, { active_slots: slots, updated: at })} WHERE "id" = ${row.id}`);
             changed.push({ ...row, active_slots: slots, updated: at });
           }
-          return { status: "acquired", limits: toTake, legacy: changed };
+          return { status: "acquired", limits: viewAt(toTake, at), legacy: changed };
         });
       } catch (error) {
         if (!(error instanceof Refused)) throw error;
@@ -510,10 +548,17 @@ export function concurrencyLimitRepository({ q }: RepositoryContext): Concurrenc
       const held = leases.map((lease, i) => parseInput(HeldLease, lease, `lease ${i}`));
       return q.transaction(async (tx) => {
         const at = now();
-        const v2 = await lock(tx, d.inList(aliased("name"), names.map((t) => TAG_PREFIX + t)), at);
+        // Every row this call may write, locked at once in id order (no deadlock with other callers).
+        const leaseIds = [...new Set(held.flatMap((lease) => lease.resource_ids))];
+        const tagCondition = d.inList(aliased("name"), names.map((t) => TAG_PREFIX + t));
+        const all = await lock(tx, leaseIds.length > 0 ? sql`(${tagCondition} OR ${d.inList(aliased("id"), leaseIds)})` : tagCondition);
+        const v2 = viewAt(
+          all.filter((l) => l.name.startsWith(TAG_PREFIX) && names.includes(l.name.slice(TAG_PREFIX.length))),
+          at,
+        );
         for (const lease of held) {
-          const locked = await lock(tx, d.inList(aliased("id"), lease.resource_ids), at);
-          await decrementLocked(tx, locked.filter((l) => l.active).map((l) => l.id), lease.slots, at, null, defaultWaits);
+          // Read again (already locked): an earlier lease may have changed the same limit.
+          await decrementLocked(tx, await lock(tx, d.inList(aliased("id"), lease.resource_ids)), lease.slots, at, null, defaultWaits);
         }
         const v1Rows = await tx.query(sql`${v1Select} WHERE ${d.inList(sql.raw('l."tag"'), names)} AND ${v1WithoutV2} ORDER BY l."tag"${d.forUpdate("l")}`);
         const legacy: TagConcurrencyLimit[] = [];

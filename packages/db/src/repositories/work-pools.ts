@@ -15,17 +15,23 @@ import {
   AGENT_POOL_TYPE,
   ClaimScheduledFlowRuns,
   DEFAULT_QUEUE_NAME,
+  type DeletedWorkPool,
+  QueueRunsQuery,
   ScheduledFlowRunQuery,
+  type SlotHolder,
   type Worker,
   WorkerFilter,
   type WorkerFlowRun,
   WorkerHeartbeat,
+  type WorkerHeartbeatResult,
   type WorkPool,
+  type WorkPoolChange,
   WorkPoolCreate,
   WorkPoolFilter,
   type WorkPoolStatus,
   WorkPoolUpdate,
   type WorkQueue,
+  type WorkQueueChange,
   WorkQueueCreate,
   WorkQueueFilter,
   type WorkQueueStatus,
@@ -46,6 +52,14 @@ export interface WorkPoolReadOptions extends Page {
 
 export interface WorkQueueReadOptions extends Page {
   readonly work_queues?: WorkQueueFilter | null | undefined;
+}
+
+/** Which slot holders of a pool to list. */
+export interface PoolSlotHolderOptions {
+  /** Only runs in these queues. */
+  readonly workQueueIds?: readonly string[] | undefined;
+  /** At most this many runs per queue (by id). */
+  readonly perQueueLimit?: number | undefined;
 }
 
 export interface WorkerReadOptions extends Page {
@@ -85,8 +99,10 @@ export interface WorkPoolRepository {
    * workers is online, else NOT_READY (agent pools keep their status). Throws NotFoundError.
    */
   update(id: string, patch: WorkPoolUpdate): Promise<WorkPool>;
-  /** Deletes the pool with its queues and workers. Throws NotFoundError. */
-  delete(id: string): Promise<void>;
+  /** As `update`, returning the pool as it was before the change too. */
+  change(id: string, patch: WorkPoolUpdate): Promise<WorkPoolChange>;
+  /** Deletes the pool with its queues and workers; returns what was deleted. Throws NotFoundError. */
+  delete(id: string): Promise<DeletedWorkPool>;
   /** PENDING and RUNNING runs in the pool's queues (paused ones included), per pool id. */
   countActiveSlots(workPoolIds: readonly string[]): Promise<Map<string, number>>;
 
@@ -100,22 +116,33 @@ export interface WorkPoolRepository {
   getQueueByName(workPoolName: string, queueName: string): Promise<WorkQueue | null>;
   /** The pool's queues by priority. */
   readQueues(workPoolId: string, options?: WorkQueueReadOptions): Promise<WorkQueue[]>;
+  /** The queues of every pool, by name (Prefect's legacy `/work_queues/filter`). */
+  readAllQueues(options?: WorkQueueReadOptions): Promise<WorkQueue[]>;
+  /** How many queues the pool has. */
+  countQueues(workPoolId: string): Promise<number>;
   /**
    * Changes the fields given. Pausing makes the queue PAUSED; unpausing a paused queue makes it
    * READY when it was polled in the last minute, else NOT_READY. A new priority reorders the pool's
    * queues as `createQueue` does. Throws NotFoundError.
    */
   updateQueue(id: string, patch: WorkQueueUpdate): Promise<WorkQueue>;
-  /** Throws NotFoundError, and InvalidError for a pool's default queue. */
-  deleteQueue(id: string): Promise<void>;
-  /** PENDING and RUNNING runs per queue id. */
-  countQueueActiveSlots(workQueueIds: readonly string[]): Promise<Map<string, number>>;
+  /** As `updateQueue`, returning the queue as it was before the change too. */
+  changeQueue(id: string, patch: WorkQueueUpdate): Promise<WorkQueueChange>;
+  /** Returns the deleted queue. Throws NotFoundError, and InvalidError for a pool's default queue. */
+  deleteQueue(id: string): Promise<WorkQueue>;
+  /**
+   * PENDING and RUNNING runs per queue id (CANCELLING ones too with `includeCancelling`, as Prefect's
+   * legacy work queue routes count them).
+   */
+  countQueueActiveSlots(workQueueIds: readonly string[], options?: { readonly includeCancelling?: boolean }): Promise<Map<string, number>>;
 
   /**
    * Records a worker's heartbeat (inserting the worker on its first): ONLINE, heard from now, with
    * its interval when given. A NOT_READY pool becomes READY. Throws NotFoundError for an unknown pool.
    */
   heartbeat(workPoolId: string, input: WorkerHeartbeat): Promise<Worker>;
+  /** As `heartbeat`, also telling whether (and how) the pool became READY. */
+  recordHeartbeat(workPoolId: string, input: WorkerHeartbeat): Promise<WorkerHeartbeatResult>;
   /** The pool's workers, most recently heard from first. */
   readWorkers(workPoolId: string, options?: WorkerReadOptions): Promise<Worker[]>;
   /** Throws NotFoundError. */
@@ -133,6 +160,36 @@ export interface WorkPoolRepository {
    * Returns the claimed runs in claim order.
    */
   claimScheduledFlowRuns(options: ClaimScheduledFlowRuns): Promise<WorkerFlowRun[]>;
+  /**
+   * The runs a legacy poll of one queue gets (Prefect's `get_runs_in_work_queue` for queues without a
+   * filter): SCHEDULED runs whose `work_queue_name` is the queue's name, by due time, at most as many
+   * as the queue's limit leaves free (PENDING, RUNNING and CANCELLING runs of that name hold slots);
+   * none for a paused queue. Changes nothing. Throws NotFoundError for an unknown queue.
+   */
+  getQueueRuns(workQueueId: string, query?: QueueRunsQuery): Promise<FlowRun[]>;
+
+  /** The pool's PENDING and RUNNING runs (paused queues included), by id. */
+  readPoolSlotHolders(workPoolId: string, options?: PoolSlotHolderOptions): Promise<SlotHolder[]>;
+  /** How many of the pool's runs are PENDING or RUNNING, per queue id. */
+  countPoolSlotHoldersByQueue(workPoolId: string): Promise<Map<string, number>>;
+  /**
+   * The queue's PENDING, RUNNING and CANCELLING runs, by id: those in the queue, and those without a
+   * queue that carry its name.
+   */
+  readQueueSlotHolders(workQueueId: string, page?: Page): Promise<SlotHolder[]>;
+  countQueueSlotHolders(workQueueId: string): Promise<number>;
+  /**
+   * Picks runs as `getScheduledFlowRuns` does and holds them for the caller's transaction, writing
+   * nothing: call it inside `db.transaction` and move each run out of SCHEDULED in that same
+   * transaction (e.g. to PENDING through orchestration, which takes deployment concurrency slots).
+   * Concurrent callers, from any number of connections or processes, never get the same run, and
+   * never more runs under a pool's, queue's or deployment's limit than it has free slots
+   * (PostgreSQL: the limits' rows are locked and the runs taken `FOR UPDATE SKIP LOCKED`; SQLite:
+   * the transaction holds the write lock). A run the caller leaves SCHEDULED is free again when the
+   * transaction ends. Call it on the transaction's repositories (`tx.workPools`); throws
+   * InvalidError elsewhere. Returns the runs in claim order.
+   */
+  lockScheduledFlowRuns(query?: ScheduledFlowRunQuery): Promise<WorkerFlowRun[]>;
 
   /** Marks ONLINE workers OFFLINE whose last heartbeat is too old; returns their ids. */
   markWorkersOffline(options?: WorkerHealthOptions): Promise<string[]>;
@@ -145,10 +202,16 @@ export interface WorkPoolRepository {
    * returns their ids.
    */
   markDeploymentsNotReady(options?: PollTimeoutOptions): Promise<string[]>;
-  /** Records that workers polled these queues: `last_polled` now, and NOT_READY ones become READY. */
-  markQueuesPolled(workQueueIds: readonly string[], options?: AsOf): Promise<void>;
-  /** Records that the deployments of these queues were polled: READY, `last_polled` now. */
-  markDeploymentsPolled(workQueueIds: readonly string[], options?: AsOf): Promise<void>;
+  /**
+   * Records that workers polled these queues: `last_polled` now, and NOT_READY ones become READY.
+   * Returns the queues that became READY.
+   */
+  markQueuesPolled(workQueueIds: readonly string[], options?: AsOf): Promise<WorkQueue[]>;
+  /**
+   * Records that the deployments of these queues were polled: READY, `last_polled` now. Returns the
+   * ids of those that were NOT_READY.
+   */
+  markDeploymentsPolled(workQueueIds: readonly string[], options?: AsOf): Promise<string[]>;
 }
 
 const POOL = tables.work_pool;
@@ -234,6 +297,14 @@ function firstFreePriority(priorities: readonly number[]): number {
   return sorted.length === 0 ? 1 : sorted[sorted.length - 1]! + 1;
 }
 
+const SLOT_HOLDER_COLUMNS = sql.raw("fr.id, fr.name, fr.work_queue_id, fr.state_type, fr.state_name, fr.start_time, fr.state_timestamp");
+
+/** A queue's slot holders as Prefect's legacy queue routes see them: by id, or by name for runs without a queue. */
+function queueSlotHolders(workQueueId: string): Sql {
+  return sql`(fr.work_queue_id = ${workQueueId} OR (fr.work_queue_id IS NULL AND fr.work_queue_name = (SELECT name FROM work_queue WHERE id = ${workQueueId})))
+    AND fr.state_type IN ('PENDING', 'RUNNING', 'CANCELLING')`;
+}
+
 const workPoolSqlFor = (d: Dialect): WorkPoolSql => (d.name === "sqlite" ? sqliteWorkPools : postgresWorkPools);
 
 export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository {
@@ -243,6 +314,15 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
   const decodeQueueRow = rowDecoder<WorkQueue>(d, QUEUE);
   const decodeQueue = (row: Row): WorkQueue => ({ ...decodeQueueRow(row), work_pool_name: row.work_pool_name as string });
   const decodeWorker = rowDecoder<Worker>(d, WORKER);
+  const decodeSlotHolder = (row: Row): SlotHolder => ({
+    id: row.id as string,
+    name: row.name as string,
+    work_queue_id: (row.work_queue_id as string | null) ?? null,
+    state_type: (row.state_type as SlotHolder["state_type"]) ?? null,
+    state_name: (row.state_name as string | null) ?? null,
+    start_time: row.start_time === null || row.start_time === undefined ? null : d.decodeTimestamp(row.start_time),
+    state_timestamp: row.state_timestamp === null || row.state_timestamp === undefined ? null : d.decodeTimestamp(row.state_timestamp),
+  });
   const reader = runReader<FlowRun>(d, flowRunTables);
   const workerFlowRun = (flowRun: FlowRun, workPoolId: string): WorkerFlowRun => ({
     work_pool_id: workPoolId,
@@ -254,12 +334,18 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
   const selectQueues = sql`SELECT ${selectList(QUEUE, "wq")}, wp.name AS work_pool_name FROM work_queue wq JOIN work_pool wp ON wp.id = wq.work_pool_id`;
   const selectWorkers = sql`SELECT ${selectList(WORKER, "w")} FROM worker w`;
 
+  /**
+   * A row lock for changes that leave the row's key alone: on PostgreSQL `FOR NO KEY UPDATE`, which
+   * such changes conflict on, while inserts of rows referring to it (runs into a queue, workers into
+   * a pool) go on. SQLite's transactions hold the database's write lock instead.
+   */
+  const lockRows = (alias: string) => (d.name === "sqlite" ? sql.empty : sql.raw(` FOR NO KEY UPDATE OF ${alias}`));
   const poolWhere = async (db: Queryable, condition: Sql, lock = false) => {
-    const rows = await db.query(sql`${selectPools} WHERE ${condition}${lock ? d.forUpdate("wp") : sql.empty}`);
+    const rows = await db.query(sql`${selectPools} WHERE ${condition}${lock ? lockRows("wp") : sql.empty}`);
     return rows[0] ? decodePool(rows[0]) : null;
   };
   const queueWhere = async (db: Queryable, condition: Sql, lock = false) => {
-    const rows = await db.query(sql`${selectQueues} WHERE ${condition}${lock ? d.forUpdate("wq") : sql.empty}`);
+    const rows = await db.query(sql`${selectQueues} WHERE ${condition}${lock ? lockRows("wq") : sql.empty}`);
     return rows[0] ? decodeQueue(rows[0]) : null;
   };
 
@@ -298,7 +384,7 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
   /** `UPDATE table SET ... WHERE <rows>`, locking the rows in id order first (no deadlocks between bulk updates). */
   const updateInIdOrder = (table: "work_pool" | "work_queue" | "worker" | "deployment", set: Sql, rows: Sql, returning: Sql) =>
     q.query(
-      sql`WITH locked AS (SELECT t.id FROM ${sql.ident(table)} t WHERE ${rows} ORDER BY t.id${d.forUpdate("t")}) UPDATE ${sql.ident(
+      sql`WITH locked AS (SELECT t.id FROM ${sql.ident(table)} t WHERE ${rows} ORDER BY t.id${lockRows("t")}) UPDATE ${sql.ident(
         table,
       )} SET ${set} WHERE id IN (SELECT id FROM locked)${returning}`,
     );
@@ -372,10 +458,14 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
     },
 
     async update(id, patch) {
+      return (await repository.change(id, patch)).current;
+    },
+
+    async change(id, patch) {
       id = checkId(id, "work pool id");
       const data = parseInput(WorkPoolUpdate, patch, "work pool update");
       return q.transaction(async (tx) => {
-        const current = await lockPool(tx, id);
+        const previous = await lockPool(tx, id);
         const ts = now();
         const changes: Record<string, unknown> = {
           description: data.description,
@@ -385,7 +475,7 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
           is_paused: data.is_paused ?? undefined,
           updated: ts,
         };
-        if (has(data.is_paused) && current.type !== AGENT_POOL_TYPE) {
+        if (has(data.is_paused) && previous.type !== AGENT_POOL_TYPE) {
           let status: WorkPoolStatus = "PAUSED";
           if (!data.is_paused) {
             const online = await tx.query(sql`SELECT 1 AS online FROM worker WHERE work_pool_id = ${id} AND status = 'ONLINE' LIMIT 1`);
@@ -394,17 +484,20 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
           Object.assign(changes, { status, last_status_event_id: randomUUID(), last_transitioned_status_at: ts });
         }
         const rows = await tx.query(sql`UPDATE work_pool SET ${assignments(POOL, changes)} WHERE id = ${id} RETURNING ${selectList(POOL, "work_pool")}`);
-        return decodePool(rows[0]!);
+        return { previous, current: decodePool(rows[0]!) };
       });
     },
 
     async delete(id) {
       id = checkId(id, "work pool id");
-      await q.transaction(async (tx) => {
+      return q.transaction(async (tx) => {
+        // Locked first, as queue changes lock it, so that no queue is added meanwhile.
+        const pool = await lockPool(tx, id);
+        const queues = (await tx.query(sql`${selectQueues} WHERE wq.work_pool_id = ${id} ORDER BY wq.priority, wq.id`)).map(decodeQueue);
         // Legacy agents hold their queue without a delete rule; they go with it.
         await tx.execute(sql`DELETE FROM agent WHERE work_queue_id IN (SELECT id FROM work_queue WHERE work_pool_id = ${id})`);
-        const deleted = await tx.execute(sql`DELETE FROM work_pool WHERE id = ${id}`);
-        if (deleted === 0) throw new NotFoundError(`Work pool ${id} not found.`);
+        await tx.execute(sql`DELETE FROM work_pool WHERE id = ${id}`);
+        return { pool, queues };
       });
     },
 
@@ -432,7 +525,7 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
               created: ts,
               updated: ts,
               name: data.name,
-              filter: null,
+              filter: data.filter ?? null,
               description: data.description ?? "",
               is_paused: data.is_paused,
               concurrency_limit: data.concurrency_limit ?? null,
@@ -468,9 +561,27 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
       return rows.map(decodeQueue);
     },
 
+    async readAllQueues(options = {}) {
+      const rows = await q.query(
+        sql`${selectQueues}${where(workQueueFilterSql(d, options.work_queues, "wq"))} ORDER BY wq.name, wq.id${page(d, options.limit, options.offset)}`,
+      );
+      return rows.map(decodeQueue);
+    },
+
+    async countQueues(workPoolId) {
+      workPoolId = checkId(workPoolId, "work pool id");
+      const rows = await q.query<{ n: number }>(sql`SELECT count(*) AS n FROM work_queue WHERE work_pool_id = ${workPoolId}`);
+      return Number(rows[0]?.n ?? 0);
+    },
+
     async updateQueue(id, patch) {
+      return (await repository.changeQueue(id, patch)).current;
+    },
+
+    async changeQueue(id, patch) {
       id = checkId(id, "work queue id");
       const data = parseInput(WorkQueueUpdate, patch, "work queue update");
+      let previous: WorkQueue | undefined;
       try {
         await q.transaction(async (tx) => {
           // A new priority moves other queues of the pool: lock the pool first, as claims do, then the queue.
@@ -478,12 +589,14 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
           if (found) await lockPool(tx, found.work_pool_id);
           const current = await queueWhere(tx, sql`wq.id = ${id}`, true);
           if (!current) throw new NotFoundError(`Work queue ${id} not found.`);
+          previous = current;
           const changes: Record<string, unknown> = {
             name: data.name,
             description: data.description === null ? "" : data.description,
             is_paused: data.is_paused,
             concurrency_limit: data.concurrency_limit,
             last_polled: data.last_polled,
+            filter: data.filter,
             updated: now(),
           };
           if (data.is_paused === true && current.status !== "PAUSED") changes.status = "PAUSED" satisfies WorkQueueStatus;
@@ -501,31 +614,37 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
         }
         throw error;
       }
-      return (await queueWhere(q, sql`wq.id = ${id}`))!;
+      return { previous: previous!, current: (await queueWhere(q, sql`wq.id = ${id}`))! };
     },
 
     async deleteQueue(id) {
       id = checkId(id, "work queue id");
-      await q.transaction(async (tx) => {
+      return q.transaction(async (tx) => {
         const current = await queueWhere(tx, sql`wq.id = ${id}`, true);
         if (!current) throw new NotFoundError(`Work queue ${id} not found.`);
         const pool = await poolWhere(tx, sql`wp.id = ${current.work_pool_id}`);
         if (pool?.default_queue_id === id) throw new InvalidError("Can't delete a pool's default queue.");
         await tx.execute(sql`DELETE FROM agent WHERE work_queue_id = ${id}`);
         await tx.execute(sql`DELETE FROM work_queue WHERE id = ${id}`);
+        return current;
       });
     },
 
-    async countQueueActiveSlots(workQueueIds) {
+    async countQueueActiveSlots(workQueueIds, options = {}) {
       const ids = workQueueIds.map((id) => checkId(id, "work queue id"));
       if (ids.length === 0) return new Map();
+      const states = sql.raw(options.includeCancelling ? "('PENDING', 'RUNNING', 'CANCELLING')" : "('PENDING', 'RUNNING')");
       return countBy(
         sql`SELECT fr.work_queue_id AS id, count(*) AS n FROM flow_run fr
-            WHERE fr.state_type IN ('PENDING', 'RUNNING') AND ${d.inList(sql.raw("fr.work_queue_id"), ids)} GROUP BY fr.work_queue_id`,
+            WHERE fr.state_type IN ${states} AND ${d.inList(sql.raw("fr.work_queue_id"), ids)} GROUP BY fr.work_queue_id`,
       );
     },
 
     async heartbeat(workPoolId, input) {
+      return (await repository.recordHeartbeat(workPoolId, input)).worker;
+    },
+
+    async recordHeartbeat(workPoolId, input) {
       workPoolId = checkId(workPoolId, "work pool id");
       const data = parseInput(WorkerHeartbeat, input, "worker heartbeat");
       const ts = now();
@@ -547,13 +666,22 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
           RETURNING ${selectList(WORKER, "worker")}`,
       );
       try {
-        return await q.transaction(async (tx) => {
+        return await q.transaction(async (tx): Promise<WorkerHeartbeatResult> => {
+          const previous = await poolWhere(tx, sql`wp.id = ${workPoolId}`);
+          if (!previous) throw new NotFoundError(`Work pool ${workPoolId} not found.`);
+          // The pool changes first (taking its row lock only then), before the worker's row is
+          // locked, in the order other changes of both take them. Of concurrent heartbeats, the
+          // first to commit makes the pool READY; the condition leaves the others nothing to change.
+          let readied: WorkPoolChange | null = null;
+          if (previous.status === "NOT_READY") {
+            const changed = await tx.query(
+              sql`UPDATE work_pool SET status = 'READY', last_status_event_id = ${randomUUID()}, last_transitioned_status_at = ${ts}, updated = ${ts}
+                  WHERE id = ${workPoolId} AND status = 'NOT_READY' RETURNING ${selectList(POOL, "work_pool")}`,
+            );
+            if (changed[0]) readied = { previous, current: decodePool(changed[0]) };
+          }
           const rows = await tx.query(upsert);
-          await tx.execute(
-            sql`UPDATE work_pool SET status = 'READY', last_status_event_id = ${randomUUID()}, last_transitioned_status_at = ${ts}, updated = ${ts}
-                WHERE id = ${workPoolId} AND status = 'NOT_READY'`,
-          );
-          return decodeWorker(rows[0]!);
+          return { worker: decodeWorker(rows[0]!), readied };
         });
       } catch (error) {
         if (error instanceof InvalidError && /refers to a row that does not exist/.test(error.message)) {
@@ -604,6 +732,16 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
         const runs = new Map(rows.map((row) => [row.id as string, reader.decode(row)]));
         return claimed.map((c) => workerFlowRun(runs.get(c.id)!, c.work_pool_id));
       });
+    },
+
+    async lockScheduledFlowRuns(query = {}) {
+      const s = selection(parseInput(ScheduledFlowRunQuery, query, "scheduled flow run query"));
+      if (!q.inTransaction) throw new InvalidError("lockScheduledFlowRuns needs a transaction: call it as db.transaction((tx) => tx.workPools.lockScheduledFlowRuns(...)).");
+      const locked = await dialectSql.lock(q, s);
+      if (locked.length === 0) return [];
+      const rows = await q.query(sql`${reader.select} WHERE ${d.inList(sql.raw("r.id"), locked.map((l) => l.id))}`);
+      const runs = new Map(rows.map((row) => [row.id as string, reader.decode(row)]));
+      return locked.map((l) => workerFlowRun(runs.get(l.id)!, l.work_pool_id));
     },
 
     async markWorkersOffline(options = {}) {
@@ -657,22 +795,100 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
     },
 
     async markQueuesPolled(workQueueIds, options = {}) {
-      const ids = workQueueIds.map((id) => checkId(id, "work queue id"));
-      if (ids.length === 0) return;
+      const ids = [...new Set(workQueueIds.map((id) => checkId(id, "work queue id")))];
+      if (ids.length === 0) return [];
       const ts = options.now ? toTimestamp(options.now) : now();
-      await updateInIdOrder(
-        "work_queue",
-        sql`last_polled = ${ts}, status = CASE WHEN status = 'NOT_READY' THEN 'READY' ELSE status END, updated = ${ts}`,
-        d.inList(sql.raw("t.id"), ids),
-        sql.empty,
-      );
+      const readied = await q.transaction(async (tx) => {
+        // Rows locked in id order, so that concurrent marks (and the foreman's) queue up instead of deadlocking.
+        const locked = await tx.query<{ id: string; status: string }>(
+          sql`SELECT t.id, t.status FROM work_queue t WHERE ${d.inList(sql.raw("t.id"), ids)} ORDER BY t.id${lockRows("t")}`,
+        );
+        if (locked.length === 0) return [];
+        await tx.execute(sql`UPDATE work_queue SET last_polled = ${ts}, updated = ${ts} WHERE ${d.inList(sql.raw("id"), locked.map((row) => row.id))}`);
+        const ready = locked.filter((row) => row.status === "NOT_READY").map((row) => row.id);
+        if (ready.length > 0) await tx.execute(sql`UPDATE work_queue SET status = 'READY' WHERE ${d.inList(sql.raw("id"), ready)}`);
+        return ready;
+      });
+      if (readied.length === 0) return [];
+      return (await q.query(sql`${selectQueues} WHERE ${d.inList(sql.raw("wq.id"), readied)} ORDER BY wq.id`)).map(decodeQueue);
     },
 
     async markDeploymentsPolled(workQueueIds, options = {}) {
-      const ids = workQueueIds.map((id) => checkId(id, "work queue id"));
-      if (ids.length === 0) return;
+      const ids = [...new Set(workQueueIds.map((id) => checkId(id, "work queue id")))];
+      if (ids.length === 0) return [];
       const ts = options.now ? toTimestamp(options.now) : now();
-      await updateInIdOrder("deployment", sql`status = 'READY', last_polled = ${ts}`, d.inList(sql.raw("t.work_queue_id"), ids), sql.empty);
+      return q.transaction(async (tx) => {
+        const locked = await tx.query<{ id: string; status: string }>(
+          sql`SELECT t.id, t.status FROM deployment t WHERE ${d.inList(sql.raw("t.work_queue_id"), ids)} ORDER BY t.id${lockRows("t")}`,
+        );
+        if (locked.length === 0) return [];
+        // `updated` stays as it is: the scheduler reads it as "the deployment changed".
+        await tx.execute(sql`UPDATE deployment SET status = 'READY', last_polled = ${ts} WHERE ${d.inList(sql.raw("id"), locked.map((row) => row.id))}`);
+        return locked.filter((row) => row.status === "NOT_READY").map((row) => row.id);
+      });
+    },
+
+    async getQueueRuns(workQueueId, query = {}) {
+      workQueueId = checkId(workQueueId, "work queue id");
+      const data = parseInput(QueueRunsQuery, query, "work queue runs query");
+      const queue = await queueWhere(q, sql`wq.id = ${workQueueId}`);
+      if (!queue) throw new NotFoundError(`Work queue with id ${workQueueId} not found.`);
+      if (queue.is_paused) return [];
+      let limit = data.limit ?? null;
+      if (queue.concurrency_limit !== null) {
+        const active = await q.query<{ n: number }>(
+          sql`SELECT count(*) AS n FROM flow_run WHERE work_queue_name = ${queue.name} AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')`,
+        );
+        const free = Math.max(0, queue.concurrency_limit - Number(active[0]?.n ?? 0));
+        limit = limit === null ? free : Math.min(limit, free);
+      }
+      if (limit === 0) return [];
+      const before = data.scheduledBefore ? sql` AND fr.next_scheduled_start_time <= ${data.scheduledBefore}` : sql.empty;
+      const rows = await q.query(
+        sql`${reader.select} WHERE r.id IN (
+              SELECT fr.id FROM flow_run fr WHERE fr.work_queue_name = ${queue.name} AND fr.state_type = 'SCHEDULED'${before}
+              ORDER BY fr.next_scheduled_start_time ASC NULLS LAST, fr.id${limitSql(limit)})
+            ORDER BY r.next_scheduled_start_time ASC NULLS LAST, r.id`,
+      );
+      return rows.map((row) => reader.decode(row));
+    },
+
+    async readPoolSlotHolders(workPoolId, options = {}) {
+      workPoolId = checkId(workPoolId, "work pool id");
+      const queueIds = options.workQueueIds?.map((id) => checkId(id, "work queue id"));
+      if (queueIds && queueIds.length === 0) return [];
+      const inQueues = queueIds ? sql` AND ${d.inList(sql.raw("fr.work_queue_id"), queueIds)}` : sql.empty;
+      const perQueue = options.perQueueLimit === undefined ? sql.empty : sql` WHERE h.queue_rank <= ${options.perQueueLimit}`;
+      const rows = await q.query(
+        sql`SELECT h.* FROM (
+              SELECT ${SLOT_HOLDER_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY fr.work_queue_id ORDER BY fr.id) AS queue_rank
+              FROM flow_run fr JOIN work_queue wq ON wq.id = fr.work_queue_id
+              WHERE wq.work_pool_id = ${workPoolId} AND fr.state_type IN ('PENDING', 'RUNNING')${inQueues}
+            ) h${perQueue} ORDER BY h.id`,
+      );
+      return rows.map(decodeSlotHolder);
+    },
+
+    async countPoolSlotHoldersByQueue(workPoolId) {
+      workPoolId = checkId(workPoolId, "work pool id");
+      return countBy(
+        sql`SELECT fr.work_queue_id AS id, count(*) AS n FROM flow_run fr JOIN work_queue wq ON wq.id = fr.work_queue_id
+            WHERE wq.work_pool_id = ${workPoolId} AND fr.state_type IN ('PENDING', 'RUNNING') GROUP BY fr.work_queue_id`,
+      );
+    },
+
+    async readQueueSlotHolders(workQueueId, options = {}) {
+      workQueueId = checkId(workQueueId, "work queue id");
+      const rows = await q.query(
+        sql`SELECT ${SLOT_HOLDER_COLUMNS} FROM flow_run fr WHERE ${queueSlotHolders(workQueueId)} ORDER BY fr.id${page(d, options.limit, options.offset)}`,
+      );
+      return rows.map(decodeSlotHolder);
+    },
+
+    async countQueueSlotHolders(workQueueId) {
+      workQueueId = checkId(workQueueId, "work queue id");
+      const rows = await q.query<{ n: number }>(sql`SELECT count(*) AS n FROM flow_run fr WHERE ${queueSlotHolders(workQueueId)}`);
+      return Number(rows[0]?.n ?? 0);
     },
   };
   return repository;

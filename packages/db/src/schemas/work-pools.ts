@@ -119,6 +119,13 @@ export const WorkPoolUpdate = z.object({
 });
 export type WorkPoolUpdate = z.input<typeof WorkPoolUpdate>;
 
+/** A legacy (tag-based) queue's selection of runs: all of these tags, any of these deployments. */
+export const QueueFilter = z.object({
+  tags: z.array(z.string()).nullish().transform((v) => v ?? null),
+  deployment_ids: z.array(Uuid).nullish().transform((v) => v ?? null),
+});
+export type QueueFilter = z.output<typeof QueueFilter>;
+
 export interface WorkQueue {
   id: string;
   created: Timestamp;
@@ -134,7 +141,7 @@ export interface WorkQueue {
   work_pool_id: string;
   work_pool_name: string;
   /** Legacy agent queues' filter; null for queues in work pools. */
-  filter: Record<string, unknown> | null;
+  filter: QueueFilter | null;
 }
 
 export const WorkQueueCreate = z.object({
@@ -145,6 +152,8 @@ export const WorkQueueCreate = z.object({
   concurrency_limit: NonNegative.nullish(),
   /** Default: the first free priority counting from 1. A taken priority moves the others down. */
   priority: Positive.nullish(),
+  /** Deprecated in Prefect: makes a legacy tag-based queue. */
+  filter: QueueFilter.nullish(),
 });
 export type WorkQueueCreate = z.input<typeof WorkQueueCreate>;
 
@@ -155,6 +164,8 @@ export const WorkQueueUpdate = z.object({
   concurrency_limit: NonNegative.nullish(),
   priority: Positive.optional(),
   last_polled: TimestampSchema.nullish(),
+  /** Deprecated in Prefect; null clears it. */
+  filter: QueueFilter.nullish(),
 });
 export type WorkQueueUpdate = z.input<typeof WorkQueueUpdate>;
 
@@ -237,3 +248,47 @@ export interface WorkerFlowRun {
   work_queue_id: string;
   flow_run: FlowRun;
 }
+
+/** A pool before and after a change. */
+export interface WorkPoolChange {
+  previous: WorkPool;
+  current: WorkPool;
+}
+
+/** A queue before and after a change. */
+export interface WorkQueueChange {
+  previous: WorkQueue;
+  current: WorkQueue;
+}
+
+/** What a heartbeat did: the worker as recorded, and the pool's change when it became READY. */
+export interface WorkerHeartbeatResult {
+  worker: Worker;
+  readied: WorkPoolChange | null;
+}
+
+/** A deleted pool, with the queues that went with it. */
+export interface DeletedWorkPool {
+  pool: WorkPool;
+  queues: WorkQueue[];
+}
+
+/** A flow run holding one of a pool's or queue's concurrency slots (Prefect's FlowRunSlotSummary). */
+export interface SlotHolder {
+  id: string;
+  name: string;
+  work_queue_id: string | null;
+  state_type: FlowRun["state_type"];
+  state_name: string | null;
+  start_time: Timestamp | null;
+  state_timestamp: Timestamp | null;
+}
+
+/** Which runs of one queue a legacy poll asks for (Prefect's `read_work_queue_runs` body). */
+export const QueueRunsQuery = z.object({
+  /** Only runs due at or before this time. */
+  scheduledBefore: TimestampSchema.nullish(),
+  /** At most this many runs; no cap when absent. */
+  limit: Limit.nullish(),
+});
+export type QueueRunsQuery = z.input<typeof QueueRunsQuery>;

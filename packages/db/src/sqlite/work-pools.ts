@@ -69,6 +69,15 @@ export const sqliteWorkPools: WorkPoolSql = {
     });
   },
 
+  async lock(tx, selection) {
+    // The IMMEDIATE transaction holds SQLite's write lock: no other writer, in this process or in
+    // another, runs until it ends, so the runs selected here stay the caller's to move.
+    if (!tx.inTransaction) throw new Error("runs are locked inside a transaction: the lock lasts until it ends");
+    return tx.query<ClaimedRun>(
+      sql`${eligibleRunsSql(sqliteDialect, selection)}SELECT e.id, e.work_pool_id FROM eligible e ORDER BY ${claimOrder("e")}${limitSql(selection.limit)}`,
+    );
+  },
+
 
   randomUuid(): Sql {
     return sql.raw(

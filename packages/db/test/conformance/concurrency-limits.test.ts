@@ -225,7 +225,7 @@ describeEachBackend("concurrency limits (v2)", (t) => {
       await create("rated", 5, { slot_decay_per_second: 0.5 });
       const error = await t.db.concurrencyLimits.incrementActiveSlots({ names: ["plain", "rated"] }, 1, { mode: "rate_limit" }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InvalidError);
-      expect((error as Error).message).toContain("plain");
+      expect((error as Error).message).toContain("do not have a decay configured: 'plain'");
       expect((error as Error).message).not.toContain("rated");
       expect(await t.db.concurrencyLimits.incrementActiveSlots({ names: ["rated"] }, 1, { mode: "rate_limit" })).toMatchObject({ acquired: true });
       expect((await byName("plain")).active_slots).toBe(0);
@@ -303,6 +303,27 @@ describeEachBackend("concurrency limits (v2)", (t) => {
       if (!refusal.acquired) expect((await byName("burst")).active_slots).toBeLessThanOrEqual(2);
       await sleep(350);
       expect((await t.db.concurrencyLimits.incrementActiveSlots({ names: ["burst"] }, 3)).acquired).toBe(true);
+    });
+
+    it("keeps the decay a rate limit earns while callers retry faster than a slot decays", async () => {
+      // A slot every 0.5 s, and a refused call every 50 ms: each call must keep the fraction of a
+      // slot earned so far (a reset clock would never reach a whole slot).
+      await create("hammered", 2, { slot_decay_per_second: 2 });
+      await t.db.concurrencyLimits.incrementActiveSlots({ names: ["hammered"] }, 2, { mode: "rate_limit" });
+      let acquired = false;
+      const deadline = Date.now() + 10_000;
+      while (!acquired && Date.now() < deadline) {
+        acquired = (await t.db.concurrencyLimits.incrementActiveSlots({ names: ["hammered"] }, 1, { mode: "rate_limit" })).acquired;
+        if (!acquired) await sleep(50);
+      }
+      expect(acquired).toBe(true);
+      // The same holds for successful calls: taking the slots that decay one by one never stalls.
+      let taken = 0;
+      while (taken < 3 && Date.now() < deadline) {
+        if ((await t.db.concurrencyLimits.incrementActiveSlots({ names: ["hammered"] }, 1, { mode: "rate_limit" })).acquired) taken += 1;
+        else await sleep(50);
+      }
+      expect(taken).toBe(3);
     });
 
     it("decays denied slots of a rate limit at its decay rate", async () => {
