@@ -3,6 +3,7 @@
  */
 import websocket from "@fastify/websocket";
 import type { Database } from "@prefect/db";
+import type { LeaseStorage } from "@prefect/orchestration";
 import Fastify, { type FastifyInstance } from "fastify";
 import { adminRoutes } from "./api/admin.js";
 import { blockRoutes } from "./api/blocks.js";
@@ -16,6 +17,11 @@ import { variableRoutes } from "./api/variables.js";
 import { artifactRoutes } from "./api/artifacts.js";
 import { savedSearchRoutes } from "./api/saved-searches.js";
 import { flowRunInputRoutes } from "./api/flow-run-inputs.js";
+import { concurrencyLimitRoutes } from "./api/concurrency-limits.js";
+import { concurrencyLimitV2Routes } from "./api/concurrency-limits-v2.js";
+import { deploymentRoutes } from "./api/deployments.js";
+import { workPoolRoutes } from "./api/work-pools.js";
+import { workQueueRoutes } from "./api/work-queues.js";
 import { csrfProtection } from "./http/csrf.js";
 import { basicAuth } from "./http/auth.js";
 import { errorHandler } from "./http/errors.js";
@@ -27,6 +33,8 @@ export interface AppContext {
   readonly settings: ServerSettings;
   /** Events received and emitted by the server, for the services and `/api/events/out`. */
   readonly events: EventBus;
+  /** Concurrency leases, shared by the concurrency routes, orchestration and the repossessor. */
+  readonly leases: LeaseStorage;
 }
 
 export type App = FastifyInstance<
@@ -80,6 +88,11 @@ export async function buildApp(context: AppContext, options: { logger?: boolean 
       await api.register(artifactRoutes(context));
       await api.register(savedSearchRoutes(context));
       await api.register(flowRunInputRoutes(context));
+      await api.register(concurrencyLimitRoutes(context));
+      await api.register(concurrencyLimitV2Routes(context));
+      await api.register(deploymentRoutes(context));
+      await api.register(workPoolRoutes(context));
+      await api.register(workQueueRoutes(context));
     },
     { prefix: "/api" },
   );

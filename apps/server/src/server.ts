@@ -4,6 +4,7 @@
  * stop the services so they flush what they buffer, close the database).
  */
 import { type Database, openDatabase } from "@prefect/db";
+import { MemoryLeaseStorage } from "@prefect/orchestration";
 import { type App, type AppContext, buildApp } from "./app.js";
 import { installSystemBlockTypes } from "./blocks/system.js";
 import { EventBus } from "./events/bus.js";
@@ -22,7 +23,7 @@ export interface RunningServer {
 
 export async function startServer(settings: ServerSettings, options: { db?: Database; logger?: boolean } = {}): Promise<RunningServer> {
   const db = options.db ?? (await openDatabase());
-  const context: AppContext = { db, settings, events: new EventBus() };
+  const context: AppContext = { db, settings, events: new EventBus(), leases: new MemoryLeaseStorage() };
   let services: Service[] = [];
   let app: App | undefined;
   try {

@@ -35,6 +35,7 @@ const boolean = z
   .transform((v) => ["true", "1", "yes", "on"].includes(v));
 const port = z.coerce.number({ message: "must be a port number" }).int({ message: "must be a port number" }).min(0).max(65535, { message: "must be a port number" });
 const seconds = z.coerce.number({ message: "must be a number of seconds" }).positive({ message: "must be a number of seconds greater than 0" });
+const waitSeconds = z.coerce.number({ message: "must be a number of seconds" }).min(0, { message: "must be a number of seconds, 0 or more" });
 /** A duration as pydantic reads a timedelta: seconds, ISO 8601 (`PT1H`, `P1DT2H30M`) or `[D day(s), ]HH:MM[:SS]`. */
 const duration = z.string().transform((value, ctx) => {
   const v = value.trim();
@@ -79,11 +80,43 @@ export interface ServerSettings {
   readonly encryptionKey: string | undefined;
   /** Register Prefect's system block types at start-up. */
   readonly blocksRegisterOnStart: boolean;
+  /** The longest a caller refused concurrency slots is told to wait: tag (v1) limits, other limits. */
+  readonly concurrency: { readonly tagSlotWaitSeconds: number; readonly maximumSlotWaitSeconds: number };
   readonly services: {
     readonly taskRunRecorder: ServiceSettings;
+    readonly repossessor: ServiceSettings;
     readonly eventPersister: ServiceSettings & { readonly batchSize: number; readonly flushIntervalSeconds: number };
+    readonly scheduler: SchedulerSettings;
+    readonly lateRuns: ServiceSettings & { readonly afterSeconds: number };
+    readonly foreman: ForemanSettings;
+    readonly cancellationCleanup: ServiceSettings & { readonly cancellingTimeoutSeconds: number };
   };
 }
+
+/** Prefect's `server.services.scheduler` settings. */
+export interface SchedulerSettings extends ServiceSettings {
+  readonly deploymentBatchSize: number;
+  readonly maxRuns: number;
+  readonly minRuns: number;
+  readonly maxScheduledTimeSeconds: number;
+  readonly minScheduledTimeSeconds: number;
+  readonly insertBatchSize: number;
+  readonly recentDeploymentsLoopSeconds: number;
+}
+
+/** Prefect's `server.services.foreman` settings. */
+export interface ForemanSettings extends ServiceSettings {
+  readonly inactivityHeartbeatMultiple: number;
+  readonly fallbackHeartbeatIntervalSeconds: number;
+  readonly deploymentLastPolledTimeoutSeconds: number;
+  readonly workQueueLastPolledTimeoutSeconds: number;
+}
+
+const wholeNumber = z.coerce.number({ message: "must be a whole number" }).int({ message: "must be a whole number" }).min(0, { message: "must be a whole number" });
+const positiveWhole = wholeNumber.pipe(z.number().positive({ message: "must be a whole number greater than 0" }));
+/** A `PREFECT_SERVER_SERVICES_<name>` setting (also read under its `PREFECT_API_SERVICES_` alias unless `serverOnly`). */
+const serviceSetting = <T>(env: Env, name: string, schema: z.ZodType<T>, fallback: T, serverOnly = false): T =>
+  parse(schema, read(env, `PREFECT_SERVER_SERVICES_${name}`, ...(serverOnly ? [] : [`PREFECT_API_SERVICES_${name}`])), fallback);
 
 const service = (env: Env, name: string, defaultLoop: number): ServiceSettings => ({
   enabled: parse(boolean, read(env, `PREFECT_SERVER_SERVICES_${name}_ENABLED`, `PREFECT_API_SERVICES_${name}_ENABLED`), true),
@@ -100,8 +133,13 @@ export function loadServerSettings(env: Env = process.env): ServerSettings {
     logLevel: parse(level, read(env, "PREFECT_SERVER_LOGGING_LEVEL", "PREFECT_LOGGING_SERVER_LEVEL"), "warn"),
     encryptionKey: read(env, "PREFECT_SERVER_ENCRYPTION_KEY")?.value,
     blocksRegisterOnStart: parse(boolean, read(env, "PREFECT_SERVER_BLOCKS_REGISTER_ON_START", "PREFECT_API_BLOCKS_REGISTER_ON_START"), true),
+    concurrency: {
+      tagSlotWaitSeconds: parse(waitSeconds, read(env, "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS", "PREFECT_TASK_RUN_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"), 10),
+      maximumSlotWaitSeconds: parse(waitSeconds, read(env, "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS"), 30),
+    },
     services: {
       taskRunRecorder: service(env, "TASK_RUN_RECORDER", 1),
+      repossessor: service(env, "REPOSSESSOR", 15),
       eventPersister: {
         ...service(env, "EVENT_PERSISTER", 1),
         batchSize: parse(
@@ -110,6 +148,28 @@ export function loadServerSettings(env: Env = process.env): ServerSettings {
           20,
         ),
         flushIntervalSeconds: parse(seconds, read(env, "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL"), 5),
+      },
+      scheduler: {
+        ...service(env, "SCHEDULER", 60),
+        deploymentBatchSize: serviceSetting(env, "SCHEDULER_DEPLOYMENT_BATCH_SIZE", positiveWhole, 100),
+        maxRuns: serviceSetting(env, "SCHEDULER_MAX_RUNS", wholeNumber, 100),
+        minRuns: serviceSetting(env, "SCHEDULER_MIN_RUNS", wholeNumber, 3),
+        maxScheduledTimeSeconds: serviceSetting(env, "SCHEDULER_MAX_SCHEDULED_TIME", duration, 100 * 86_400),
+        minScheduledTimeSeconds: serviceSetting(env, "SCHEDULER_MIN_SCHEDULED_TIME", duration, 3600),
+        insertBatchSize: serviceSetting(env, "SCHEDULER_INSERT_BATCH_SIZE", positiveWhole, 500),
+        recentDeploymentsLoopSeconds: serviceSetting(env, "SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS", seconds, 5, true),
+      },
+      lateRuns: { ...service(env, "LATE_RUNS", 5), afterSeconds: serviceSetting(env, "LATE_RUNS_AFTER_SECONDS", duration, 15) },
+      foreman: {
+        ...service(env, "FOREMAN", 15),
+        inactivityHeartbeatMultiple: serviceSetting(env, "FOREMAN_INACTIVITY_HEARTBEAT_MULTIPLE", positiveWhole, 3),
+        fallbackHeartbeatIntervalSeconds: serviceSetting(env, "FOREMAN_FALLBACK_HEARTBEAT_INTERVAL_SECONDS", seconds, 30),
+        deploymentLastPolledTimeoutSeconds: serviceSetting(env, "FOREMAN_DEPLOYMENT_LAST_POLLED_TIMEOUT_SECONDS", seconds, 60),
+        workQueueLastPolledTimeoutSeconds: serviceSetting(env, "FOREMAN_WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", seconds, 60),
+      },
+      cancellationCleanup: {
+        ...service(env, "CANCELLATION_CLEANUP", 20),
+        cancellingTimeoutSeconds: serviceSetting(env, "CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS", seconds, 300, true),
       },
     },
   };

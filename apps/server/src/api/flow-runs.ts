@@ -5,7 +5,7 @@
  * under `/flow_runs/{id}/input` live elsewhere.
  */
 import { Readable } from "node:stream";
-import { createFlowRun, type OrchestrationResult, setFlowRunState } from "@prefect/orchestration";
+import { createFlowRun, type LeaseStorage, type OrchestrationResult, setFlowRunState } from "@prefect/orchestration";
 import {
   AlreadyExistsError,
   type Artifact,
@@ -93,7 +93,7 @@ export function flowRunRoutes(context: AppContext): Routes {
               created_by: createdBy,
               state: state ?? undefined,
             },
-            { orchestrationParameters: { "api-version": apiVersion } },
+            { orchestrationParameters: { "api-version": apiVersion }, leases: context.leases },
           );
         })
         .catch(integrityConflict);
@@ -109,6 +109,7 @@ export function flowRunRoutes(context: AppContext): Routes {
           force: request.body.force ?? false,
           clientVersion: clientVersionOf(request),
           orchestrationParameters: { "api-version": apiVersionOf(request) },
+          leases: context.leases,
         };
         let result: OrchestrationResult;
         try {
@@ -127,7 +128,12 @@ export function flowRunRoutes(context: AppContext): Routes {
       { schema: { body: api.Body_bulk_set_flow_run_state_flow_runs_bulk_set_state_post, headers: OrchestrationHeaders } },
       async (request) => {
         const body = request.body;
-        const options = { force: body.force ?? false, clientVersion: clientVersionOf(request), orchestrationParameters: { "api-version": apiVersionOf(request) } };
+        const options = {
+          force: body.force ?? false,
+          clientVersion: clientVersionOf(request),
+          orchestrationParameters: { "api-version": apiVersionOf(request) },
+          leases: context.leases,
+        };
         const runs = await db.flowRuns.read({ flow_runs: body.flow_runs ?? null, limit: body.limit ?? BULK_LIMIT });
         const results = [];
         // One transaction per run, one after the other, as Prefect does: a run that cannot change
@@ -149,7 +155,7 @@ export function flowRunRoutes(context: AppContext): Routes {
       "/flow_runs/:id/resume",
       { schema: { params: IdParams, body: api.Body_resume_flow_run_flow_runs__id__resume_post, headers: OrchestrationHeaders } },
       async (request, reply) => {
-        const options = { clientVersion: clientVersionOf(request), orchestrationParameters: { "api-version": apiVersionOf(request) } };
+        const options = { clientVersion: clientVersionOf(request), orchestrationParameters: { "api-version": apiVersionOf(request) }, leases: context.leases };
         const outcome = await db.transaction((tx) => resumeFlowRun(tx, request.params.id, request.body.run_input ?? null, options));
         if (outcome === null) throw new HttpError(404, NOT_FOUND);
         publishEvents(context, outcome.events, now());
@@ -578,7 +584,7 @@ async function resumeFlowRun(
   tx: Repositories,
   id: string,
   runInput: Record<string, unknown> | null,
-  options: { clientVersion: string | null; orchestrationParameters: Record<string, unknown> },
+  options: { clientVersion: string | null; orchestrationParameters: Record<string, unknown>; leases: LeaseStorage },
 ): Promise<ResumeOutcome | null> {
   const run = await tx.flowRuns.get(id);
   if (!run) return null;

@@ -34,6 +34,8 @@ const StatesQuery = z.looseObject({ task_run_id: Uuid });
 
 export function taskRunRoutes(context: AppContext): Routes {
   const { db } = context;
+  // The server's lease storage (shared with the concurrency routes) and its tag slot wait bound.
+  const orchestration = { leases: context.leases, settings: { taskTagConcurrencySlotWaitSeconds: context.settings.concurrency.tagSlotWaitSeconds } };
   return async (app) => {
     app.post("/task_runs/", { schema: { body: TaskRunCreateBody } }, async (request, reply) => {
       const body = request.body;
@@ -59,7 +61,7 @@ export function taskRunRoutes(context: AppContext): Routes {
             empirical_policy: taskRunPolicy(policy),
             labels: { ...system, ...(labels ?? {}) },
             state: state ?? undefined,
-          });
+          }, orchestration);
         })
         .catch(integrityConflict);
       publishEvents(context, outcome.orchestration?.events ?? [], now());
@@ -69,7 +71,7 @@ export function taskRunRoutes(context: AppContext): Routes {
     app.post("/task_runs/:id/set_state", { schema: { params: IdParams, body: api.Body_set_task_run_state_task_runs__id__set_state_post } }, async (request, reply) => {
       let result: TaskOrchestrationResult;
       try {
-        result = await setTaskRunState(db, request.params.id, request.body.state, { force: request.body.force ?? false });
+        result = await setTaskRunState(db, request.params.id, request.body.state, { ...orchestration, force: request.body.force ?? false });
       } catch (error) {
         if (error instanceof NotFoundError) return objectNotFound(reply, `Task run with id ${request.params.id} not found`);
         throw error;

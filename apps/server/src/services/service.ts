@@ -9,28 +9,35 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** Runs `tick` every `intervalSeconds` until stopped; one tick at a time; errors are reported, not thrown. */
+/**
+ * Runs `tick` every `intervalSeconds` until stopped; one tick at a time; errors are reported, not
+ * thrown (the next tick tries again). `tick` gets a signal that is aborted when the service stops, so
+ * that a long tick can end early.
+ */
 export class LoopService implements Service {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = true;
+  #abort = new AbortController();
 
   constructor(
     readonly name: string,
     private readonly intervalSeconds: number,
-    private readonly tick: () => Promise<void>,
+    private readonly tick: (signal: AbortSignal) => Promise<void>,
     private readonly onError: (error: unknown) => void,
   ) {}
 
   async start(): Promise<void> {
     this.#stopped = false;
+    this.#abort = new AbortController();
     this.#schedule(0);
   }
 
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
-      this.#running = this.tick()
+      this.#running = Promise.resolve()
+        .then(() => this.tick(this.#abort.signal))
         .catch(this.onError)
         .finally(() => {
           this.#running = undefined;
@@ -42,6 +49,7 @@ export class LoopService implements Service {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#abort.abort();
     if (this.#timer) clearTimeout(this.#timer);
     await this.#running;
   }

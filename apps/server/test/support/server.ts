@@ -27,10 +27,24 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/**
+ * Settings of every test server unless the test sets them: events written quickly, and (as Prefect's
+ * own test settings) the loop services that change runs, pools and deployments on their own switched
+ * off, so that they only run in the suites about them.
+ */
+const TEST_DEFAULTS: Record<string, string> = {
+  PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL: "0.05",
+  PREFECT_SERVER_BLOCKS_REGISTER_ON_START: "false",
+  PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED: "false",
+  PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED: "false",
+  PREFECT_SERVER_SERVICES_FOREMAN_ENABLED: "false",
+  PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED: "false",
+};
+
 export async function startServer(backend: TestBackend, env: Record<string, string> = {}): Promise<TestServer> {
   const { config, remove } = await freshConfig(backend);
   const db = await openDatabase(config);
-  const settings: ServerSettings = { ...loadServerSettings({ PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL: "0.05", PREFECT_SERVER_BLOCKS_REGISTER_ON_START: "false", ...env }), port: 0 };
+  const settings: ServerSettings = { ...loadServerSettings({ ...TEST_DEFAULTS, ...env }), port: 0 };
   const running = await start({ ...settings, host: "127.0.0.1" }, { db, logger: false });
   const { app, url } = running;
   return {
