@@ -119,7 +119,9 @@ export async function runServicesCommand(args: readonly string[], io: Omit<CliIO
     const unknown = names.filter((n) => keyOf(settings, n) === null);
     if (names.length === 0 || unknown.length > 0) {
       const known = serviceKeys(settings).map(kebab).join(", ");
-      io.stderr.write(`Unknown service${unknown.length === 1 ? "" : "s"}: ${unknown.join(", ") || "(none given)"} (known: ${known})\n`);
+      io.stderr.write(
+        unknown.length === 0 ? `No service given to --only (known: ${known})\n` : `Unknown service${unknown.length === 1 ? "" : "s"}: ${unknown.join(", ")} (known: ${known})\n`,
+      );
       return 2;
     }
     settings = onlySettings(settings, new Set(names.map((n) => keyOf(settings, n) as ServiceKey)));

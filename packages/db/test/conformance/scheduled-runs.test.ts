@@ -118,6 +118,20 @@ describeEachBackend("scheduled runs", (t) => {
     });
   });
 
+  describe("lockDeployments", () => {
+    it("runs only in a transaction, where it holds the deployments until the transaction ends", async () => {
+      await expect(t.db.scheduledRuns.lockDeployments([deployment.id])).rejects.toThrow(InvalidError);
+      const inserted = await t.db.transaction(async (tx) => {
+        await tx.scheduledRuns.lockDeployments([deployment.id, MISSING, deployment.id]);
+        await tx.scheduledRuns.lockDeployments([]);
+        return tx.scheduledRuns.insert([scheduled(hoursFromNow(1))]);
+      });
+      expect(inserted).toHaveLength(1);
+      // Released: the deployment can change again.
+      expect((await t.db.deployments.update(deployment.id, { description: "changed" })).description).toBe("changed");
+    });
+  });
+
   describe("deployments to schedule", () => {
     const options = { limit: 100, minRuns: 3, minScheduledTimeSeconds: 3600 };
 
