@@ -1,0 +1,85 @@
+/**
+ * Taking scheduled flow runs for a worker: one transaction locks the runs the pool's, queues' and
+ * deployments' limits allow (`workPools.lockScheduledFlowRuns`) and proposes PENDING for each
+ * through orchestration, as Prefect's worker proposes PENDING through the API. Orchestration's rules
+ * decide: the deployment's concurrency slot is taken on PENDING (and released on the run's final
+ * state), a full deployment limit reschedules the run (AwaitingConcurrencySlot) or cancels it, and
+ * ABORT means the run is not this worker's to take. Only ACCEPTed runs are the worker's.
+ *
+ * Two workers can never both take a run: the lock hands each run to one transaction at a time
+ * (PostgreSQL row locks with SKIP LOCKED, SQLite's write lock), and orchestration refuses a second
+ * PENDING anyway (PreventPendingTransitions).
+ */
+import type { Database, FlowRun, ScheduledFlowRunQuery, WorkerFlowRun } from "@prefect/db";
+import { type OrchestrationEvent, type OrchestrationResult, setFlowRunState } from "@prefect/orchestration";
+
+export interface ClaimedRun extends WorkerFlowRun {
+  /** The run as it was locked (still SCHEDULED, with its due time). */
+  readonly scheduled: FlowRun;
+}
+
+export interface NotClaimed {
+  readonly run: FlowRun;
+  /** Orchestration's answer, or the error the proposal failed with. */
+  readonly result: OrchestrationResult | null;
+  readonly error: unknown;
+}
+
+export interface ClaimOutcome {
+  readonly claimed: ClaimedRun[];
+  readonly refused: NotClaimed[];
+  /** Orchestration's events, to store once the transaction committed. */
+  readonly events: OrchestrationEvent[];
+}
+
+const DEPLOYMENT_GONE = "Deployment not found.";
+
+export interface ClaimOptions {
+  /**
+   * Asked before each locked run is proposed PENDING; false leaves it (and the rest) SCHEDULED, e.g.
+   * once the worker began to stop while the runs were being locked.
+   */
+  readonly proceed?: () => boolean;
+}
+
+/** Claims up to `query.limit` due runs (all of them without a limit) in one transaction. */
+export async function claimScheduledFlowRuns(db: Database, query: ScheduledFlowRunQuery, options: ClaimOptions = {}): Promise<ClaimOutcome> {
+  return db.transaction(async (tx) => {
+    const claimed: ClaimedRun[] = [];
+    const refused: NotClaimed[] = [];
+    const events: OrchestrationEvent[] = [];
+    for (const locked of await tx.workPools.lockScheduledFlowRuns(query)) {
+      if (options.proceed && !options.proceed()) break;
+      const run = locked.flow_run;
+      try {
+        const result = await setFlowRunState(tx, run.id, { type: "PENDING" });
+        events.push(...result.events);
+        if (result.status === "ABORT" && result.details.type === "abort_details" && result.details.reason === DEPLOYMENT_GONE && run.state) {
+          // Prefect's worker cancels runs whose deployment no longer exists.
+          const cancelled = await setFlowRunState(
+            tx,
+            run.id,
+            {
+              type: "CANCELLED",
+              name: "Cancelled",
+              message: `Deployment ${run.deployment_id} no longer exists, cancelled run.`,
+              state_details: run.state.state_details,
+            },
+            { force: true },
+          );
+          events.push(...cancelled.events);
+        }
+        if (result.status === "ACCEPT" && result.state?.type === "PENDING") {
+          const current = await tx.flowRuns.get(run.id);
+          if (current) claimed.push({ ...locked, flow_run: current, scheduled: run });
+        } else {
+          refused.push({ run, result, error: null });
+        }
+      } catch (error) {
+        // The proposal's savepoint is rolled back; the run stays SCHEDULED for a later poll.
+        refused.push({ run, result: null, error });
+      }
+    }
+    return { claimed, refused, events };
+  });
+}
