@@ -446,7 +446,13 @@ export class ProcessWorker {
         args: splitCommand(configuration.command),
         cwd: workingDir,
         env: configuration.env,
-        onLine: configuration.streamOutput ? (stream, line) => this.#output(active, stream, line) : null,
+        // Prefect's engine (the default command) sends its own logs through the API: storing its
+        // console output as well would store every log twice.
+        onLine: configuration.streamOutput
+          ? (stream, line) => {
+              if (configuration.commandConfigured) this.#output(active, stream, line);
+            }
+          : null,
         onChunk: configuration.streamOutput ? (stream, chunk) => (stream === "stdout" ? this.#stdout : this.#stderr)?.write(chunk) : undefined,
       });
     } catch (error) {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { addSeconds, type Database, now, openDatabase } from "@prefect/db";
@@ -106,6 +106,21 @@ describeEachBackend("process worker", (t) => {
     const [worker] = await t.db.workPools.readWorkers(f.pool.id);
     expect(worker).toMatchObject({ name: w.worker.name, status: "ONLINE" });
     expect((await t.db.workPools.get(f.pool.id))!.status).toBe("READY");
+  });
+
+  it("runs Prefect's engine when no command is configured, leaving its logs to it (they reach the API on their own)", async () => {
+    // A stand-in for `python -m prefect.engine` first on the PATH.
+    const bin = tempDir();
+    writeFileSync(join(bin, "python"), '#!/bin/sh\necho "engine $1 $2 for $PREFECT__FLOW_RUN_ID"\n', { mode: 0o755 });
+    const deployment = await f.deployment("", { job_variables: {} });
+    const run = await f.run(deployment);
+    const w = startWorker(t.db, {}, { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` });
+    workers.push(w);
+    const [done] = await waitForStates(t.db, [run.id], FINAL);
+    expect(done!.state_type).toBe("COMPLETED");
+    const logs = await logsOf(run.id);
+    expect(logs).toContainEqual({ name: "prefect.flow_runs.worker", level: 20, message: `Process for flow run '${run.name}' exited cleanly.` });
+    expect(logs.filter((l) => l.name === "prefect.flow_runs")).toEqual([]);
   });
 
   it("fails a run whose process exits with a non-zero code, with Prefect's message", async () => {
