@@ -5,7 +5,7 @@
  * options.
  */
 import { isDatabaseError, loadDatabaseConfig, openDatabase } from "@prefect/db";
-import { createLogger, logLevelFrom } from "./logger.js";
+import { createLogger, type LogFormat, logFormatFrom, logLevelFrom } from "./logger.js";
 import { HELP, parseArguments } from "./options.js";
 import { ProcessWorker } from "./worker.js";
 
@@ -20,13 +20,15 @@ async function main(): Promise<number> {
     return 2;
   }
   let level: ReturnType<typeof logLevelFrom>;
+  let format: LogFormat;
   try {
     level = logLevelFrom(process.env);
+    format = logFormatFrom(process.env);
   } catch (error) {
     process.stderr.write(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
   }
-  const log = createLogger(level);
+  const log = createLogger(level, 2, format);
   const config = loadDatabaseConfig(process.env);
   const db = await openDatabase(config);
   const worker = new ProcessWorker(db, parsed.options, { log });

@@ -60,6 +60,9 @@ Options:
 
 SIGTERM or SIGINT stops taking runs and lets running ones finish for the grace period; a second
 signal (or the end of the grace period) stops them and hands their runs back to the pool.
+
+The worker's log goes to stderr as Prefect's console lines at PREFECT_LOGGING_LEVEL (INFO);
+PREFECT_WORKER_LOG_FORMAT=json writes JSON lines instead.
 `;
 
 export type ParseResult = { kind: "help" } | { kind: "options"; options: WorkerOptions } | { kind: "error"; message: string };

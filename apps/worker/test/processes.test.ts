@@ -113,6 +113,12 @@ describe("worker command line", () => {
     expect(result.stderr).toContain("Run with --help to see the options.");
   });
 
+  it("refuses a log format it does not know (exit 2)", async () => {
+    const result = await cli(["--pool", "p"], { PREFECT_WORKER_LOG_FORMAT: "xml" });
+    expect(result).toMatchObject({ code: 2, signal: null });
+    expect(result.stderr).toContain("PREFECT_WORKER_LOG_FORMAT must be text or json");
+  });
+
   it.each([
     { env: { PREFECT_DATABASE_URL: "not a url" }, variable: "PREFECT_DATABASE_URL" },
     { env: { PREFECT_DATABASE_BACKEND: "oracle" }, variable: "PREFECT_DATABASE_BACKEND" },
