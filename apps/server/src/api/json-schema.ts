@@ -110,7 +110,7 @@ function cleanCopy(schema: Json): Json {
 }
 
 /** Removes every property named `key`, at any depth (Prefect's `remove_nested_keys`). */
-function withoutKey(value: unknown, key: string): unknown {
+export function withoutKey(value: unknown, key: string): unknown {
   if (Array.isArray(value)) return value.map((v) => withoutKey(v, key));
   if (!isRecord(value)) return value;
   return Object.fromEntries(Object.entries(value).filter(([k]) => k !== key).map(([k, v]) => [k, withoutKey(v, key)]));

@@ -3,27 +3,10 @@
  * them, and the computed fields (estimated run time, lateness) as of now.
  */
 import { type FlowRun, type Log, now, secondsBetween, type State, type TaskRun, TERMINAL_STATE_TYPES } from "@prefect/db";
+import { emptyStateDetails } from "@prefect/orchestration";
 
-const STATE_DETAILS_DEFAULTS = {
-  flow_run_id: null,
-  task_run_id: null,
-  child_flow_run_id: null,
-  scheduled_time: null,
-  cache_key: null,
-  cache_expiration: null,
-  deferred: false,
-  untrackable_result: false,
-  pause_timeout: null,
-  pause_reschedule: false,
-  pause_key: null,
-  run_input_keyset: null,
-  refresh_cache: null,
-  retriable: null,
-  transition_id: null,
-  task_parameters_id: null,
-  traceparent: null,
-  deployment_concurrency_lease_id: null,
-};
+/** Prefect's StateDetails defaults, under what a state stores. */
+const STATE_DETAILS_DEFAULTS = emptyStateDetails();
 
 export function stateResponse(state: State) {
   return {

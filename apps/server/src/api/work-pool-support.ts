@@ -24,6 +24,7 @@ import type { AppContext } from "../app.js";
 import { readBlockDocument } from "../blocks/documents.js";
 import type { Fernet } from "../blocks/encryption.js";
 import { HttpError } from "../http/errors.js";
+import { preprocessSchema, withoutKey } from "./json-schema.js";
 import { flowRunResponse } from "./responses.js";
 import { validateRunInput } from "./run-input.js";
 import { clientVersionOf } from "./run-support.js";
@@ -188,7 +189,7 @@ export async function checkJobVariableDefaults(db: Repositories, fernet: () => P
       defaults[name] = value;
     }
   }
-  const problem = validateRunInput(defaults, withoutRequired(preprocessSchema(variables)));
+  const problem = validateRunInput(defaults, withoutKey(preprocessSchema(variables, true), "required"));
   if (problem !== null) {
     const message = `Validation failed for work pool's job variable defaults: ${problem.replace(/^Reason: /, "")}`;
     throw new InvalidError(message, [{ path: ["base_job_template"], message }]);
@@ -207,62 +208,6 @@ async function blockReference(db: Repositories, fernet: () => Promise<Fernet>, r
   const document = await readBlockDocument(db, await fernet(), canonical, false);
   if (!document) throw new HttpError(404, "Block not found.");
   return document.data;
-}
-
-/**
- * Prefect's preprocess_schema (allowing None for fields with defaults): optional properties also take
- * null, tuple `items` lists become `prefixItems`, and block definitions also take a `$ref` to a block.
- */
-function preprocessSchema(schema: Record<string, unknown>): Record<string, unknown> {
-  const copy = structuredClone(schema);
-  if (isRecord(copy.properties)) processProperties(copy.properties, requiredOf(copy), true);
-  if (isRecord(copy.definitions)) {
-    const definitions = copy.definitions;
-    for (const definition of Object.values(definitions)) {
-      if (!isRecord(definition)) continue;
-      if (isRecord(definition.properties)) processProperties(definition.properties, requiredOf(definition), true);
-      if ("block_type_slug" in definition && typeof definition.title === "string") {
-        definitions[definition.title] = {
-          oneOf: [
-            definition,
-            {
-              type: "object",
-              properties: {
-                $ref: { oneOf: [{ type: "string", format: "uuid" }, { type: "object", additionalProperties: { type: "string" }, minProperties: 1 }] },
-              },
-              required: ["$ref"],
-            },
-          ],
-        };
-      }
-    }
-  }
-  return copy;
-}
-
-const requiredOf = (schema: Record<string, unknown>): string[] => (Array.isArray(schema.required) ? schema.required.filter((r): r is string => typeof r === "string") : []);
-
-function processProperties(properties: Record<string, unknown>, required: readonly string[], allowNoneWithDefault: boolean): void {
-  for (const [key, property] of Object.entries(properties)) {
-    if (!isRecord(property)) continue;
-    if (!required.includes(key) && "type" in property && property.type !== "null" && (!("default" in property) || allowNoneWithDefault)) {
-      property.anyOf = [{ type: property.type }, { type: "null" }];
-      delete property.type;
-    }
-    if (Array.isArray(property.items) && !property.prefixItems) {
-      property.prefixItems = structuredClone(property.items);
-      delete property.items;
-    }
-    // Prefect passes nested properties on without allowing None for their defaulted fields.
-    if (isRecord(property.properties)) processProperties(property.properties, requiredOf(property), false);
-  }
-}
-
-/** The schema with every `required` list removed (Prefect's `ignore_required`). */
-function withoutRequired(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutRequired);
-  if (!isRecord(value)) return value;
-  return Object.fromEntries(Object.entries(value).filter(([key]) => key !== "required").map(([key, v]) => [key, withoutRequired(v)]));
 }
 
 // ---------------------------------------------------------------------------------------------

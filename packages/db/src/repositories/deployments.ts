@@ -19,12 +19,13 @@ import {
   DeploymentVersionCreate,
 } from "../schemas/deployments.js";
 import type { DeploymentFilter, RunCriteria } from "../schemas/filters.js";
-import { WorkPoolFilter, WorkQueueFilter } from "../schemas/work-pools.js";
+import type { WorkPoolFilter, WorkQueueFilter } from "../schemas/work-pools.js";
 import { type Sql, sql } from "../sql.js";
 import { assignments, insertSql, rowDecoder, selectList, tables } from "../tables.js";
 import { now } from "../timestamps.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 import { orderBy } from "./run-states.js";
+import { workPoolFilterSql, workQueueFilterSql } from "./work-pools.js";
 
 /** Prefect's read_deployments criteria: on the deployment, its flow, its runs and their task runs, its work pool and queue. */
 export interface DeploymentCriteria extends Pick<RunCriteria, "flows" | "flow_runs" | "task_runs"> {
@@ -120,30 +121,6 @@ const combine = (operator: "and_" | "or_", parts: Sql[]): Sql => {
   return operator === "or_" ? sql.or(present) : sql.and(present);
 };
 
-function workPoolSql(d: Dialect, input: WorkPoolFilter | null | undefined, a: string): Sql {
-  if (!has(input)) return sql.empty;
-  const f = parseInput(WorkPoolFilter, input, "work pool filter");
-  return combine(f.operator, [
-    f.id && has(f.id.any_) ? d.inList(col(a, "id"), f.id.any_) : sql.empty,
-    f.name && has(f.name.any_) ? d.inList(col(a, "name"), f.name.any_) : sql.empty,
-    f.type && has(f.type.any_) ? d.inList(col(a, "type"), f.type.any_) : sql.empty,
-  ]);
-}
-
-const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
-
-function workQueueSql(d: Dialect, input: WorkQueueFilter | null | undefined, a: string): Sql {
-  if (!has(input)) return sql.empty;
-  const f = parseInput(WorkQueueFilter, input, "work queue filter");
-  const prefixes = f.name?.startswith_;
-  return combine(f.operator, [
-    f.id && has(f.id.any_) ? d.inList(col(a, "id"), f.id.any_) : sql.empty,
-    f.name && has(f.name.any_) ? d.inList(col(a, "name"), f.name.any_) : sql.empty,
-    has(prefixes)
-      ? sql.or(prefixes.length === 0 ? [sql.raw("1=0")] : prefixes.map((p) => sql`lower(${col(a, "name")}) LIKE lower(${`${escapeLike(p)}%`}) ESCAPE '\\'`))
-      : sql.empty,
-  ]);
-}
 
 /** Conditions for `deployment` rows (alias `a`), as Prefect's `_apply_deployment_filters` builds them. */
 function criteriaSql(d: Dialect, c: DeploymentCriteria, a: string): Sql {
@@ -157,7 +134,7 @@ function criteriaSql(d: Dialect, c: DeploymentCriteria, a: string): Sql {
   }
   if (has(c.work_pools) || has(c.work_pool_queues)) {
     const pool = has(c.work_pools) ? sql` JOIN work_pool dwp ON dwp.id = dwq.work_pool_id` : sql.empty;
-    const match = sql.and([workQueueSql(d, c.work_pool_queues, "dwq"), workPoolSql(d, c.work_pools, "dwp")]);
+    const match = sql.and([workQueueFilterSql(d, c.work_pool_queues, "dwq"), workPoolFilterSql(d, c.work_pools, "dwp")]);
     conditions.push(sql`EXISTS (SELECT 1 FROM work_queue dwq${pool} WHERE dwq.id = ${col(a, "work_queue_id")} AND ${match})`);
   }
   return combine("and_", conditions);

@@ -229,7 +229,8 @@ function combine(operator: "and_" | "or_", parts: Sql[]): Sql {
   return operator === "or_" ? sql.or(present) : sql.and(present);
 }
 
-function workPoolFilterSql(d: Dialect, input: WorkPoolFilter | null | undefined, a: string): Sql {
+/** The SQL condition of a work pool filter on the `work_pool` row aliased `a`. */
+export function workPoolFilterSql(d: Dialect, input: WorkPoolFilter | null | undefined, a: string): Sql {
   if (!has(input)) return sql.empty;
   const f = parseInput(WorkPoolFilter, input, "work pool filter");
   return combine(f.operator, [
@@ -241,7 +242,8 @@ function workPoolFilterSql(d: Dialect, input: WorkPoolFilter | null | undefined,
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-function workQueueFilterSql(d: Dialect, input: WorkQueueFilter | null | undefined, a: string): Sql {
+/** The SQL condition of a work queue filter on the `work_queue` row aliased `a`. */
+export function workQueueFilterSql(d: Dialect, input: WorkQueueFilter | null | undefined, a: string): Sql {
   if (!has(input)) return sql.empty;
   const f = parseInput(WorkQueueFilter, input, "work queue filter");
   const prefixes = f.name?.startswith_;
