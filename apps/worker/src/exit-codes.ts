@@ -68,9 +68,3 @@ export function exitInfo(code: number): ExitInfo {
   );
 }
 
-/** Python's `repr()` of a string, as Prefect quotes names in its messages. */
-export function pyRepr(text: string): string {
-  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
-  const escaped = text.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll("\r", "\\r").replaceAll("\t", "\\t");
-  return quote + (quote === "'" ? escaped.replaceAll("'", "\\'") : escaped) + quote;
-}

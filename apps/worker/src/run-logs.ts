@@ -6,6 +6,7 @@
 import type { Database, LogCreate } from "@prefect/db";
 import { now } from "@prefect/db";
 import type { WorkerLogger } from "./logger.js";
+import type { OutputStream } from "./process.js";
 
 /** Python's logging levels, which Prefect's logs carry. */
 export const LogLevel = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 } as const;
@@ -46,6 +47,20 @@ export class RunLogWriter {
     this.#buffer.push({ name, level, message, timestamp: now(), flow_run_id: flowRunId, task_run_id: null });
     if (this.#buffer.length > MAX_BUFFERED) this.#buffer.splice(0, this.#buffer.length - MAX_BUFFERED);
     if (this.#buffer.length >= BATCH_SIZE) void this.flush();
+  }
+
+  /** A message about a run: into its logs (as Prefect's worker flow run logger) and the worker's own log. */
+  note(flowRunId: string, level: number, message: string): void {
+    this.add(flowRunId, WORKER_RUN_LOGGER, level, message);
+    const fields = { flow_run_id: flowRunId };
+    if (level >= LogLevel.ERROR) this.#log.error(fields, message);
+    else if (level >= LogLevel.WARNING) this.#log.warn(fields, message);
+    else this.#log.info(fields, message);
+  }
+
+  /** A line the run's process wrote: stdout at INFO, stderr at ERROR. */
+  output(flowRunId: string, stream: OutputStream, line: string): void {
+    this.add(flowRunId, RUN_OUTPUT_LOGGER, stream === "stdout" ? LogLevel.INFO : LogLevel.ERROR, line);
   }
 
   /** Writes everything added so far (one flush at a time; a failed batch is kept for the next). */
