@@ -54,6 +54,13 @@ const timer = setInterval(() => {
 /** Runs until it is stopped. */
 const SLEEP_SCRIPT = "setInterval(() => undefined, 1000)";
 
+/** Ignores SIGTERM (only SIGKILL stops it), writes "ignoring <id>" to $RUNS_FILE once it does, and runs on. */
+const IGNORE_TERM_SCRIPT = `
+process.on("SIGTERM", () => undefined);
+require("node:fs").appendFileSync(process.env.RUNS_FILE, "ignoring " + process.env.PREFECT__FLOW_RUN_ID + "\\n");
+setInterval(() => undefined, 1000);
+`;
+
 /** Takes a while (a slot is held meanwhile), then exits 0. */
 const BRIEF_SCRIPT = "setTimeout(() => undefined, 300)";
 
@@ -358,6 +365,67 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
       expect(lines(runsFile)).toContain(`finished ${held.id}`);
       expect(await statesOf(later.id)).toEqual(["SCHEDULED"]);
       expect(lines(runsFile)).not.toContain(later.id);
+    });
+
+    // Prefect's worker answers a second SIGTERM by killing itself (SIGKILL), which leaves its runs
+    // RUNNING for the server to find; this worker stops them and hands them back instead.
+    it("on a second SIGTERM during the grace period stops its running runs at once and hands them back", async () => {
+      const deployment = await f.deployment(nodeCommand(SLEEP_SCRIPT));
+      const run = await f.run(deployment);
+      // A grace period longer than the test's timeout: only the second signal can end the wait.
+      const w = spawn(["--name", "forced", "--shutdown-grace-seconds", "600"]);
+      const pid = pidOf(await runningWithPid(run.id));
+      flowRunPids.push(pid);
+
+      w.child.kill("SIGTERM");
+      await waitFor(() => w.output().stderr.includes("Stopping: no new flow runs are taken"), "the worker to begin stopping");
+      // The grace period holds: the run goes on.
+      expect(running(w)).toBe(true);
+      expect(alive(pid)).toBe(true);
+      expect((await db.flowRuns.get(run.id))!.state_type).toBe("RUNNING");
+
+      w.child.kill("SIGTERM");
+      await waitFor(() => !running(w), "the worker to exit after the second SIGTERM", 60_000);
+      expect(await w.exit, w.output().stderr.slice(-4000)).toEqual({ code: 0, signal: null });
+      expect(w.output().stderr).toContain("Stopping now: running flow runs are stopped and handed back");
+      expect(w.output().stdout).toContain("Worker 'forced' stopped!");
+      expect(alive(pid)).toBe(false);
+      expect((await db.flowRuns.get(run.id))!.state).toMatchObject({ type: "SCHEDULED", name: "AwaitingRetry" });
+      expect(await statesOf(run.id)).toEqual(["SCHEDULED", "PENDING", "RUNNING", "SCHEDULED"]);
+      const logs = await logsOf(run.id);
+      expect(logs).toContain("Rescheduling flow run for resubmission: the worker is shutting down.");
+      expect(logs).toContain("Rescheduled flow run for resubmission");
+      // Any worker can take it again.
+      expect((await db.workPools.getScheduledFlowRuns()).map((r) => r.flow_run.id)).toEqual([run.id]);
+    });
+
+    it("on a third SIGTERM kills a run's process that ignores SIGTERM, without waiting for the kill grace period", async () => {
+      const runsFile = join(dir, "runs.txt");
+      const command = nodeCommand(IGNORE_TERM_SCRIPT);
+      const deployment = await f.deployment(command, { job_variables: { command, env: { RUNS_FILE: runsFile } } });
+      const run = await f.run(deployment);
+      // The command line's kill grace period is 30 s; the test's timeout would end a wait for it.
+      const w = spawn(["--name", "killing", "--shutdown-grace-seconds", "600"]);
+      const pid = pidOf(await runningWithPid(run.id));
+      flowRunPids.push(pid);
+      await waitFor(() => lines(runsFile).includes(`ignoring ${run.id}`), "the run's process to ignore SIGTERM");
+
+      w.child.kill("SIGTERM");
+      await waitFor(() => w.output().stderr.includes("Stopping: no new flow runs are taken"), "the worker to begin stopping");
+      w.child.kill("SIGTERM");
+      await waitFor(() => w.output().stderr.includes("Rescheduling flow run for resubmission: the worker is shutting down."), "the worker to stop the run");
+      // SIGTERM reached the process, which ignored it.
+      expect(alive(pid)).toBe(true);
+      expect(running(w)).toBe(true);
+
+      const killedAt = Date.now();
+      w.child.kill("SIGTERM");
+      expect(await w.exit, w.output().stderr.slice(-4000)).toEqual({ code: 0, signal: null });
+      expect(Date.now() - killedAt).toBeLessThan(15_000);
+      expect(w.output().stderr).toContain("Killing the flow run processes that are still stopping");
+      expect(alive(pid)).toBe(false);
+      expect((await db.flowRuns.get(run.id))!.state).toMatchObject({ type: "SCHEDULED", name: "AwaitingRetry" });
+      expect(await statesOf(run.id)).toEqual(["SCHEDULED", "PENDING", "RUNNING", "SCHEDULED"]);
     });
 
     it("on SIGTERM hands back a run that outlasts the grace period: its process is stopped and the run rescheduled", async () => {
