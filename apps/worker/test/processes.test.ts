@@ -367,8 +367,9 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
       expect(lines(runsFile)).not.toContain(later.id);
     });
 
-    // Prefect's worker answers a second SIGTERM by killing itself (SIGKILL), which leaves its runs
-    // RUNNING for the server to find; this worker stops them and hands them back instead.
+    // Prefect's worker answers a second SIGTERM by killing itself (SIGKILL) and leaves its flow run
+    // processes to end on their own; this worker stops them and hands their runs back instead, as
+    // it does when the grace period ends, so that no run is left RUNNING without a process.
     it("on a second SIGTERM during the grace period stops its running runs at once and hands them back", async () => {
       const deployment = await f.deployment(nodeCommand(SLEEP_SCRIPT));
       const run = await f.run(deployment);
