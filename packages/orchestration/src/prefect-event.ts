@@ -8,19 +8,21 @@ import { uuid7 } from "./util.js";
 
 export type ResourceLabels = Record<string, string>;
 
+/** Times are ISO 8601 text (Prefect's wire form); a `Timestamp` is one. */
 export interface PrefectEvent {
   id: string;
-  occurred: Timestamp;
+  occurred: string;
   event: string;
   resource: ResourceLabels;
   related: ResourceLabels[];
   payload: Record<string, unknown>;
-  follows: string | null;
+  /** The event this one follows, when known. */
+  follows?: string | null;
 }
 
 /** An event as the server received (or emitted) it: with the time it did. */
 export interface ReceivedEvent extends PrefectEvent {
-  received: Timestamp;
+  received: string;
 }
 
 /** What an event is made of; the rest has Prefect's defaults (a fresh uuid7, now, nothing related). */
@@ -30,7 +32,7 @@ export interface EventParts {
   readonly related?: ResourceLabels[] | undefined;
   readonly payload?: Record<string, unknown> | undefined;
   readonly id?: string | undefined;
-  readonly occurred?: Timestamp | undefined;
+  readonly occurred?: string | undefined;
   readonly follows?: string | null | undefined;
 }
 
