@@ -1,5 +1,5 @@
-/** Small pieces every route group uses. */
-import { InvalidError, type RunCriteria, Uuid } from "@prefect/db";
+/** Request pieces the route groups share: ids, paging, pydantic's lax booleans and wording. */
+import { InvalidError, Uuid } from "@prefect/db";
 import { z } from "zod";
 
 /** Prefect's PREFECT_API_DEFAULT_LIMIT: the default and the largest page a read returns. */
@@ -22,20 +22,37 @@ export function limitOf(limit: number | null | undefined): number {
 
 /** Prefect's `/paginate` response envelope. */
 export function paginated<T>(results: T[], count: number, limit: number, page: number) {
-  return { results, count, limit, pages: limit > 0 ? Math.ceil(count / limit) : 0, page };
+  return { results, count, limit, pages: pageCount(count, limit), page };
 }
 
-interface CriteriaBody {
-  readonly flows?: unknown;
-  readonly flow_runs?: unknown;
-  readonly task_runs?: unknown;
-}
+/** Prefect's page count. */
+export const pageCount = (count: number, limit: number) => (limit > 0 ? Math.ceil(count / limit) : 0);
 
-/** The run criteria of a read body, for the repositories (which validate them again). */
-export function runCriteria(body: CriteriaBody): RunCriteria {
-  return {
-    flows: (body.flows ?? null) as RunCriteria["flows"],
-    flow_runs: (body.flow_runs ?? null) as RunCriteria["flow_runs"],
-    task_runs: (body.task_runs ?? null) as RunCriteria["task_runs"],
-  };
-}
+/**
+ * Starlette's `{id:uuid}`: only a UUID matches, so any other segment matches no route and Prefect
+ * answers 404 "Not Found" rather than 422.
+ */
+export const UUID_ID = ":id([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})";
+
+/**
+ * Any JSON value, null included (pydantic's `Any`), that must be present: left out, it is pydantic's
+ * "Field required" (the error handler words an `invalid_type` on a missing value that way).
+ */
+export const RequiredAnyValue = z.unknown().superRefine((value, ctx) => {
+  if (value === undefined) ctx.addIssue({ code: "invalid_type", expected: "unknown", message: "Field required", input: value });
+});
+
+/** A string field checked by a Prefect validator: its message, as pydantic prefixes it. */
+export const valueError = (message: string) => `Value error, ${message}`;
+
+const TRUE = new Set(["1", "on", "t", "true", "y", "yes"]);
+const FALSE = new Set(["0", "off", "f", "false", "n", "no"]);
+
+/** A boolean given as text (a query parameter, a header), read as pydantic reads one. */
+export const LaxBoolean = z.string().transform((value, ctx) => {
+  const v = value.trim().toLowerCase();
+  if (TRUE.has(v)) return true;
+  if (FALSE.has(v)) return false;
+  ctx.addIssue({ code: "custom", message: "Input should be a valid boolean, unable to interpret input" });
+  return z.NEVER;
+});

@@ -18,9 +18,9 @@
  */
 import { BusyError, CANCELLABLE_STATE_TYPES, NotFoundError, now, type Repositories, addSeconds } from "@prefect/db";
 import { type OrchestrationResult, setFlowRunState, setTaskRunState } from "@prefect/orchestration";
-import type { FastifyBaseLogger } from "fastify";
-import type { AppContext } from "../app.js";
-import { LoopService } from "./service.js";
+import type { AppContext, Logger } from "../context.js";
+import { publishEvents } from "../features/events/bus.js";
+import { LoopService } from "./loop.js";
 
 /** Prefect's batch of runs per look. */
 const BATCH = 200;
@@ -34,7 +34,7 @@ type CleanupContext = Pick<AppContext, "db" | "events" | "leases">;
 export interface CleanupOptions {
   readonly cancellingTimeoutSeconds: number;
   readonly signal?: AbortSignal | undefined;
-  readonly log?: FastifyBaseLogger | undefined;
+  readonly log?: Logger | undefined;
 }
 
 export interface CleanupPass {
@@ -67,8 +67,7 @@ async function sweep(
       try {
         const result = await context.db.transaction((tx) => change(tx, id));
         if (!result) continue;
-        const received = now();
-        context.events.publish(result.events.map((event) => ({ ...event, received })));
+        publishEvents(context.events, result.events);
         if (result.status === "ACCEPT") accepted++;
       } catch (error) {
         if (error instanceof NotFoundError) continue;
@@ -149,7 +148,7 @@ export async function cleanUpCancellations(context: CleanupContext, options: Cle
   return { taskRunsCancelled, subflowRunsCancelled, cancellingTimedOut };
 }
 
-export function cancellationCleanup(context: AppContext, log: FastifyBaseLogger): LoopService {
+export function cancellationCleanup(context: AppContext, log: Logger): LoopService {
   const s = context.settings.services.cancellationCleanup;
   return new LoopService(
     "CancellationCleanup",

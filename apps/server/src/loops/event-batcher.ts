@@ -14,14 +14,14 @@
  *    shutdown.
  */
 import { BusyError } from "@prefect/db";
-import type { FastifyBaseLogger } from "fastify";
-import type { EventBus, ReceivedEvent } from "../events/bus.js";
-import type { Service } from "./service.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
+import type { EventStream, Logger } from "../context.js";
+import type { Service } from "./loop.js";
 
 export interface EventBatcherOptions {
   readonly name: string;
-  readonly bus: EventBus;
-  readonly log: FastifyBaseLogger;
+  readonly bus: EventStream;
+  readonly log: Logger;
   /** Which events this service takes (default: all). */
   readonly accept?: (event: ReceivedEvent) => boolean;
   /** Writes a batch; throws when nothing was written. */

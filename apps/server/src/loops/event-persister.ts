@@ -4,14 +4,13 @@
  * or every PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL seconds, whichever comes first.
  * Events already stored (a client resending after a reconnect) are skipped by the repository.
  */
-import type { FastifyBaseLogger } from "fastify";
-import type { AppContext } from "../app.js";
+import type { AppContext, Logger } from "../context.js";
 import { EventBatcher } from "./event-batcher.js";
 
 /** Most events written in one transaction when the queue has grown. */
 const MAX_BATCH = 1000;
 
-export function eventPersister({ db, events, settings }: AppContext, log: FastifyBaseLogger): EventBatcher {
+export function eventPersister({ db, events, settings }: AppContext, log: Logger): EventBatcher {
   const { batchSize, flushIntervalSeconds } = settings.services.eventPersister;
   return new EventBatcher({
     name: "EventPersister",

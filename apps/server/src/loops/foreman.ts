@@ -15,12 +15,13 @@
  * twice.
  */
 import { now, type Repositories, type Timestamp, type WorkPool } from "@prefect/db";
-import type { FastifyBaseLogger } from "fastify";
-import { deploymentStatusEvent, workPoolStatusEvent, workQueueStatusEvent } from "../api/work-pool-events.js";
-import type { AppContext } from "../app.js";
-import type { ReceivedEvent } from "../events/bus.js";
+import type { PrefectEvent } from "@prefect/orchestration";
+import type { AppContext, Logger } from "../context.js";
+import { deploymentStatusEvent, surroundingsOf } from "../features/deployments/events.js";
+import { publishEvents } from "../features/events/bus.js";
+import { workPoolStatusEvent, workQueueStatusEvent } from "../features/work-pools/events.js";
 import type { ForemanSettings } from "../settings.js";
-import { LoopService } from "./service.js";
+import { LoopService } from "./loop.js";
 
 export interface ForemanPass {
   readonly workersOffline: readonly string[];
@@ -29,7 +30,7 @@ export interface ForemanPass {
   readonly queuesNotReady: readonly string[];
 }
 
-async function poolEvents(db: Repositories, at: Timestamp | undefined, log: FastifyBaseLogger | undefined): Promise<{ ids: string[]; events: ReceivedEvent[] }> {
+async function poolEvents(db: Repositories, at: Timestamp | undefined, log: Logger | undefined): Promise<{ ids: string[]; events: PrefectEvent[] }> {
   // The pools as they were, for `follows` (only READY ones can change).
   const before = new Map((await db.workPools.read()).filter((p) => p.status === "READY").map((p): [string, WorkPool] => [p.id, p]));
   const changed = await db.workPools.markPoolsNotReady({ now: at });
@@ -45,21 +46,18 @@ async function poolEvents(db: Repositories, at: Timestamp | undefined, log: Fast
   };
 }
 
-async function deploymentEvents(db: Repositories, ids: readonly string[]): Promise<ReceivedEvent[]> {
+async function deploymentEvents(db: Repositories, ids: readonly string[]): Promise<PrefectEvent[]> {
   if (ids.length === 0) return [];
   const occurred = now();
-  const events: ReceivedEvent[] = [];
+  const events: PrefectEvent[] = [];
   for (const deployment of await db.deployments.read({ deployments: { id: { any_: [...ids] } } })) {
-    const flow = await db.flows.get(deployment.flow_id);
-    const queue = deployment.work_queue_id ? await db.workPools.getQueue(deployment.work_queue_id) : null;
-    const pool = queue ? await db.workPools.get(queue.work_pool_id) : null;
-    events.push(deploymentStatusEvent(deployment, "NOT_READY", { flowName: flow?.name ?? null, queue, pool }, occurred));
+    events.push(deploymentStatusEvent(deployment, "NOT_READY", await surroundingsOf(db, deployment), occurred));
   }
   return events;
 }
 
-async function queueEvents(db: Repositories, ids: readonly string[]): Promise<ReceivedEvent[]> {
-  const events: ReceivedEvent[] = [];
+async function queueEvents(db: Repositories, ids: readonly string[]): Promise<PrefectEvent[]> {
+  const events: PrefectEvent[] = [];
   for (const id of ids) {
     const queue = await db.workPools.getQueue(id);
     if (!queue) continue;
@@ -75,7 +73,7 @@ async function queueEvents(db: Repositories, ids: readonly string[]): Promise<Re
 export async function monitorWorkerHealth(
   context: Pick<AppContext, "db" | "events">,
   settings: Omit<ForemanSettings, "enabled" | "loopSeconds">,
-  options: { readonly log?: FastifyBaseLogger | undefined; readonly at?: Timestamp | undefined } = {},
+  options: { readonly log?: Logger | undefined; readonly at?: Timestamp | undefined } = {},
 ): Promise<ForemanPass> {
   const { db, events } = context;
   const { log, at } = options;
@@ -87,18 +85,18 @@ export async function monitorWorkerHealth(
   if (workersOffline.length > 0) log?.info({ service: "Foreman", workers: workersOffline.length }, `Marked ${workersOffline.length} workers as offline.`);
 
   const pools = await poolEvents(db, at, log);
-  events.publish(pools.events);
+  publishEvents(events, pools.events);
 
   const deploymentsNotReady = await db.workPools.markDeploymentsNotReady({ now: at, lastPolledTimeoutSeconds: settings.deploymentLastPolledTimeoutSeconds });
-  events.publish(await deploymentEvents(db, deploymentsNotReady));
+  publishEvents(events, await deploymentEvents(db, deploymentsNotReady));
 
   const queuesNotReady = await db.workPools.markQueuesNotReady({ now: at, lastPolledTimeoutSeconds: settings.workQueueLastPolledTimeoutSeconds });
-  events.publish(await queueEvents(db, queuesNotReady));
+  publishEvents(events, await queueEvents(db, queuesNotReady));
 
   return { workersOffline, poolsNotReady: pools.ids, deploymentsNotReady, queuesNotReady };
 }
 
-export function foreman(context: AppContext, log: FastifyBaseLogger): LoopService {
+export function foreman(context: AppContext, log: Logger): LoopService {
   const s = context.settings.services.foreman;
   return new LoopService(
     "Foreman",

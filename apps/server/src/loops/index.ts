@@ -1,16 +1,15 @@
-/** The background services the server runs, each unless its setting switches it off. */
-import type { FastifyBaseLogger } from "fastify";
-import type { AppContext } from "../app.js";
+/** The background loops the server runs (its "services", as Prefect calls them), each unless its setting switches it off. */
+import type { AppContext, Logger } from "../context.js";
 import { cancellationCleanup } from "./cancellation-cleanup.js";
 import { eventPersister } from "./event-persister.js";
 import { foreman } from "./foreman.js";
 import { lateRuns } from "./late-runs.js";
 import { repossessor } from "./repossessor.js";
 import { schedulers } from "./scheduler.js";
-import type { Service } from "./service.js";
+import type { Service } from "./loop.js";
 import { taskRunRecorder } from "./task-run-recorder.js";
 
-export async function startServices(context: AppContext, log: FastifyBaseLogger): Promise<Service[]> {
+export async function startLoops(context: AppContext, log: Logger): Promise<Service[]> {
   const services: Service[] = [];
   if (context.settings.services.eventPersister.enabled) services.push(eventPersister(context, log));
   if (context.settings.services.taskRunRecorder.enabled) services.push(taskRunRecorder(context, log));

@@ -10,9 +10,9 @@
  */
 import { BusyError, NotFoundError, now, type Timestamp, addSeconds } from "@prefect/db";
 import { MarkLateRunsPolicy, setFlowRunState } from "@prefect/orchestration";
-import type { FastifyBaseLogger } from "fastify";
-import type { AppContext } from "../app.js";
-import { LoopService } from "./service.js";
+import type { AppContext, Logger } from "../context.js";
+import { publishEvents } from "../features/events/bus.js";
+import { LoopService } from "./loop.js";
 
 /** Prefect's batch of late runs per look. */
 const BATCH = 400;
@@ -20,7 +20,7 @@ const BATCH = 400;
 /** Marks the runs late now; returns how many became Late. */
 export async function markLateRuns(
   context: Pick<AppContext, "db" | "events" | "leases">,
-  options: { readonly afterSeconds: number; readonly signal?: AbortSignal | undefined; readonly log?: FastifyBaseLogger | undefined },
+  options: { readonly afterSeconds: number; readonly signal?: AbortSignal | undefined; readonly log?: Logger | undefined },
 ): Promise<number> {
   const { db } = context;
   const threshold: Timestamp = addSeconds(now(), -options.afterSeconds);
@@ -40,8 +40,7 @@ export async function markLateRuns(
         return setFlowRunState(tx, run.id, { type: "SCHEDULED", name: "Late", state_details: { scheduled_time: due } }, { policy: MarkLateRunsPolicy, leases: context.leases });
       });
       if (!result) continue;
-      const received = now();
-      context.events.publish(result.events.map((event) => ({ ...event, received })));
+      publishEvents(context.events, result.events);
       if (result.status === "ACCEPT") marked++;
     } catch (error) {
       if (error instanceof NotFoundError) continue;
@@ -52,7 +51,7 @@ export async function markLateRuns(
   return marked;
 }
 
-export function lateRuns(context: AppContext, log: FastifyBaseLogger): LoopService {
+export function lateRuns(context: AppContext, log: Logger): LoopService {
   const s = context.settings.services.lateRuns;
   return new LoopService(
     "MarkLateRuns",

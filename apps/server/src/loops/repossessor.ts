@@ -7,16 +7,15 @@
  * same lease at that moment frees nothing twice (and an expired lease can no longer be renewed). Leases live in this server's memory: each server
  * repossesses the leases it granted.
  */
-import type { FastifyBaseLogger } from "fastify";
-import type { AppContext } from "../app.js";
-import { freeLeaseSlots, slotWaits } from "../api/concurrency-limits-v2.js";
-import { LoopService } from "./service.js";
+import type { AppContext, Logger } from "../context.js";
+import { freeLeaseSlots, slotWaits } from "../features/concurrency-limits/service.js";
+import { LoopService } from "./loop.js";
 
 /** Prefect's batch of expired leases per look. */
 const BATCH = 100;
 
 /** Frees the slots of every lease expired now; returns how many were repossessed. */
-export async function repossessExpiredLeases({ db, leases, settings }: Pick<AppContext, "db" | "leases" | "settings">, log?: FastifyBaseLogger): Promise<number> {
+export async function repossessExpiredLeases({ db, leases, settings }: Pick<AppContext, "db" | "leases" | "settings">, log?: Logger): Promise<number> {
   const waits = slotWaits(settings);
   let repossessed = 0;
   for (;;) {
@@ -35,7 +34,7 @@ export async function repossessExpiredLeases({ db, leases, settings }: Pick<AppC
   }
 }
 
-export function repossessor(context: AppContext, log: FastifyBaseLogger): LoopService {
+export function repossessor(context: AppContext, log: Logger): LoopService {
   return new LoopService(
     "Repossessor",
     context.settings.services.repossessor.loopSeconds,

@@ -8,9 +8,8 @@
  * while a write is in progress goes in the next one, so batches grow with the load. The runs only
  * move forward and states are idempotent by id, so events may arrive out of order or twice.
  */
-import type { FastifyBaseLogger } from "fastify";
-import type { AppContext } from "../app.js";
-import type { ReceivedEvent } from "../events/bus.js";
+import type { AppContext, Logger } from "../context.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
 import { EventBatcher } from "./event-batcher.js";
 
 const MAX_BATCH = 500;
@@ -20,7 +19,7 @@ export function isClientTaskRunEvent(event: ReceivedEvent): boolean {
   return event.event.startsWith("prefect.task-run") && event.resource["prefect.orchestration"] === "client";
 }
 
-export function taskRunRecorder({ db, events, settings }: AppContext, log: FastifyBaseLogger): EventBatcher {
+export function taskRunRecorder({ db, events, settings }: AppContext, log: Logger): EventBatcher {
   return new EventBatcher({
     name: "TaskRunRecorder",
     bus: events,

@@ -5,7 +5,10 @@
  * (optional fields accept null, tuple `items` become `prefixItems`). Problems are worded as Prefect
  * and Python's jsonschema word them.
  */
+import { InvalidError } from "@prefect/db";
 import Ajv2020, { type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
+import { isRecord } from "./json.js";
+import { pythonRepr } from "./python.js";
 
 /** A schema whose references loop (Prefect's CircularSchemaRefError). */
 export class CircularSchemaError extends Error {
@@ -21,6 +24,11 @@ export interface SchemaCheckOptions {
   readonly ignoreRequired?: boolean | undefined;
   /** While repairing, optional fields with a default accept null too. */
   readonly allowNoneWithDefault?: boolean | undefined;
+  /**
+   * Which problem to report: jsonschema's `best_match` (the default, what `jsonschema.validate`
+   * raises), or the first one found (what the work pool's job variable defaults report).
+   */
+  readonly report?: "best" | "first" | undefined;
 }
 
 /** Why a value does not fit: Prefect's message and, for one failing keyword, jsonschema's own. */
@@ -32,8 +40,7 @@ export interface SchemaProblem {
 }
 
 type Json = Record<string, unknown>;
-const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
-
+/** The one way this server builds a validator: fresh each time, as schemas may reuse each other's `$id`s. */
 const newAjv = () => new Ajv2020.default({ strict: false, allErrors: false, validateFormats: false, verbose: true });
 
 /**
@@ -63,12 +70,22 @@ export function schemaProblem(value: unknown, schema: unknown, options: SchemaCh
     throw error;
   }
   if (valid) return null;
-  const first = bestMatch(validate.errors ?? []);
+  const first = options.report === "first" ? validate.errors?.[0] : bestMatch(validate.errors ?? []);
   if (!first) return { message: "Validation failed.", reason: "is not valid" };
   const reason = errorMessage(first);
   const path = jsonPath(first);
   const where = path === "$" ? "Validation failed." : `Validation failed for field ${pythonRepr(path.replace(/^\$\./, ""))}.`;
   return { message: `${where} Failure reason: ${reason}`, reason };
+}
+
+/** `schemaProblem`, with a looping schema answered as Prefect answers it (422). */
+export function schemaCheck(value: unknown, schema: unknown, options: SchemaCheckOptions = {}): SchemaProblem | null {
+  try {
+    return schemaProblem(value, schema, options);
+  } catch (error) {
+    if (error instanceof CircularSchemaError) throw new InvalidError(error.message, [{ path: [], message: error.message }]);
+    throw error;
+  }
 }
 
 /** Null when `schema` is valid Draft 2020-12 JSON Schema, else jsonschema's wording of why not. */
@@ -209,29 +226,4 @@ function errorMessage(error: ErrorObject): string {
     default:
       return error.message ?? "is not valid";
   }
-}
-
-/** Python's repr() of a JSON value. */
-export function pythonRepr(value: unknown): string {
-  if (value === null || value === undefined) return "None";
-  if (value === true) return "True";
-  if (value === false) return "False";
-  if (typeof value === "string") {
-    const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
-    const escaped = value
-      .replace(/\\/g, "\\\\")
-      .replace(/\n/g, "\\n")
-      .replace(/\r/g, "\\r")
-      .replace(/\t/g, "\\t")
-      .replaceAll(quote, `\\${quote}`);
-    return `${quote}${escaped}${quote}`;
-  }
-  if (typeof value === "number") return String(value);
-  if (Array.isArray(value)) return `[${value.map(pythonRepr).join(", ")}]`;
-  if (isRecord(value)) {
-    return `{${Object.entries(value)
-      .map(([k, v]) => `${pythonRepr(k)}: ${pythonRepr(v)}`)
-      .join(", ")}}`;
-  }
-  return String(value);
 }

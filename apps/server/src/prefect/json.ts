@@ -1,12 +1,15 @@
 /**
- * JSON as Python's `json` module writes it, for what must be byte-identical to Prefect: block schema
- * checksums (sha256 over `json.dumps(..., sort_keys=True)`) and the plaintext of encrypted block data.
+ * JSON as Prefect's Python reads and writes it. `pythonJsonDumps` is `json.dumps`, for what must be
+ * byte-identical to Prefect: block schema checksums (sha256 over `json.dumps(..., sort_keys=True)`)
+ * and the plaintext of encrypted block data.
  *
  * JavaScript reads `10.0` and `10` as the same number, while Python keeps one a float and the other an
  * int and writes them differently; a checksum over a schema with `"default": 10.0` depends on it. So
  * `parseJsonLosslessly` keeps every number written with a fraction or an exponent as a `PyFloat`,
  * which `pythonJsonDumps` writes as Python would and `JSON.stringify` writes as a plain number.
  */
+
+import { pythonFloatRepr } from "./python.js";
 
 /** A JSON number that Python reads as a float (it was written with a `.` or an exponent). */
 export class PyFloat {
@@ -19,7 +22,8 @@ export class PyFloat {
 /** A JSON value as read by `parseJsonLosslessly`: like `JSON.parse`'s, with floats kept as `PyFloat`. */
 export type PyJson = null | boolean | number | string | PyFloat | PyJson[] | { [key: string]: PyJson };
 
-export function isJsonObject(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not an array, not null, not a `PyFloat`). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof PyFloat);
 }
 
@@ -32,7 +36,7 @@ export function setOwn(target: Record<string, unknown>, key: string, value: unkn
 /** A deep copy that keeps `PyFloat`s (and `__proto__` keys) as they are. */
 export function deepCopy<T>(value: T): T {
   if (Array.isArray(value)) return value.map((item) => deepCopy(item)) as T;
-  if (isJsonObject(value)) {
+  if (isRecord(value)) {
     const copy: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) setOwn(copy, key, deepCopy(item));
     return copy as T;
@@ -140,27 +144,6 @@ export function parseJsonLosslessly(text: string): PyJson {
   return result;
 }
 
-/** Python's `repr(float)`: shortest round-trip digits, exponent form below 1e-4 and from 1e16. */
-export function pythonFloatRepr(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (!Number.isFinite(value)) return value > 0 ? "Infinity" : "-Infinity";
-  if (value === 0) return Object.is(value, -0) ? "-0.0" : "0.0";
-  const [mantissa, exponentText] = Math.abs(value).toExponential().split("e") as [string, string];
-  const digits = mantissa.replace(".", "");
-  const exponent = Number(exponentText);
-  const sign = value < 0 ? "-" : "";
-  // Python switches to exponent notation when the decimal point would sit before -4 or after 16.
-  if (exponent < -4 || exponent >= 16) {
-    const fraction = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-    const e = Math.abs(exponent);
-    return `${sign}${fraction}e${exponent < 0 ? "-" : "+"}${e < 10 ? `0${e}` : e}`;
-  }
-  if (exponent < 0) return `${sign}0.${"0".repeat(-exponent - 1)}${digits}`;
-  const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, "0");
-  const fraction = digits.slice(exponent + 1);
-  return `${sign}${whole}.${fraction || "0"}`;
-}
-
 const ESCAPES: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f" };
 
 /** Python's `json.dumps` of a string with `ensure_ascii=True`: everything outside ' '..'~' escaped. */
@@ -211,18 +194,24 @@ export function pythonJsonDumps(value: unknown, options: { sortKeys?: boolean } 
   return write(value);
 }
 
-/** Python's `repr()` of a string, as it appears in Prefect's error messages. */
-export function pythonRepr(value: string): string {
-  const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
-  let out = quote;
-  for (const ch of value) {
-    if (ch === "\\") out += "\\\\";
-    else if (ch === quote) out += `\\${quote}`;
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\t") out += "\\t";
-    else if (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f) out += `\\x${ch.charCodeAt(0).toString(16).padStart(2, "0")}`;
-    else out += ch;
+/** Deep equality of JSON values, object key order ignored (Python's `==` on dicts and lists). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((v, i) => sameJson(v, b[i]));
+  if (isRecord(a) && isRecord(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((k) => k in b && sameJson(a[k], b[k]));
   }
-  return out + quote;
+  return false;
+}
+
+/** `{field: {from, to}}` for the given fields whose values differ (missing counts as null), as Prefect's update events list them. */
+export function changedFields<T extends object>(previous: T, current: T, fields: readonly (keyof T & string)[]): Record<string, { from: unknown; to: unknown }> {
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  for (const field of fields) {
+    const from = previous[field] ?? null;
+    const to = current[field] ?? null;
+    if (!sameJson(from, to)) changes[field] = { from, to };
+  }
+  return changes;
 }

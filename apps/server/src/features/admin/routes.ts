@@ -5,21 +5,11 @@
 import type { CsrfToken } from "@prefect/db";
 import type { FastifyReply } from "fastify";
 import { z } from "zod";
-import type { AppContext } from "../app.js";
-import * as api from "../generated/prefect-api.js";
-import { HttpError } from "../http/errors.js";
-import type { Routes } from "../http/zod.js";
-import { API_VERSION, PREFECT_VERSION } from "../settings.js";
-
-/** Where Prefect keeps the server's default result storage block, in the `configuration` table. */
-const STORAGE_DEFAULT = "server-default-result-storage";
-
-/** The block id of a stored storage default, or null (nothing stored, or not a block id). */
-function storedBlockId(value: unknown): string | null {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
-  const id = (value as Record<string, unknown>).default_result_storage_block_id;
-  return typeof id === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id.toLowerCase() : null;
-}
+import type { AppContext } from "../../context.js";
+import * as api from "../../generated/prefect-api.js";
+import type { Routes } from "../../http/zod.js";
+import { API_VERSION, PREFECT_VERSION } from "../../settings.js";
+import { clearStorageDefault, issueCsrfToken, readStorageDefault, setStorageDefault } from "./service.js";
 
 const CsrfQuery = z.object({
   client: z.string({ error: (issue) => (issue.input === undefined ? "Field required" : "Input should be a valid string") }),
@@ -58,22 +48,16 @@ export function adminRoutes(context: AppContext): Routes {
       },
     }));
 
-    app.get("/admin/storage", async () => ({ default_result_storage_block_id: storedBlockId(await context.db.configuration.get(STORAGE_DEFAULT)) }));
+    app.get("/admin/storage", async () => ({ default_result_storage_block_id: await readStorageDefault(context.db) }));
 
     app.put("/admin/storage", { schema: { body: api.ServerDefaultResultStorageUpdate } }, async (request) => {
       const id = request.body.default_result_storage_block_id;
-      return context.db.transaction(async (tx) => {
-        const doc = await tx.blocks.getDocument(id);
-        if (!doc) throw new HttpError(404, `Block document ${id} not found.`);
-        // Prefect's words, with its plain 422 `detail` (not a list of validation problems).
-        if (!doc.block_schema.capabilities.includes("write-path")) throw new HttpError(422, `Block document ${id} cannot be used for result storage.`);
-        await tx.configuration.set(STORAGE_DEFAULT, { default_result_storage_block_id: id });
-        return { default_result_storage_block_id: id };
-      });
+      await setStorageDefault(context.db, id);
+      return { default_result_storage_block_id: id };
     });
 
     app.delete("/admin/storage", async (_request, reply) => {
-      await context.db.configuration.delete(STORAGE_DEFAULT);
+      await clearStorageDefault(context.db);
       return reply.code(204).send();
     });
 
@@ -81,11 +65,7 @@ export function adminRoutes(context: AppContext): Routes {
       // With CSRF protection off (Prefect's default), Prefect answers 422 with this text and its
       // client stops asking.
       if (!context.settings.csrfProtection) return reply.code(422).send({ detail: "CSRF protection is disabled." });
-      const token = await context.db.transaction(async (tx) => {
-        const issued = await tx.csrfTokens.createOrUpdate(request.query.client, { expires_in_seconds: context.settings.csrfTokenExpirationSeconds });
-        await tx.csrfTokens.deleteExpired();
-        return issued;
-      });
+      const token = await issueCsrfToken(context.db, request.query.client, context.settings.csrfTokenExpirationSeconds);
       return csrfTokenResponse(token);
     });
   };

@@ -6,14 +6,14 @@
  * Prefect's client looks schemas up by the checksum it computes, so ours must be byte-identical.
  */
 import { createHash } from "node:crypto";
-import { isJsonObject, pythonJsonDumps, setOwn } from "./python-json.js";
+import { isRecord, pythonJsonDumps, setOwn } from "../../prefect/json.js";
 
 type Fields = Record<string, unknown>;
 
 /** Every `$ref` value found in `value`, depth first, in document order. */
 export function collectNestedReferenceStrings(value: unknown): unknown[] {
   const found: unknown[] = [];
-  if (isJsonObject(value)) {
+  if (isRecord(value)) {
     const ref = value.$ref;
     if (ref !== undefined && ref !== null && ref !== "" && ref !== false && ref !== 0) found.push(ref);
     for (const item of Object.values(value)) found.push(...collectNestedReferenceStrings(item));
@@ -33,7 +33,7 @@ export function nonBlockReferenceDefinitions(objectDefinition: unknown, definiti
     if (typeof reference !== "string") continue;
     const key = reference.replaceAll("#/definitions/", "");
     const definition = Object.hasOwn(definitions, key) ? definitions[key] : undefined;
-    if (isJsonObject(definition) && Object.keys(definition).length > 0 && (definition.block_type_slug === undefined || definition.block_type_slug === null)) {
+    if (isRecord(definition) && Object.keys(definition).length > 0 && (definition.block_type_slug === undefined || definition.block_type_slug === null)) {
       // Prefect recurses without a guard; a self-referencing model would never finish there, so stop
       // at definitions already being expanded (the result is the same for acyclic schemas).
       const nested = seen.has(key) ? {} : nonBlockReferenceDefinitions(definition, definitions, new Set([...seen, key]));
@@ -49,7 +49,7 @@ export function nonBlockReferenceDefinitions(objectDefinition: unknown, definiti
 
 /** A copy of `value` without the given keys in any nested object (lists are left as they are). */
 export function removeNestedKeys(keys: readonly string[], value: unknown): unknown {
-  if (!isJsonObject(value)) return value;
+  if (!isRecord(value)) return value;
   const copy: Fields = {};
   for (const [key, item] of Object.entries(value)) if (!keys.includes(key)) setOwn(copy, key, removeNestedKeys(keys, item));
   return copy;
@@ -59,7 +59,7 @@ export function calculateSchemaChecksum(fields: Fields): string {
   const forChecksum = removeNestedKeys(["secret_fields"], fields) as Fields;
   const definitions = forChecksum.definitions;
   if (isTruthy(definitions)) {
-    const nonBlock = nonBlockReferenceDefinitions(forChecksum, isJsonObject(definitions) ? definitions : {});
+    const nonBlock = nonBlockReferenceDefinitions(forChecksum, isRecord(definitions) ? definitions : {});
     if (Object.keys(nonBlock).length > 0) forChecksum.definitions = nonBlock;
     else delete forChecksum.definitions;
   }
@@ -71,6 +71,6 @@ export function calculateSchemaChecksum(fields: Fields): string {
 export function isTruthy(value: unknown): boolean {
   if (value === null || value === undefined || value === false || value === 0 || value === "") return false;
   if (Array.isArray(value)) return value.length > 0;
-  if (isJsonObject(value)) return Object.keys(value).length > 0;
+  if (isRecord(value)) return Object.keys(value).length > 0;
   return true;
 }

@@ -6,17 +6,14 @@
  * the references in `block_document_references`; `block_schema` is the full schema.
  */
 import { AlreadyExistsError, type BlockDocument, type BlockDocumentReadOptions, type BlockDocumentReference, InvalidError, type Repositories } from "@prefect/db";
-import { HttpError } from "../http/errors.js";
+import { badRequest, conflict, integrityConflict, internalError, notFound } from "../../prefect/errors.js";
+import { canonicalUuid, LOOSE_UUID } from "../../prefect/ids.js";
+import { isRecord } from "../../prefect/json.js";
 import { decryptData, encryptData, type Fernet, InvalidTokenError } from "./encryption.js";
-import { isJsonObject } from "./python-json.js";
 import { type BlockSchemaResponse, type BlockTypeResponse, blockTypeResponse, readFullBlockSchemas } from "./schemas.js";
 import { maskSecrets, restoreMaskedSecrets } from "./secrets.js";
 
 type Data = Record<string, unknown>;
-
-/** Prefect's answer to a violated foreign key or unique constraint it did not check itself. */
-export const INTEGRITY_CONFLICT =
-  "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.";
 
 const MAX_REFERENCE_DEPTH = 50;
 
@@ -37,14 +34,14 @@ export interface BlockDocumentResponse {
 
 /** The stored data in clear (Prefect stores a Fernet token; a plain object is taken as it is). */
 export function decryptStoredData(fernet: Fernet, stored: unknown): Data {
-  if (isJsonObject(stored)) return stored;
+  if (isRecord(stored)) return stored;
   if (typeof stored !== "string") return {};
   try {
     const data = decryptData(fernet, stored);
-    return isJsonObject(data) ? data : {};
+    return isRecord(data) ? data : {};
   } catch (error) {
     if (error instanceof InvalidTokenError) {
-      throw new HttpError(500, "Block document data could not be decrypted: the encryption key is not the one it was stored with.");
+      throw internalError("Block document data could not be decrypted: the encryption key is not the one it was stored with.");
     }
     throw error;
   }
@@ -96,7 +93,7 @@ export async function readBlockDocuments(
 
   const construct = (doc: BlockDocument, depth: number): BlockDocumentResponse => {
     if (depth > MAX_REFERENCE_DEPTH) {
-      throw new HttpError(400, `Block document reference graph exceeds max depth ${MAX_REFERENCE_DEPTH}; refusing to recurse further.`);
+      throw badRequest(`Block document reference graph exceeds max depth ${MAX_REFERENCE_DEPTH}; refusing to recurse further.`);
     }
     const response = documentResponse(doc, fernet, includeSecrets);
     for (const reference of references.get(doc.id) ?? []) {
@@ -137,43 +134,34 @@ export function separateReferences(data: Data): { data: Data; references: [strin
   const rest: Data = {};
   const references: [string, string][] = [];
   for (const [key, value] of Object.entries(data)) {
-    if (isJsonObject(value) && Object.hasOwn(value, "$ref")) {
+    if (isRecord(value) && Object.hasOwn(value, "$ref")) {
       const ref = value.$ref;
-      const id = isJsonObject(ref) ? ref.block_document_id : undefined;
-      if (id === undefined || id === null) throw new HttpError(400, `Received block reference without a block_document_id in key ${key}`);
-      if (typeof id !== "string" || !UUID.test(id)) throw new HttpError(409, INTEGRITY_CONFLICT);
+      const id = isRecord(ref) ? ref.block_document_id : undefined;
+      if (id === undefined || id === null) throw badRequest(`Received block reference without a block_document_id in key ${key}`);
+      if (typeof id !== "string" || !LOOSE_UUID.test(id)) throw integrityConflict();
       references.push([key, id.toLowerCase()]);
     } else rest[key] = value;
   }
   return { data: rest, references };
 }
 
-const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
-
 /** Links `parentId` to the documents in `references`, refusing unknown ones and cycles as Prefect does. */
 async function addReferences(tx: Repositories, parentId: string, references: readonly [string, string][]) {
   for (const [name, referenceId] of references) {
-    const id = normalizeUuid(referenceId);
-    if (id === parentId) throw new HttpError(400, "`parent_block_document_id` and `reference_block_document_id` cannot be the same");
-    if (!(await tx.blocks.getDocument(id))) throw new HttpError(409, INTEGRITY_CONFLICT);
+    const id = canonicalUuid(referenceId);
+    if (id === parentId) throw badRequest("`parent_block_document_id` and `reference_block_document_id` cannot be the same");
+    if (!(await tx.blocks.getDocument(id))) throw integrityConflict();
     try {
       await tx.blocks.addDocumentReference({ name, parent_block_document_id: parentId, reference_block_document_id: id });
     } catch (error) {
       if (error instanceof InvalidError) {
-        throw new HttpError(
-          400,
+        throw badRequest(
           `Cannot create block document reference: it would introduce a cycle into the block_document_reference graph (parent=${parentId}, reference=${id}).`,
         );
       }
       throw error;
     }
   }
-}
-
-/** Hyphenated lower-case, as Python's `UUID(...)` reads the forms it accepts. */
-function normalizeUuid(id: string): string {
-  const hex = id.replaceAll("-", "").toLowerCase();
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 export interface BlockDocumentCreateInput {
@@ -188,9 +176,9 @@ export interface BlockDocumentCreateInput {
 export async function createBlockDocument(tx: Repositories, fernet: Fernet, input: BlockDocumentCreateInput): Promise<BlockDocumentResponse> {
   if (input.name !== null && input.name !== undefined) {
     const [taken] = await tx.blocks.readDocuments({ block_documents: { name: { any_: [input.name] }, block_type_id: { any_: [input.block_type_id] } }, limit: 1 });
-    if (taken) throw new HttpError(409, "Block already exists");
+    if (taken) throw conflict("Block already exists");
   }
-  if (!(await tx.blocks.getType(input.block_type_id)) || !(await tx.blocks.getSchema(input.block_schema_id))) throw new HttpError(409, INTEGRITY_CONFLICT);
+  if (!(await tx.blocks.getType(input.block_type_id)) || !(await tx.blocks.getSchema(input.block_schema_id))) throw integrityConflict();
   const { data, references } = separateReferences(input.data ?? {});
   let created: BlockDocument;
   try {
@@ -203,12 +191,12 @@ export async function createBlockDocument(tx: Repositories, fernet: Fernet, inpu
     });
   } catch (error) {
     // Another request took the name meanwhile.
-    if (error instanceof AlreadyExistsError) throw new HttpError(409, "Block already exists");
+    if (error instanceof AlreadyExistsError) throw conflict("Block already exists");
     throw error;
   }
   await addReferences(tx, created.id, references);
   const full = await readBlockDocument(tx, fernet, created.id, false);
-  if (!full) throw new HttpError(404, "Block document not found");
+  if (!full) throw notFound("Block document not found");
   return full;
 }
 
@@ -240,8 +228,8 @@ export async function updateBlockDocument(tx: Repositories, fernet: Fernet, id: 
   let blockSchemaId: string | undefined;
   if (proposed && proposed !== current.block_schema_id) {
     const schema = await tx.blocks.getSchema(proposed);
-    if (!schema) throw new HttpError(409, INTEGRITY_CONFLICT);
-    if (schema.block_type_id !== current.block_type_id) throw new HttpError(400, "Must migrate block document to a block schema of the same block type.");
+    if (!schema) throw integrityConflict();
+    if (schema.block_type_id !== current.block_type_id) throw badRequest("Must migrate block document to a block schema of the same block type.");
     blockSchemaId = schema.id;
   }
   await tx.blocks.updateDocument(current.id, { data: encryptData(fernet, separated.data), ...(blockSchemaId ? { block_schema_id: blockSchemaId } : {}) });

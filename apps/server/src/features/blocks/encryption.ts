@@ -9,7 +9,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database } from "@prefect/db";
-import { pythonJsonDumps } from "./python-json.js";
+import { pythonJsonDumps } from "../../prefect/json.js";
 
 const VERSION = 0x80;
 const KEY_PATTERN = /^[A-Za-z0-9_\-+/]{43}=?$/;
@@ -113,4 +113,20 @@ export function fernetProvider(db: Database, configuredKey: string | undefined):
     });
     return resolved;
   };
+}
+
+const serverKeys = new WeakMap<object, () => Promise<Fernet>>();
+
+/**
+ * The server's Fernet (see fernetProvider), one per server context. A malformed
+ * PREFECT_SERVER_ENCRYPTION_KEY is refused on the first call, which the block routes make while the
+ * server starts.
+ */
+export function serverFernet(context: { readonly db: Database; readonly settings: { readonly encryptionKey: string | undefined } }): () => Promise<Fernet> {
+  let provider = serverKeys.get(context);
+  if (!provider) {
+    provider = fernetProvider(context.db, context.settings.encryptionKey);
+    serverKeys.set(context, provider);
+  }
+  return provider;
 }

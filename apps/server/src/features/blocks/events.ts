@@ -2,30 +2,20 @@
  * Prefect's lifecycle events for blocks (`prefect.block-type.*`, `prefect.block-document.*`, see its
  * events/schemas/lifecycle.py), published once the change has committed. Anonymous documents have none.
  */
-import { randomBytes } from "node:crypto";
-import { type BlockType, now } from "@prefect/db";
-import type { AppContext } from "../app.js";
+import type { BlockType } from "@prefect/db";
+import { type EventParts, prefectEvent } from "@prefect/orchestration";
+import type { AppContext } from "../../context.js";
+import { publishEvents } from "../events/bus.js";
 import type { BlockDocumentResponse } from "./documents.js";
 import type { BlockTypeResponse } from "./schemas.js";
 
 type Action = "created" | "updated" | "deleted";
 
-/** A time-ordered UUID (version 7), as Prefect gives its events. */
-function uuid7(): string {
-  const bytes = randomBytes(16);
-  bytes.writeUIntBE(Date.now(), 0, 6);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+function publish(context: Pick<AppContext, "events">, event: EventParts) {
+  publishEvents(context.events, [prefectEvent(event)]);
 }
 
-function publish(context: AppContext, event: { event: string; resource: Record<string, string>; related: Record<string, string>[]; payload: Record<string, unknown> }) {
-  const at = now();
-  context.events.publish([{ id: uuid7(), occurred: at, received: at, ...event }]);
-}
-
-export function publishBlockTypeEvent(context: AppContext, action: Action, type: BlockType | BlockTypeResponse): void {
+export function publishBlockTypeEvent(context: Pick<AppContext, "events">, action: Action, type: BlockType | BlockTypeResponse): void {
   publish(context, {
     event: `prefect.block-type.${action}`,
     resource: { "prefect.resource.id": `prefect.block-type.${type.id}`, "prefect.resource.name": type.name },
@@ -43,7 +33,7 @@ export function publishBlockTypeEvent(context: AppContext, action: Action, type:
 }
 
 /** `doc` as read without secrets; its payload keeps the non-secret top-level string values. */
-export function publishBlockDocumentEvent(context: AppContext, action: Action, doc: BlockDocumentResponse): void {
+export function publishBlockDocumentEvent(context: Pick<AppContext, "events">, action: Action, doc: BlockDocumentResponse): void {
   if (doc.is_anonymous) return;
   const schema = doc.block_schema;
   const secretFields = Array.isArray(schema?.fields.secret_fields) ? (schema.fields.secret_fields as unknown[]) : [];

@@ -6,9 +6,10 @@
  * `block_schema_references` from those links and `definitions` from the nested schemas.
  */
 import { type BlockSchema, type BlockSchemaReference, DEFAULT_BLOCK_SCHEMA_VERSION, InvalidError, type Repositories } from "@prefect/db";
-import { HttpError } from "../http/errors.js";
+import { conflict } from "../../prefect/errors.js";
+import { deepCopy, isRecord, setOwn } from "../../prefect/json.js";
+import { pythonRepr } from "../../prefect/python.js";
 import { calculateSchemaChecksum, collectNestedReferenceStrings, isTruthy, nonBlockReferenceDefinitions } from "./checksum.js";
-import { deepCopy, isJsonObject, pythonRepr, setOwn } from "./python-json.js";
 
 type Fields = Record<string, unknown>;
 
@@ -72,7 +73,7 @@ export async function createBlockSchema(
   const fields = deepCopy(input.fields);
   const version = input.version ?? DEFAULT_BLOCK_SCHEMA_VERSION;
   const ownDefinitions = fields.definitions;
-  const definitions = isTruthy(inheritedDefinitions) ? inheritedDefinitions : isJsonObject(ownDefinitions) ? ownDefinitions : undefined;
+  const definitions = isTruthy(inheritedDefinitions) ? inheritedDefinitions : isRecord(ownDefinitions) ? ownDefinitions : undefined;
   if (isTruthy(definitions)) fields.definitions = definitions;
   const checksum = calculateSchemaChecksum(fields);
 
@@ -84,7 +85,7 @@ export async function createBlockSchema(
     if (Object.keys(nonBlock).length > 0) fields.definitions = nonBlock;
     else delete fields.definitions;
   }
-  const references = isJsonObject(fields.block_schema_references) ? fields.block_schema_references : {};
+  const references = isRecord(fields.block_schema_references) ? fields.block_schema_references : {};
   delete fields.block_schema_references;
 
   const { row, created } = await tx.blocks.createSchema({
@@ -105,13 +106,12 @@ async function registerNestedSchemas(tx: Repositories, parentId: string, referen
   for (const [name, value] of Object.entries(references)) {
     const entries = Array.isArray(value) ? value : [value];
     for (const entry of entries) {
-      if (!isJsonObject(entry) || typeof entry.block_type_slug !== "string" || typeof entry.block_schema_checksum !== "string") {
+      if (!isRecord(entry) || typeof entry.block_type_slug !== "string" || typeof entry.block_schema_checksum !== "string") {
         throw invalidFields(`Invalid block schema reference for ${pythonRepr(name)}: expected block_type_slug and block_schema_checksum.`);
       }
       const type = await tx.blocks.getTypeBySlug(entry.block_type_slug);
       if (!type) {
-        throw new HttpError(
-          409,
+        throw conflict(
           `Cannot create block schema because block type ${pythonRepr(entry.block_type_slug)} was not found.Did you forget to register the block type?`,
         );
       }
@@ -133,17 +133,17 @@ async function registerNestedSchemas(tx: Repositories, parentId: string, referen
 /** The definition of the nested block under `name` (Prefect's `_get_fields_for_child_schema`). */
 function fieldsForChildSchema(definitions: Fields, baseFields: Fields, name: string, slug: string): Fields | undefined {
   const properties = baseFields.properties;
-  const spec = isJsonObject(properties) && Object.hasOwn(properties, name) ? properties[name] : undefined;
+  const spec = isRecord(properties) && Object.hasOwn(properties, name) ? properties[name] : undefined;
   if (spec === undefined) throw invalidFields(`Block schema reference ${pythonRepr(name)} names no property of the schema.`);
   const referenceStrings = collectNestedReferenceStrings(spec);
   const keyOf = (reference: unknown) => (typeof reference === "string" ? reference.replaceAll("#/definitions/", "") : "");
   if (referenceStrings.length === 1) {
     const definition = definitions[keyOf(referenceStrings[0])];
-    return isJsonObject(definition) ? definition : undefined;
+    return isRecord(definition) ? definition : undefined;
   }
   for (const reference of referenceStrings) {
     const definition = definitions[keyOf(reference)];
-    if (!isJsonObject(definition)) throw invalidFields(`Block schema definition ${pythonRepr(keyOf(reference))} is missing.`);
+    if (!isRecord(definition)) throw invalidFields(`Block schema definition ${pythonRepr(keyOf(reference))} is missing.`);
     if (definition.block_type_slug === slug) return definition;
   }
   return undefined;
@@ -176,7 +176,7 @@ export async function readFullBlockSchemas(repo: Repositories, roots: readonly B
       children.push({ entry, child });
       const current = Object.hasOwn(referenceEntries, reference.name) ? referenceEntries[reference.name] : undefined;
       const same = (other: unknown) =>
-        isJsonObject(other) && other.block_schema_checksum === entry.block_schema_checksum && other.block_type_slug === entry.block_type_slug;
+        isRecord(other) && other.block_schema_checksum === entry.block_schema_checksum && other.block_type_slug === entry.block_type_slug;
       if (current === undefined) setOwn(referenceEntries, reference.name, entry);
       else if (Array.isArray(current)) {
         if (!current.some(same)) current.push(entry);
@@ -197,13 +197,13 @@ export async function readFullBlockSchemas(repo: Repositories, roots: readonly B
         const merged: Fields = {};
         for (const [k, v] of Object.entries(definitions)) setOwn(merged, k, v);
         setOwn(merged, String(title), rest);
-        if (isJsonObject(childDefinitions)) for (const [k, v] of Object.entries(childDefinitions)) setOwn(merged, k, v);
+        if (isRecord(childDefinitions)) for (const [k, v] of Object.entries(childDefinitions)) setOwn(merged, k, v);
         definitions = merged;
       }
     }
     if (Object.keys(definitions).length > 0 || isTruthy(fields.definitions)) {
       const combined: Fields = {};
-      if (isJsonObject(fields.definitions)) for (const [k, v] of Object.entries(fields.definitions)) setOwn(combined, k, v);
+      if (isRecord(fields.definitions)) for (const [k, v] of Object.entries(fields.definitions)) setOwn(combined, k, v);
       for (const [k, v] of Object.entries(definitions)) setOwn(combined, k, v);
       fields.definitions = combined;
     }

@@ -7,7 +7,7 @@
  * Paths work on Prefect's flattened view of the data: nested non-empty objects are walked, everything
  * else (lists, empty objects, scalars) is a leaf, so a secret list is masked as a whole.
  */
-import { isJsonObject, setOwn } from "./python-json.js";
+import { isRecord, setOwn } from "../../prefect/json.js";
 
 export const OBFUSCATED = "********";
 
@@ -21,7 +21,7 @@ export function flatten(data: Record<string, unknown>): Flat {
   const walk = (value: Record<string, unknown>, parent: string[]) => {
     for (const [key, item] of Object.entries(value)) {
       const path = [...parent, key];
-      if (isJsonObject(item) && Object.keys(item).length > 0) walk(item, path);
+      if (isRecord(item) && Object.keys(item).length > 0) walk(item, path);
       else flat.set(keyOf(path), { path, value: item });
     }
   };
@@ -36,7 +36,7 @@ export function unflatten(flat: Flat): Record<string, unknown> {
     let current = result;
     for (const key of path.slice(0, -1)) {
       const next = Object.hasOwn(current, key) ? current[key] : undefined;
-      if (isJsonObject(next)) current = next;
+      if (isRecord(next)) current = next;
       else {
         const created: Record<string, unknown> = {};
         setOwn(current, key, created);

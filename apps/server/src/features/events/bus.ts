@@ -1,17 +1,14 @@
 /**
- * In-process event bus: events received by the API (websocket `/api/events/in`, `POST /api/events`) and
- * emitted by the server itself (state changes) are published here; the event persister stores them in
- * batches, the task-run recorder turns task-run events into rows, and `/api/events/out` streams them to
- * subscribers.
+ * The in-process event stream: events received by the API (websocket `/api/events/in`, `POST
+ * /api/events`) and emitted by the server itself (state changes, lifecycle events) are published
+ * here; the event persister stores them in batches, the task-run recorder turns task-run events into
+ * rows, and `/api/events/out` streams them to subscribers.
  */
-import type { EventCreate } from "@prefect/db";
+import type { Timestamp } from "@prefect/db";
+import { type PrefectEvent, type ReceivedEvent, receivedAt } from "@prefect/orchestration";
+import type { EventListener, EventStream } from "../../context.js";
 
-/** An event as received, with the time the server received it. */
-export type ReceivedEvent = EventCreate & { received: string };
-
-export type EventListener = (events: readonly ReceivedEvent[]) => void;
-
-export class EventBus {
+export class EventBus implements EventStream {
   readonly #listeners = new Set<EventListener>();
 
   subscribe(listener: EventListener): () => void {
@@ -23,4 +20,10 @@ export class EventBus {
     if (events.length === 0) return;
     for (const listener of this.#listeners) listener(events);
   }
+}
+
+/** Publishes events whose change has committed, stamped as received now (or at `at`). */
+export function publishEvents(stream: EventStream, events: readonly PrefectEvent[], at?: Timestamp): void {
+  if (events.length === 0) return;
+  stream.publish(receivedAt(events, at));
 }

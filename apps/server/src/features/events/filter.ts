@@ -5,8 +5,8 @@
  */
 import { addSeconds, now, parseTextSearch, type StoredEvent, type Timestamp, toMicros, toTimestamp, fromMicros } from "@prefect/db";
 import type { z } from "zod";
-import type * as api from "../generated/prefect-api.js";
-import type { ReceivedEvent } from "./bus.js";
+import type * as api from "../../generated/prefect-api.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
 
 export type EventFilterInput = z.output<typeof api.EventFilter>;
 export type ResolvedEventFilter = EventFilterInput & {

@@ -38,12 +38,9 @@ import {
   toMicros,
   toTimestamp,
 } from "@prefect/db";
-import { newState, uuid7 } from "@prefect/orchestration";
-import type { FastifyBaseLogger } from "fastify";
-import { flowRunPolicy } from "../api/run-support.js";
-import type { AppContext } from "../app.js";
-import type { SchedulerSettings } from "../settings.js";
-import { LoopService, type Service } from "./service.js";
+import { newState, normalizeFlowRunPolicy, uuid7 } from "@prefect/orchestration";
+import type { AppContext, Logger } from "../../context.js";
+import type { SchedulerSettings } from "../../settings.js";
 
 /** Prefect's defaults of the scheduler settings, for callers without settings. */
 export const SCHEDULER_DEFAULTS = {
@@ -71,7 +68,7 @@ export interface ScheduleRunsOptions {
   readonly autoScheduled?: boolean | undefined;
   /** Where the defaults come from (Prefect's defaults when not given). */
   readonly settings?: SchedulingDefaults | undefined;
-  readonly log?: FastifyBaseLogger | undefined;
+  readonly log?: Logger | undefined;
 }
 
 interface Window {
@@ -121,7 +118,7 @@ export function scheduledRunsFor(deployment: Deployment, window: Window): Schedu
         work_queue_id: deployment.work_queue_id,
         infrastructure_document_id: deployment.infrastructure_document_id,
         parameters,
-        empirical_policy: flowRunPolicy(undefined),
+        empirical_policy: normalizeFlowRunPolicy(undefined),
         idempotency_key: `scheduled ${deployment.id} ${schedule.id} ${date.text}`,
         tags,
         labels,
@@ -139,7 +136,7 @@ interface BatchOptions {
   readonly insertBatchSize: number;
   /** Skip paused deployments (the loops do; Prefect's route schedules paused ones too). */
   readonly skipPaused: boolean;
-  readonly log?: FastifyBaseLogger | undefined;
+  readonly log?: Logger | undefined;
 }
 
 /**
@@ -206,7 +203,7 @@ export async function scheduleDeployments(
   db: Repositories,
   settings: SchedulerSettings,
   select: (afterId: string | null) => Promise<string[]>,
-  options: { readonly signal?: AbortSignal | undefined; readonly log?: FastifyBaseLogger | undefined } = {},
+  options: { readonly signal?: AbortSignal | undefined; readonly log?: Logger | undefined } = {},
 ): Promise<number> {
   const window = (at: Timestamp): Window => ({
     start: at,
@@ -227,8 +224,8 @@ export async function scheduleDeployments(
   return total;
 }
 
-type SchedulerContext = Pick<AppContext, "db" | "settings">;
-type PassOptions = { readonly signal?: AbortSignal | undefined; readonly log?: FastifyBaseLogger | undefined };
+export type SchedulerContext = Pick<AppContext, "db" | "settings">;
+export type PassOptions = { readonly signal?: AbortSignal | undefined; readonly log?: Logger | undefined };
 
 /**
  * One pass of the `Scheduler` loop: the deployments with an active schedule short of runs (Prefect's
@@ -258,20 +255,4 @@ export function scheduleRecentDeployments({ db, settings }: SchedulerContext, op
     (afterId) => db.scheduledRuns.recentlyUpdatedDeployments({ limit: s.deploymentBatchSize, withinSeconds: s.recentDeploymentsLoopSeconds + 1, afterId }),
     options,
   );
-}
-
-/** Both scheduler loops: the main one and the one for recently updated deployments. */
-export function schedulers(context: AppContext, log: FastifyBaseLogger): Service[] {
-  const s = context.settings.services.scheduler;
-  const loop = (name: string, seconds: number, pass: (context: SchedulerContext, options: PassOptions) => Promise<number>) =>
-    new LoopService(
-      name,
-      seconds,
-      async (signal) => {
-        const inserted = await pass(context, { signal, log });
-        log.info({ service: name, inserted }, `Scheduled ${inserted} runs.`);
-      },
-      (error) => log.error({ err: error, service: name }, "scheduling runs failed; trying again on the next loop"),
-    );
-  return [loop("Scheduler", s.loopSeconds, scheduleDeploymentsShortOfRuns), loop("RecentDeploymentsScheduler", s.recentDeploymentsLoopSeconds, scheduleRecentDeployments)];
 }

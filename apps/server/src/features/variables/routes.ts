@@ -2,27 +2,23 @@
  * Variables: create (409 for a taken name), read by id and by name, filter, count, update and delete
  * by id and by name. Each change publishes Prefect's `prefect.variable.*` lifecycle event.
  */
-import {
-  AlreadyExistsError,
-  MAX_VARIABLE_NAME_LENGTH,
-  MAX_VARIABLE_VALUE_LENGTH,
-  NotFoundError,
-  type Repositories,
-  type Variable,
-  type VariableFilter,
-} from "@prefect/db";
+import { MAX_VARIABLE_NAME_LENGTH, MAX_VARIABLE_VALUE_LENGTH, type Variable, type VariableFilter } from "@prefect/db";
 import { z } from "zod";
-import type { AppContext } from "../app.js";
-import { publishLifecycleEvent } from "../events/lifecycle.js";
-import * as api from "../generated/prefect-api.js";
-import { HttpError } from "../http/errors.js";
-import type { Routes } from "../http/zod.js";
-import { IdParams, limitOf } from "./common.js";
-import { UUID_ID, valueError } from "./fields.js";
-
-const NOT_FOUND = "Variable not found.";
-/** What Prefect answers when an update runs into the unique name (its IntegrityError handler). */
-const INTEGRITY_CONFLICT = "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.";
+import type { AppContext } from "../../context.js";
+import * as api from "../../generated/prefect-api.js";
+import { IdParams, limitOf, UUID_ID, valueError } from "../../http/params.js";
+import type { Routes } from "../../http/zod.js";
+import {
+  countVariables,
+  createVariable,
+  deleteVariable,
+  deleteVariableByName,
+  readVariable,
+  readVariableByName,
+  readVariables,
+  updateVariable,
+  updateVariableByName,
+} from "./service.js";
 
 /** Prefect's VariableName. */
 const VariableName = z
@@ -61,70 +57,22 @@ export function variableResponse(variable: Variable) {
   return { id: variable.id, created: variable.created, updated: variable.updated, name: variable.name, value: variable.value ?? null, tags: variable.tags };
 }
 
-export function variableRoutes({ db, events }: AppContext): Routes {
-  const publish = (action: "created" | "updated" | "deleted", variable: Variable) =>
-    publishLifecycleEvent(events, {
-      kind: "variable",
-      action,
-      resourceId: `prefect.variable.${variable.id}`,
-      resourceName: variable.name,
-      payload: { name: variable.name, value: variable.value ?? null, tags: variable.tags },
-    });
-
-  /** Runs an update; unknown variable → 404, a rename onto a taken name → 409. */
-  async function update(write: () => Promise<Variable>): Promise<void> {
-    let variable: Variable;
-    try {
-      variable = await write();
-    } catch (error) {
-      if (error instanceof NotFoundError) throw new HttpError(404, NOT_FOUND);
-      if (error instanceof AlreadyExistsError) throw new HttpError(409, INTEGRITY_CONFLICT);
-      throw error;
-    }
-    publish("updated", variable);
-  }
-
-  /** Deletes the variable `find` reads, in one transaction; unknown → 404. */
-  async function remove(find: (tx: Repositories) => Promise<Variable | null>) {
-    const deleted = await db.transaction(async (tx) => {
-      const variable = await find(tx);
-      if (!variable) throw new HttpError(404, NOT_FOUND);
-      await tx.variables.delete(variable.id);
-      return variable;
-    });
-    publish("deleted", deleted);
-  }
-
+export function variableRoutes(context: AppContext): Routes {
+  const { db } = context;
   return async (app) => {
     app.post("/variables/", { schema: { body: VariableCreateBody } }, async (request, reply) => {
       const body = request.body;
-      let variable: Variable;
-      try {
-        variable = await db.variables.create({ name: body.name, value: body.value ?? null, tags: body.tags ?? [] });
-      } catch (error) {
-        // Names are lowercase letters, digits, dashes and underscores, so Python's repr() quotes them so.
-        if (error instanceof AlreadyExistsError) throw new HttpError(409, `A variable with the name '${body.name}' already exists.`);
-        throw error;
-      }
-      publish("created", variable);
+      const variable = await createVariable(context, { name: body.name, value: body.value ?? null, tags: body.tags ?? [] });
       return reply.code(201).send(variableResponse(variable));
     });
 
-    app.get(`/variables/${UUID_ID}`, { schema: { params: IdParams } }, async (request) => {
-      const variable = await db.variables.get(request.params.id);
-      if (!variable) throw new HttpError(404, NOT_FOUND);
-      return variableResponse(variable);
-    });
+    app.get(`/variables/${UUID_ID}`, { schema: { params: IdParams } }, async (request) => variableResponse(await readVariable(db, request.params.id)));
 
-    app.get("/variables/name/:name", { schema: { params: NameParams } }, async (request) => {
-      const variable = await db.variables.getByName(request.params.name);
-      if (!variable) throw new HttpError(404, NOT_FOUND);
-      return variableResponse(variable);
-    });
+    app.get("/variables/name/:name", { schema: { params: NameParams } }, async (request) => variableResponse(await readVariableByName(db, request.params.name)));
 
     app.post("/variables/filter", { schema: { body: api.Body_read_variables_variables_filter_post } }, async (request) => {
       const body = request.body;
-      const variables = await db.variables.read({
+      const variables = await readVariables(db, {
         variables: (body.variables ?? null) as VariableFilter | null,
         sort: body.sort ?? "NAME_ASC",
         limit: limitOf(body.limit),
@@ -134,26 +82,26 @@ export function variableRoutes({ db, events }: AppContext): Routes {
     });
 
     app.post("/variables/count", { schema: { body: api.Body_count_variables_variables_count_post } }, async (request) =>
-      db.variables.count((request.body.variables ?? null) as VariableFilter | null),
+      countVariables(db, (request.body.variables ?? null) as VariableFilter | null),
     );
 
     app.patch(`/variables/${UUID_ID}`, { schema: { params: IdParams, body: VariableUpdateBody } }, async (request, reply) => {
-      await update(() => db.variables.update(request.params.id, request.body));
+      await updateVariable(context, request.params.id, request.body);
       return reply.code(204).send();
     });
 
     app.patch("/variables/name/:name", { schema: { params: NameParams, body: VariableUpdateBody } }, async (request, reply) => {
-      await update(() => db.variables.updateByName(request.params.name, request.body));
+      await updateVariableByName(context, request.params.name, request.body);
       return reply.code(204).send();
     });
 
     app.delete(`/variables/${UUID_ID}`, { schema: { params: IdParams } }, async (request, reply) => {
-      await remove((tx) => tx.variables.get(request.params.id));
+      await deleteVariable(context, request.params.id);
       return reply.code(204).send();
     });
 
     app.delete("/variables/name/:name", { schema: { params: NameParams } }, async (request, reply) => {
-      await remove((tx) => tx.variables.getByName(request.params.name));
+      await deleteVariableByName(context, request.params.name);
       return reply.code(204).send();
     });
   };
