@@ -2,7 +2,7 @@
  * Concurrency limits: Prefect's tag-based (v1) `/concurrency_limits` routes (tag-limits.ts) and its
  * global concurrency and rate limits under `/v2/concurrency_limits` (service.ts).
  */
-import { type ConcurrencyLimitV2, Uuid } from "@prefect/db";
+import { Uuid } from "@prefect/db";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import * as api from "../../generated/prefect-api.js";
@@ -31,8 +31,8 @@ import {
   readTagLimitByTag,
   readTagLimits,
   resetTagLimit,
-  type TagLimitView,
 } from "./tag-limits.js";
+import { globalLimitResponse, limitV2Response, minimalLimit, tagLimitResponse } from "./responses.js";
 
 const NAME_PATTERN = "^[^/%&><]+$";
 const LimitName = z.string().regex(new RegExp(NAME_PATTERN), { message: `String should match pattern '${NAME_PATTERN}'` });
@@ -41,42 +41,6 @@ const UpdateBody = api.ConcurrencyLimitV2Update.extend({ name: LimitName.nullabl
 const IdOrNameParams = z.strictObject({ id_or_name: z.string() });
 const LeaseParams = z.strictObject({ lease_id: Uuid });
 const TagParams = z.strictObject({ tag: z.string() });
-
-/** Prefect's ConcurrencyLimit (v1): the task runs holding its slots as `active_slots`. */
-function tagLimitResponse({ limit, holders }: TagLimitView) {
-  return { id: limit.id, created: limit.created, updated: limit.updated, tag: limit.tag, concurrency_limit: limit.concurrency_limit, active_slots: holders };
-}
-
-function limitV2Response(limit: ConcurrencyLimitV2) {
-  return {
-    id: limit.id,
-    created: limit.created,
-    updated: limit.updated,
-    active: limit.active,
-    name: limit.name,
-    limit: limit.limit,
-    active_slots: limit.active_slots,
-    denied_slots: limit.denied_slots,
-    slot_decay_per_second: limit.slot_decay_per_second,
-    avg_slot_occupancy_seconds: limit.avg_slot_occupancy_seconds,
-  };
-}
-
-/** Prefect's GlobalConcurrencyLimitResponse: active slots after decay, no denied slots nor occupancy. */
-function globalLimitResponse(limit: ConcurrencyLimitV2) {
-  return {
-    id: limit.id,
-    created: limit.created,
-    updated: limit.updated,
-    active: limit.active,
-    name: limit.name,
-    limit: limit.limit,
-    active_slots: limit.active_slots,
-    slot_decay_per_second: limit.slot_decay_per_second,
-  };
-}
-
-const minimalLimit = (l: { id: string; name: string; limit: number }) => ({ id: l.id, name: l.name, limit: l.limit });
 
 /** The v1 routes answer `null` (JSON) where Prefect's return nothing with a 200. */
 const JSON_NULL = "null";

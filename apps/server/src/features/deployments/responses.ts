@@ -1,5 +1,6 @@
 /** Deployments and their schedules as Prefect's API shows them. */
 import type { Deployment, DeploymentSchedule } from "@prefect/db";
+import { globalLimitResponse } from "../concurrency-limits/responses.js";
 
 export function scheduleResponse(schedule: DeploymentSchedule) {
   return {
@@ -29,18 +30,7 @@ export function deploymentResponse(d: Deployment) {
     paused: d.paused,
     schedules: d.schedules.map(scheduleResponse),
     concurrency_limit: null,
-    global_concurrency_limit: limit
-      ? {
-          id: limit.id,
-          created: limit.created,
-          updated: limit.updated,
-          active: limit.active,
-          name: limit.name,
-          limit: limit.limit,
-          active_slots: limit.active_slots,
-          slot_decay_per_second: limit.slot_decay_per_second,
-        }
-      : null,
+    global_concurrency_limit: limit ? globalLimitResponse(limit) : null,
     concurrency_options: d.concurrency_options ? { grace_period_seconds: null, ...d.concurrency_options } : null,
     job_variables: d.job_variables ?? {},
     parameters: d.parameters ?? {},
