@@ -2,6 +2,7 @@
  * Prefect's hydration of the values the UI and clients send (`schema_tools.hydrate`): objects such as
  * `{"__prefect_kind": "workspace_variable", ...}` become the values they stand for.
  */
+import type { Repositories } from "@prefect/db";
 import { isRecord } from "./json.js";
 
 /** A value `hydrate` could not resolve (Prefect's HydrationError); its message is Prefect's. */
@@ -9,6 +10,12 @@ export class HydrationError extends Error {}
 
 /** A workspace variable's value by name; `undefined` when there is no such variable. */
 export type VariableLookup = (name: string) => Promise<unknown>;
+
+/** The workspace variables as `db` reads them. */
+export const workspaceVariables =
+  (db: Repositories): VariableLookup =>
+  async (name) =>
+    (await db.variables.getByName(name))?.value;
 
 /**
  * Prefect's run-input hydration (`schema_tools.hydrate` with errors raised, workspace variables and

@@ -6,7 +6,7 @@ import type { Deployment, FlowRun, Labels, Repositories } from "@prefect/db";
 import { createFlowRun, normalizeFlowRunPolicy, type PrefectEvent, type StateInput } from "@prefect/orchestration";
 import type { AppContext } from "../../context.js";
 import { asIntegrityConflict, badRequest, conflict, PrefectError, unprocessable } from "../../prefect/errors.js";
-import { HydrationError, hydrate, JINJA_UNSUPPORTED, needsJinja } from "../../prefect/hydration.js";
+import { HydrationError, hydrate, workspaceVariables, JINJA_UNSUPPORTED, needsJinja } from "../../prefect/hydration.js";
 import { isRecord } from "../../prefect/json.js";
 import { schemaCheck } from "../../prefect/json-schema.js";
 import { checkParameterSize, runName } from "../../prefect/runs.js";
@@ -54,7 +54,7 @@ async function runFromDeployment(context: Context, tx: Repositories, deployment:
   if (needsJinja(given)) throw unprocessable(JINJA_UNSUPPORTED, ["parameters"]);
   let parameters: Record<string, unknown>;
   try {
-    parameters = await hydrate(given, async (name) => (await tx.variables.getByName(name))?.value);
+    parameters = await hydrate(given, workspaceVariables(tx));
   } catch (error) {
     if (error instanceof HydrationError) throw badRequest(`Error hydrating flow run parameters: ${error.message}`);
     throw error;

@@ -14,17 +14,8 @@ export type ResolvedEventFilter = EventFilterInput & {
   order: "ASC" | "DESC";
 };
 
-/** An event as Prefect's API shows it (ReceivedEvent). */
-export interface WireEvent {
-  occurred: Timestamp;
-  event: string;
-  resource: Record<string, string>;
-  related: Record<string, string>[];
-  payload: Record<string, unknown>;
-  id: string;
-  follows: string | null;
-  received: Timestamp;
-}
+/** An event as Prefect's API shows it (ReceivedEvent): every field present. */
+export type WireEvent = Required<ReceivedEvent>;
 
 const DAY_MICROS = 86_400_000_000;
 

@@ -27,7 +27,7 @@ import {
 } from "@prefect/db";
 import type { AppContext } from "../../context.js";
 import { asIntegrityConflict, badRequest, notFound, ObjectNotFoundError } from "../../prefect/errors.js";
-import { HydrationError, hydrate } from "../../prefect/hydration.js";
+import { HydrationError, hydrate, workspaceVariables } from "../../prefect/hydration.js";
 import { isRecord } from "../../prefect/json.js";
 import { schemaProblem } from "../../prefect/json-schema.js";
 import { jobVariablesProblem } from "../../prefect/job-variables.js";
@@ -206,7 +206,7 @@ async function resume(
   let input = runInput;
   if (keys) {
     try {
-      input = await hydrate(runInput ?? {}, async (name) => (await tx.variables.getByName(name))?.value);
+      input = await hydrate(runInput ?? {}, workspaceVariables(tx));
     } catch (error) {
       if (error instanceof HydrationError) return refuse(`Error hydrating run input: ${error.message}`);
       throw error;
