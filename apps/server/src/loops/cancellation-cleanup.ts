@@ -16,20 +16,21 @@
  * cleanups running at once (in one process or on several machines) change a run once; the events of
  * each change are published after it commits.
  */
-import { BusyError, CANCELLABLE_STATE_TYPES, NotFoundError, now, type Repositories, addSeconds } from "@prefect/db";
-import { type OrchestrationResult, setFlowRunState, setTaskRunState } from "@prefect/orchestration";
+import { addSeconds, BusyError, NotFoundError, now } from "@prefect/db";
+import type { OrchestrationResult } from "@prefect/orchestration";
 import type { AppContext, Logger } from "../context.js";
-import { publishEvents } from "../features/events/bus.js";
+import { cancelSubflowOfCancelledRun, cancelTimedOutCancellingRun } from "../features/flow-runs/service.js";
+import { cancelTaskRunOfCancelledFlowRun } from "../features/task-runs/service.js";
 import { LoopService } from "./loop.js";
+
+export { CANCELLING_TIMEOUT_CANCELLED_MESSAGE, PARENT_CANCELLED_MESSAGE } from "../features/flow-runs/service.js";
 
 /** Prefect's batch of runs per look. */
 const BATCH = 200;
 /** How far back Prefect looks for cancelled flow runs with unfinished task runs. */
 const CANCELLED_WITHIN_SECONDS = 86_400;
-export const PARENT_CANCELLED_MESSAGE = "The parent flow run was cancelled.";
-export const CANCELLING_TIMEOUT_CANCELLED_MESSAGE = "Flow run cancellation timed out; marked this flow run as Cancelled.";
 
-type CleanupContext = Pick<AppContext, "db" | "events" | "leases">;
+type CleanupContext = Pick<AppContext, "db" | "events" | "leases" | "settings">;
 
 export interface CleanupOptions {
   readonly cancellingTimeoutSeconds: number;
@@ -43,17 +44,14 @@ export interface CleanupPass {
   readonly cancellingTimedOut: number;
 }
 
-const cancellable = (stateType: string | null | undefined) => stateType !== null && stateType !== undefined && (CANCELLABLE_STATE_TYPES as readonly string[]).includes(stateType);
-
 /**
  * Runs `change` for each id the query finds, a batch at a time, each id at most once per pass (runs
  * orchestration refused to change stay where they are). Returns how many changes were accepted.
  */
 async function sweep(
-  context: CleanupContext,
   what: string,
   find: () => Promise<string[]>,
-  change: (tx: Repositories, id: string) => Promise<OrchestrationResult | null>,
+  change: (id: string) => Promise<OrchestrationResult | null>,
   options: CleanupOptions,
 ): Promise<number> {
   const seen = new Set<string>();
@@ -65,10 +63,8 @@ async function sweep(
       if (options.signal?.aborted) break;
       seen.add(id);
       try {
-        const result = await context.db.transaction((tx) => change(tx, id));
-        if (!result) continue;
-        publishEvents(context.events, result.events);
-        if (result.status === "ACCEPT") accepted++;
+        const result = await change(id);
+        if (result?.status === "ACCEPT") accepted++;
       } catch (error) {
         if (error instanceof NotFoundError) continue;
         if (error instanceof BusyError) throw error;
@@ -83,16 +79,9 @@ async function sweep(
 export function cancelChildTaskRuns(context: CleanupContext, options: CleanupOptions): Promise<number> {
   const endedSince = () => addSeconds(now(), -CANCELLED_WITHIN_SECONDS);
   return sweep(
-    context,
     "a task run of a cancelled flow run",
     () => context.db.cancellations.taskRunsToCancel({ endedSince: endedSince(), limit: BATCH }),
-    async (tx, id) => {
-      const run = await tx.taskRuns.getForUpdate(id);
-      if (!run?.flow_run_id || !cancellable(run.state_type)) return null;
-      const parent = await tx.flowRuns.get(run.flow_run_id);
-      if (parent?.state_type !== "CANCELLED") return null;
-      return setTaskRunState(tx, id, { type: "CANCELLED", message: PARENT_CANCELLED_MESSAGE }, { force: true, leases: context.leases });
-    },
+    (id) => cancelTaskRunOfCancelledFlowRun(context, id),
     options,
   );
 }
@@ -100,20 +89,9 @@ export function cancelChildTaskRuns(context: CleanupContext, options: CleanupOpt
 /** Step 2: subflow runs left unfinished under a cancelled flow run. */
 export function cancelSubflowRuns(context: CleanupContext, options: CleanupOptions): Promise<number> {
   return sweep(
-    context,
     "a subflow run of a cancelled flow run",
     async () => (await context.db.cancellations.subflowRunsToCancel({ limit: BATCH })).map((run) => run.id),
-    async (tx, id) => {
-      const run = await tx.flowRuns.getForUpdate(id);
-      if (!run?.parent_task_run_id || !cancellable(run.state_type)) return null;
-      const parentTask = await tx.taskRuns.get(run.parent_task_run_id);
-      if (!parentTask?.flow_run_id) return null;
-      const containing = await tx.flowRuns.get(parentTask.flow_run_id);
-      if (containing?.state_type && containing.state_type !== "CANCELLED") return null;
-      if (run.deployment_id && run.state_type === "CANCELLING") return null;
-      const state = { type: run.deployment_id ? ("CANCELLING" as const) : ("CANCELLED" as const), message: PARENT_CANCELLED_MESSAGE };
-      return setFlowRunState(tx, id, state, { leases: context.leases });
-    },
+    (id) => cancelSubflowOfCancelledRun(context, id),
     options,
   );
 }
@@ -123,19 +101,14 @@ export function cancelTimedOutCancellingRuns(context: CleanupContext, options: C
   const before = () => addSeconds(now(), -options.cancellingTimeoutSeconds);
   const stateIds = new Map<string, string>();
   return sweep(
-    context,
     "a flow run stuck in CANCELLING",
     async () => {
       const runs = await context.db.cancellations.cancellingSince({ before: before(), limit: BATCH });
       for (const run of runs) stateIds.set(run.id, run.state_id);
       return runs.map((run) => run.id);
     },
-    async (tx, id) => {
-      const run = await tx.flowRuns.getForUpdate(id);
-      // Still in the CANCELLING state found, and still past the timeout.
-      if (!run || run.state_type !== "CANCELLING" || run.state_id !== stateIds.get(id) || !run.state_timestamp || run.state_timestamp > before()) return null;
-      return setFlowRunState(tx, id, { type: "CANCELLED", message: CANCELLING_TIMEOUT_CANCELLED_MESSAGE }, { leases: context.leases });
-    },
+    // Still in the CANCELLING state found, and still past the timeout.
+    (id) => cancelTimedOutCancellingRun(context, id, stateIds.get(id), before()),
     options,
   );
 }

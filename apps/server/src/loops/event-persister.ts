@@ -5,6 +5,7 @@
  * Events already stored (a client resending after a reconnect) are skipped by the repository.
  */
 import type { AppContext, Logger } from "../context.js";
+import { storeEvents } from "../features/events/service.js";
 import { EventBatcher } from "./event-batcher.js";
 
 /** Most events written in one transaction when the queue has grown. */
@@ -19,8 +20,6 @@ export function eventPersister({ db, events, settings }: AppContext, log: Logger
     batchSize,
     flushIntervalMs: flushIntervalSeconds * 1000,
     maxBatch: Math.max(batchSize, MAX_BATCH),
-    write: async (batch) => {
-      await db.events.createMany(batch);
-    },
+    write: (batch) => storeEvents(db, batch),
   });
 }

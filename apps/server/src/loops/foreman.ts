@@ -14,12 +14,9 @@
  * the rows it changed, so foremen on several machines never change a row twice nor emit its event
  * twice.
  */
-import { now, type Repositories, type Timestamp, type WorkPool } from "@prefect/db";
-import type { PrefectEvent } from "@prefect/orchestration";
+import type { Timestamp } from "@prefect/db";
 import type { AppContext, Logger } from "../context.js";
-import { deploymentStatusEvent, surroundingsOf } from "../features/deployments/events.js";
-import { publishEvents } from "../features/events/bus.js";
-import { workPoolStatusEvent, workQueueStatusEvent } from "../features/work-pools/events.js";
+import { markDeploymentsNotReady, markPoolsNotReady, markQueuesNotReady, markWorkersOffline } from "../features/work-pools/health.js";
 import type { ForemanSettings } from "../settings.js";
 import { LoopService } from "./loop.js";
 
@@ -28,42 +25,6 @@ export interface ForemanPass {
   readonly poolsNotReady: readonly string[];
   readonly deploymentsNotReady: readonly string[];
   readonly queuesNotReady: readonly string[];
-}
-
-async function poolEvents(db: Repositories, at: Timestamp | undefined, log: Logger | undefined): Promise<{ ids: string[]; events: PrefectEvent[] }> {
-  // The pools as they were, for `follows` (only READY ones can change).
-  const before = new Map((await db.workPools.read()).filter((p) => p.status === "READY").map((p): [string, WorkPool] => [p.id, p]));
-  const changed = await db.workPools.markPoolsNotReady({ now: at });
-  for (const pool of changed) log?.info({ service: "Foreman", work_pool_id: pool.id }, `Marked work pool ${pool.id} as NOT_READY.`);
-  return {
-    ids: changed.map((pool) => pool.id),
-    events: changed.map((pool) =>
-      workPoolStatusEvent(pool, before.get(pool.id) ?? null, {
-        ...(pool.last_status_event_id ? { id: pool.last_status_event_id } : {}),
-        ...(pool.last_transitioned_status_at ? { occurred: pool.last_transitioned_status_at } : {}),
-      }),
-    ),
-  };
-}
-
-async function deploymentEvents(db: Repositories, ids: readonly string[]): Promise<PrefectEvent[]> {
-  if (ids.length === 0) return [];
-  const occurred = now();
-  const events: PrefectEvent[] = [];
-  for (const deployment of await db.deployments.read({ deployments: { id: { any_: [...ids] } } })) {
-    events.push(deploymentStatusEvent(deployment, "NOT_READY", await surroundingsOf(db, deployment), occurred));
-  }
-  return events;
-}
-
-async function queueEvents(db: Repositories, ids: readonly string[]): Promise<PrefectEvent[]> {
-  const events: PrefectEvent[] = [];
-  for (const id of ids) {
-    const queue = await db.workPools.getQueue(id);
-    if (!queue) continue;
-    events.push(workQueueStatusEvent(queue, await db.workPools.get(queue.work_pool_id)));
-  }
-  return events;
 }
 
 /**
@@ -75,25 +36,13 @@ export async function monitorWorkerHealth(
   settings: Omit<ForemanSettings, "enabled" | "loopSeconds">,
   options: { readonly log?: Logger | undefined; readonly at?: Timestamp | undefined } = {},
 ): Promise<ForemanPass> {
-  const { db, events } = context;
   const { log, at } = options;
-  const workersOffline = await db.workPools.markWorkersOffline({
-    now: at,
-    inactivityHeartbeatMultiple: settings.inactivityHeartbeatMultiple,
-    fallbackHeartbeatIntervalSeconds: settings.fallbackHeartbeatIntervalSeconds,
-  });
+  const workersOffline = await markWorkersOffline(context, { at, ...settings });
   if (workersOffline.length > 0) log?.info({ service: "Foreman", workers: workersOffline.length }, `Marked ${workersOffline.length} workers as offline.`);
-
-  const pools = await poolEvents(db, at, log);
-  publishEvents(events, pools.events);
-
-  const deploymentsNotReady = await db.workPools.markDeploymentsNotReady({ now: at, lastPolledTimeoutSeconds: settings.deploymentLastPolledTimeoutSeconds });
-  publishEvents(events, await deploymentEvents(db, deploymentsNotReady));
-
-  const queuesNotReady = await db.workPools.markQueuesNotReady({ now: at, lastPolledTimeoutSeconds: settings.workQueueLastPolledTimeoutSeconds });
-  publishEvents(events, await queueEvents(db, queuesNotReady));
-
-  return { workersOffline, poolsNotReady: pools.ids, deploymentsNotReady, queuesNotReady };
+  const poolsNotReady = await markPoolsNotReady(context, at, log);
+  const deploymentsNotReady = await markDeploymentsNotReady(context, at, settings.deploymentLastPolledTimeoutSeconds);
+  const queuesNotReady = await markQueuesNotReady(context, at, settings.workQueueLastPolledTimeoutSeconds);
+  return { workersOffline, poolsNotReady, deploymentsNotReady, queuesNotReady };
 }
 
 export function foreman(context: AppContext, log: Logger): LoopService {

@@ -8,10 +8,9 @@
  * Each run is locked and checked again before the proposal, in one transaction, so several services
  * (in one process or on several machines) marking the same runs at once mark each run Late once.
  */
-import { BusyError, NotFoundError, now, type Timestamp, addSeconds } from "@prefect/db";
-import { MarkLateRunsPolicy, setFlowRunState } from "@prefect/orchestration";
+import { addSeconds, BusyError, NotFoundError, now, type Timestamp } from "@prefect/db";
 import type { AppContext, Logger } from "../context.js";
-import { publishEvents } from "../features/events/bus.js";
+import { markFlowRunLate, readRunsToMarkLate } from "../features/flow-runs/service.js";
 import { LoopService } from "./loop.js";
 
 /** Prefect's batch of late runs per look. */
@@ -19,29 +18,18 @@ const BATCH = 400;
 
 /** Marks the runs late now; returns how many became Late. */
 export async function markLateRuns(
-  context: Pick<AppContext, "db" | "events" | "leases">,
+  context: Pick<AppContext, "db" | "events" | "leases" | "settings">,
   options: { readonly afterSeconds: number; readonly signal?: AbortSignal | undefined; readonly log?: Logger | undefined },
 ): Promise<number> {
   const { db } = context;
   const threshold: Timestamp = addSeconds(now(), -options.afterSeconds);
-  const candidates = await db.flowRuns.read({
-    flow_runs: { state: { type: { any_: ["SCHEDULED"] }, name: { any_: ["Scheduled"] } }, next_scheduled_start_time: { before_: threshold } },
-    sort: "NEXT_SCHEDULED_START_TIME_ASC",
-    limit: BATCH,
-  });
+  const candidates = await readRunsToMarkLate(db, threshold, BATCH);
   let marked = 0;
   for (const candidate of candidates) {
     if (options.signal?.aborted) break;
     try {
-      const result = await db.transaction(async (tx) => {
-        const run = await tx.flowRuns.getForUpdate(candidate.id);
-        const due = run?.next_scheduled_start_time;
-        if (!run || run.state_type !== "SCHEDULED" || run.state_name !== "Scheduled" || !due || due > threshold) return null;
-        return setFlowRunState(tx, run.id, { type: "SCHEDULED", name: "Late", state_details: { scheduled_time: due } }, { policy: MarkLateRunsPolicy, leases: context.leases });
-      });
-      if (!result) continue;
-      publishEvents(context.events, result.events);
-      if (result.status === "ACCEPT") marked++;
+      const result = await markFlowRunLate(context, candidate.id, threshold);
+      if (result?.status === "ACCEPT") marked++;
     } catch (error) {
       if (error instanceof NotFoundError) continue;
       if (error instanceof BusyError) throw error;

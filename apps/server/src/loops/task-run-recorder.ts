@@ -10,6 +10,7 @@
  */
 import type { AppContext, Logger } from "../context.js";
 import type { ReceivedEvent } from "@prefect/orchestration";
+import { recordTaskRunEvents } from "../features/task-runs/service.js";
 import { EventBatcher } from "./event-batcher.js";
 
 const MAX_BATCH = 500;
@@ -30,7 +31,7 @@ export function taskRunRecorder({ db, events, settings }: AppContext, log: Logge
     flushIntervalMs: settings.services.taskRunRecorder.loopSeconds * 1000,
     maxBatch: MAX_BATCH,
     write: async (batch) => {
-      const { invalid } = await db.taskRuns.recordFromEvents(batch);
+      const { invalid } = await recordTaskRunEvents(db, batch);
       for (const problem of invalid) log.warn({ service: "TaskRunRecorder", event_id: problem.event_id, problem: problem.message }, "ignoring a task-run event that cannot be recorded");
     },
   });

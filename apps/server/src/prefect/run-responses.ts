@@ -21,6 +21,8 @@ export function stateResponse(state: State) {
 }
 
 export interface RunTiming {
+  next_scheduled_start_time: string | null;
+  end_time: string | null;
   state_type: State["type"] | null;
   state_timestamp: string | null;
   total_run_time: number;
@@ -29,18 +31,31 @@ export interface RunTiming {
 }
 
 /** Run time so far: the stored total plus the current RUNNING stretch. */
-export function estimatedRunTime(run: RunTiming, at: string): number {
+function estimatedRunTime(run: RunTiming, at: string): number {
   if (run.state_type === "RUNNING" && run.state_timestamp) return run.total_run_time + Math.max(0, secondsBetween(at, run.state_timestamp));
   return run.total_run_time;
 }
 
 /** How late the run started (or, not started yet and overdue, is). */
-export function estimatedStartTimeDelta(run: RunTiming, at: string): number {
+function estimatedStartTimeDelta(run: RunTiming, at: string): number {
   if (run.start_time && run.expected_start_time && run.start_time > run.expected_start_time) return secondsBetween(run.start_time, run.expected_start_time);
   if (!run.start_time && run.expected_start_time && run.expected_start_time < at && !(run.state_type && TERMINAL_STATE_TYPES.includes(run.state_type))) {
     return secondsBetween(at, run.expected_start_time);
   }
   return 0;
+}
+
+/** A run's times as Prefect shows them, the computed ones as of `at`. */
+export function runTimings(run: RunTiming, at: string) {
+  return {
+    expected_start_time: run.expected_start_time,
+    next_scheduled_start_time: run.next_scheduled_start_time,
+    start_time: run.start_time,
+    end_time: run.end_time,
+    total_run_time: run.total_run_time,
+    estimated_run_time: estimatedRunTime(run, at),
+    estimated_start_time_delta: estimatedStartTimeDelta(run, at),
+  };
 }
 
 /** The state an orchestration call returns, as its response body shows it. */

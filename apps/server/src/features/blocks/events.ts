@@ -7,7 +7,7 @@ import { type EventParts, prefectEvent } from "@prefect/orchestration";
 import type { AppContext } from "../../context.js";
 import { publishEvents } from "../events/bus.js";
 import type { BlockDocumentResponse } from "./documents.js";
-import type { BlockTypeResponse } from "./schemas.js";
+import { type BlockTypeResponse, blockTypeResponse } from "./schemas.js";
 
 type Action = "created" | "updated" | "deleted";
 
@@ -15,20 +15,18 @@ function publish(context: Pick<AppContext, "events">, event: EventParts) {
   publishEvents(context.events, [prefectEvent(event)]);
 }
 
+/** The type's fields, as its events carry them. */
+function typePayload(type: BlockType | BlockTypeResponse) {
+  const { id: _id, created: _created, updated: _updated, ...fields } = blockTypeResponse(type);
+  return fields;
+}
+
 export function publishBlockTypeEvent(context: Pick<AppContext, "events">, action: Action, type: BlockType | BlockTypeResponse): void {
   publish(context, {
     event: `prefect.block-type.${action}`,
     resource: { "prefect.resource.id": `prefect.block-type.${type.id}`, "prefect.resource.name": type.name },
     related: [],
-    payload: {
-      name: type.name,
-      slug: type.slug,
-      logo_url: type.logo_url,
-      documentation_url: type.documentation_url,
-      description: type.description,
-      code_example: type.code_example,
-      is_protected: type.is_protected,
-    },
+    payload: typePayload(type),
   });
 }
 

@@ -4,13 +4,18 @@
  * `count-by` does.
  */
 import { type EventGroupCount, fromMicros, now, type Repositories, type Timestamp, toMicros } from "@prefect/db";
-import { isoformat } from "@prefect/orchestration";
+import { isoformat, type ReceivedEvent } from "@prefect/orchestration";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import * as api from "../../generated/prefect-api.js";
 import { unprocessableDetail } from "../../prefect/errors.js";
 import { type EventFilterInput, type ResolvedEventFilter, resolveEventFilter, toWireEvent } from "./filter.js";
 import type { IncomingEvent } from "./schemas.js";
+
+/** Stores events (those stored already, resent after a reconnect, are skipped). */
+export async function storeEvents(db: Repositories, events: readonly ReceivedEvent[]): Promise<void> {
+  await db.events.createMany(events);
+}
 
 /** Puts events received from clients on the event stream, stamped as received now. */
 export function receiveEvents(context: Pick<AppContext, "events">, events: readonly IncomingEvent[]): void {

@@ -1,7 +1,7 @@
 /** A flow run as Prefect's API shows it: defaults filled in, and its timings as of now. */
 import { type FlowRun, now } from "@prefect/db";
 import { flowRunPolicyWithDefaults } from "@prefect/orchestration";
-import { estimatedRunTime, estimatedStartTimeDelta, stateResponse } from "../../prefect/run-responses.js";
+import { runTimings, stateResponse } from "../../prefect/run-responses.js";
 
 export function flowRunResponse(run: FlowRun, at: string = now()) {
   return {
@@ -26,13 +26,7 @@ export function flowRunResponse(run: FlowRun, at: string = now()) {
     state_type: run.state_type,
     state_name: run.state_name,
     run_count: run.run_count,
-    expected_start_time: run.expected_start_time,
-    next_scheduled_start_time: run.next_scheduled_start_time,
-    start_time: run.start_time,
-    end_time: run.end_time,
-    total_run_time: run.total_run_time,
-    estimated_run_time: estimatedRunTime(run, at),
-    estimated_start_time_delta: estimatedStartTimeDelta(run, at),
+    ...runTimings(run, at),
     auto_scheduled: run.auto_scheduled,
     infrastructure_document_id: run.infrastructure_document_id,
     infrastructure_pid: run.infrastructure_pid,

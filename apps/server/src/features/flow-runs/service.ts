@@ -7,6 +7,7 @@
 import {
   createFlowRun as createRun,
   type LeaseStorage,
+  MarkLateRunsPolicy,
   normalizeFlowRunPolicy,
   type OrchestrationResult,
   type PrefectEvent,
@@ -14,6 +15,7 @@ import {
   type StateInput,
 } from "@prefect/orchestration";
 import {
+  CANCELLABLE_STATE_TYPES,
   type FlowRun,
   type FlowRunCreate,
   type FlowRunReadOptions,
@@ -24,6 +26,7 @@ import {
   randomRunName,
   type Repositories,
   type State,
+  type Timestamp,
 } from "@prefect/db";
 import type { AppContext } from "../../context.js";
 import { asIntegrityConflict, badRequest, notFound, ObjectNotFoundError } from "../../prefect/errors.js";
@@ -371,5 +374,74 @@ export function bulkDeleteFlowRuns(db: AppContext["db"], filter: FlowRunReadOpti
     const runs = await tx.flowRuns.read({ flow_runs: filter, limit });
     for (const run of runs) await deleteRun(tx, run);
     return runs.map((run) => run.id);
+  });
+}
+
+// ---- What the loops do to runs ------------------------------------------------------------------
+
+/** Why the cancellation clean-up cancels a run. */
+export const PARENT_CANCELLED_MESSAGE = "The parent flow run was cancelled.";
+export const CANCELLING_TIMEOUT_CANCELLED_MESSAGE = "Flow run cancellation timed out; marked this flow run as Cancelled.";
+
+/** Whether a run in this state can still be cancelled (it has not finished). */
+export const isCancellable = (stateType: string | null | undefined) =>
+  stateType !== null && stateType !== undefined && (CANCELLABLE_STATE_TYPES as readonly string[]).includes(stateType);
+
+/** Runs `change` in a transaction and publishes its events once committed; null when it changed nothing. */
+async function changeRun(context: Context, change: (tx: Repositories) => Promise<OrchestrationResult | null>): Promise<OrchestrationResult | null> {
+  const result = await context.db.transaction(change);
+  if (result) publishEvents(context.events, result.events);
+  return result;
+}
+
+/** The flow runs still SCHEDULED ("Scheduled") whose start is due before `threshold`, the earliest first. */
+export const readRunsToMarkLate = (db: Repositories, threshold: Timestamp, limit: number) =>
+  db.flowRuns.read({
+    flow_runs: { state: { type: { any_: ["SCHEDULED"] }, name: { any_: ["Scheduled"] } }, next_scheduled_start_time: { before_: threshold } },
+    sort: "NEXT_SCHEDULED_START_TIME_ASC",
+    limit,
+  });
+
+/**
+ * Proposes Prefect's `Late` state (SCHEDULED, same scheduled time) through MarkLateRunsPolicy, once
+ * the run is locked and found still Scheduled and due before `threshold`; null when it no longer is.
+ */
+export function markFlowRunLate(context: Context, id: string, threshold: Timestamp): Promise<OrchestrationResult | null> {
+  return changeRun(context, async (tx) => {
+    const run = await tx.flowRuns.getForUpdate(id);
+    const due = run?.next_scheduled_start_time;
+    if (run?.state_type !== "SCHEDULED" || run.state_name !== "Scheduled" || !due || due > threshold) return null;
+    return setState(tx, run.id, { type: "SCHEDULED", name: "Late", state_details: { scheduled_time: due } }, { policy: MarkLateRunsPolicy, leases: context.leases });
+  });
+}
+
+/**
+ * A subflow run left unfinished under a cancelled flow run: proposed CANCELLING when it belongs to a
+ * deployment (its worker stops its infrastructure), else CANCELLED; one already CANCELLING is left
+ * to its worker. Null when the run (locked, checked again) no longer qualifies.
+ */
+export function cancelSubflowOfCancelledRun(context: Context, id: string): Promise<OrchestrationResult | null> {
+  return changeRun(context, async (tx) => {
+    const run = await tx.flowRuns.getForUpdate(id);
+    if (!run?.parent_task_run_id || !isCancellable(run.state_type)) return null;
+    const parentTask = await tx.taskRuns.get(run.parent_task_run_id);
+    if (!parentTask?.flow_run_id) return null;
+    const containing = await tx.flowRuns.get(parentTask.flow_run_id);
+    if (containing?.state_type && containing.state_type !== "CANCELLED") return null;
+    if (run.deployment_id && run.state_type === "CANCELLING") return null;
+    const state = { type: run.deployment_id ? ("CANCELLING" as const) : ("CANCELLED" as const), message: PARENT_CANCELLED_MESSAGE };
+    return setState(tx, id, state, { leases: context.leases });
+  });
+}
+
+/**
+ * A flow run CANCELLING since before `before` (its infrastructure never confirmed), proposed
+ * CANCELLED, when it is still in the CANCELLING state `stateId` found; null otherwise.
+ */
+export function cancelTimedOutCancellingRun(context: Context, id: string, stateId: string | undefined, before: Timestamp): Promise<OrchestrationResult | null> {
+  return changeRun(context, async (tx) => {
+    const run = await tx.flowRuns.getForUpdate(id);
+    if (run?.state_type !== "CANCELLING" || run.state_id !== stateId || !run.state_timestamp || run.state_timestamp > before) return null;
+    return setState(tx, id, { type: "CANCELLED", message: CANCELLING_TIMEOUT_CANCELLED_MESSAGE }, { leases: context.leases });
   });
 }

@@ -1,7 +1,7 @@
 /** A task run as Prefect's API shows it: defaults filled in, and its timings as of now. */
 import { now, type TaskRun } from "@prefect/db";
 import { taskRunPolicyWithDefaults } from "@prefect/orchestration";
-import { estimatedRunTime, estimatedStartTimeDelta, stateResponse } from "../../prefect/run-responses.js";
+import { runTimings, stateResponse } from "../../prefect/run-responses.js";
 
 export function taskRunResponse(run: TaskRun, at: string = now()) {
   return {
@@ -24,13 +24,7 @@ export function taskRunResponse(run: TaskRun, at: string = now()) {
     state_name: run.state_name,
     run_count: run.run_count,
     flow_run_run_count: run.flow_run_run_count,
-    expected_start_time: run.expected_start_time,
-    next_scheduled_start_time: run.next_scheduled_start_time,
-    start_time: run.start_time,
-    end_time: run.end_time,
-    total_run_time: run.total_run_time,
-    estimated_run_time: estimatedRunTime(run, at),
-    estimated_start_time_delta: estimatedStartTimeDelta(run, at),
+    ...runTimings(run, at),
     state: run.state ? stateResponse(run.state) : null,
   };
 }

@@ -4,12 +4,21 @@
  * emits are published once their transaction has committed.
  */
 import { InvalidError, NotFoundError, randomRunName, type Repositories, type State, type TaskRun, type TaskRunCreate, type TaskRunReadOptions } from "@prefect/db";
-import { createTaskRun as createRun, normalizeTaskRunPolicy, setTaskRunState as setState, type StateInput, type TaskOrchestrationResult } from "@prefect/orchestration";
+import {
+  createTaskRun as createRun,
+  normalizeTaskRunPolicy,
+  type OrchestrationResult,
+  type ReceivedEvent,
+  setTaskRunState as setState,
+  type StateInput,
+  type TaskOrchestrationResult,
+} from "@prefect/orchestration";
 import type { AppContext } from "../../context.js";
 import { asIntegrityConflict, notFound, ObjectNotFoundError } from "../../prefect/errors.js";
 import { type HistoryBody, type RelatedFilters, runCriteriaOf, runHistory } from "../../prefect/run-criteria.js";
 import { MAX_CACHE_KEY_LENGTH, runName } from "../../prefect/runs.js";
 import { publishEvents } from "../events/bus.js";
+import { isCancellable, PARENT_CANCELLED_MESSAGE } from "../flow-runs/service.js";
 
 const NOT_FOUND = "Task not found";
 
@@ -127,3 +136,22 @@ export async function readTaskRunState(db: Repositories, id: string): Promise<St
 }
 
 export const readTaskRunStates = (db: Repositories, taskRunId: string) => db.taskRuns.readStates(taskRunId);
+
+/**
+ * Forces a task run left unfinished under a CANCELLED flow run to CANCELLED; null when the run
+ * (locked, checked again) no longer qualifies. Its events are published once committed.
+ */
+export async function cancelTaskRunOfCancelledFlowRun(context: Context, id: string): Promise<OrchestrationResult | null> {
+  const result = await context.db.transaction(async (tx) => {
+    const run = await tx.taskRuns.getForUpdate(id);
+    if (!run?.flow_run_id || !isCancellable(run.state_type)) return null;
+    const parent = await tx.flowRuns.get(run.flow_run_id);
+    if (parent?.state_type !== "CANCELLED") return null;
+    return setState(tx, id, { type: "CANCELLED", message: PARENT_CANCELLED_MESSAGE }, { force: true, leases: context.leases });
+  });
+  if (result) publishEvents(context.events, result.events);
+  return result;
+}
+
+/** The task runs and states Prefect 3 clients report as `prefect.task-run.<State>` events. */
+export const recordTaskRunEvents = (db: Repositories, events: readonly ReceivedEvent[]) => db.taskRuns.recordFromEvents(events);
