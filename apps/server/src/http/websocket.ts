@@ -9,9 +9,9 @@
  * Websocket upgrades are exempt from HTTP basic auth (as in Prefect, whose auth middleware only sees
  * HTTP requests): every websocket route must authenticate with this handshake.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { WebSocket } from "@fastify/websocket";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { sameSecret } from "./secrets.js";
 
 export const CLOSE_PROTOCOL_ERROR = 1002;
 export const CLOSE_UNSUPPORTED_DATA = 1003;
@@ -88,12 +88,6 @@ export class SocketMessages {
     this.#handler = handler;
     for (const message of this.#queue.splice(0)) handler(message);
   }
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function parseObject(message: SocketMessage): Record<string, unknown> | undefined {

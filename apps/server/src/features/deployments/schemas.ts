@@ -40,4 +40,3 @@ export const DeploymentUpdateBody = z.preprocess(
 
 export type DeploymentCreateInput = z.output<typeof DeploymentCreateBody>;
 export type DeploymentUpdateInput = z.output<typeof DeploymentUpdateBody>;
-export type ScheduleUpdateInput = z.output<typeof ScheduleUpdateBody>;

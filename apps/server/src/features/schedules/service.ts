@@ -190,11 +190,6 @@ export async function scheduleRuns(db: Repositories, deploymentIds: readonly str
   return scheduleBatch(db, deploymentIds, window, { insertBatchSize: defaults.insertBatchSize, skipPaused: false, log: options.log });
 }
 
-/** `scheduleRuns` bound to a server's database and scheduler settings, for the deployments routes. */
-export function deploymentRunScheduler(context: Pick<AppContext, "db" | "settings">): (deploymentIds: readonly string[], options?: ScheduleRunsOptions) => Promise<number> {
-  return (deploymentIds, options = {}) => scheduleRuns(context.db, deploymentIds, { settings: context.settings.services.scheduler, ...options });
-}
-
 /**
  * One pass of a scheduler loop: the deployments `select` picks, a batch at a time (by id), their runs
  * generated and inserted. Stops early when `signal` is aborted. Returns how many runs were inserted.
