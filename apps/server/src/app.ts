@@ -1,41 +1,29 @@
 /**
- * The HTTP application: Prefect's REST and websocket API under /api, over @prefect/db.
+ * The HTTP application: Prefect's REST and websocket API under /api, over @prefect/db. The only
+ * module that registers the features' routes.
  */
 import websocket from "@fastify/websocket";
-import type { Database } from "@prefect/db";
-import type { LeaseStorage } from "@prefect/orchestration";
 import Fastify, { type FastifyInstance } from "fastify";
-import { adminRoutes } from "./api/admin.js";
-import { blockRoutes } from "./api/blocks.js";
-import type { EventBus } from "./events/bus.js";
-import { eventRoutes } from "./api/events.js";
-import { flowRoutes } from "./api/flows.js";
-import { flowRunRoutes } from "./api/flow-runs.js";
-import { taskRunRoutes } from "./api/task-runs.js";
-import { logRoutes } from "./api/logs.js";
-import { variableRoutes } from "./api/variables.js";
-import { artifactRoutes } from "./api/artifacts.js";
-import { savedSearchRoutes } from "./api/saved-searches.js";
-import { flowRunInputRoutes } from "./api/flow-run-inputs.js";
-import { concurrencyLimitRoutes } from "./api/concurrency-limits.js";
-import { concurrencyLimitV2Routes } from "./api/concurrency-limits-v2.js";
-import { deploymentRoutes } from "./api/deployments.js";
-import { workPoolRoutes } from "./api/work-pools.js";
-import { workQueueRoutes } from "./api/work-queues.js";
-import { csrfProtection } from "./http/csrf.js";
+import type { AppContext } from "./context.js";
+import { adminRoutes } from "./features/admin/routes.js";
+import { artifactRoutes } from "./features/artifacts/routes.js";
+import { blockRoutes } from "./features/blocks/routes.js";
+import { concurrencyLimitRoutes } from "./features/concurrency-limits/routes.js";
+import { deploymentRoutes } from "./features/deployments/routes.js";
+import { eventRoutes } from "./features/events/routes.js";
+import { flowRunInputRoutes } from "./features/flow-run-inputs/routes.js";
+import { flowRunRoutes } from "./features/flow-runs/routes.js";
+import { flowRoutes } from "./features/flows/routes.js";
+import { logRoutes } from "./features/logs/routes.js";
+import { savedSearchRoutes } from "./features/saved-searches/routes.js";
+import { taskRunRoutes } from "./features/task-runs/routes.js";
+import { variableRoutes } from "./features/variables/routes.js";
+import { workPoolRoutes } from "./features/work-pools/routes.js";
+import { workQueueRoutes } from "./features/work-queues/routes.js";
 import { basicAuth } from "./http/auth.js";
+import { csrfProtection } from "./http/csrf.js";
 import { errorHandler } from "./http/errors.js";
 import { type ZodTypeProvider, zodValidatorCompiler } from "./http/zod.js";
-import type { ServerSettings } from "./settings.js";
-
-export interface AppContext {
-  readonly db: Database;
-  readonly settings: ServerSettings;
-  /** Events received and emitted by the server, for the services and `/api/events/out`. */
-  readonly events: EventBus;
-  /** Concurrency leases, shared by the concurrency routes, orchestration and the repossessor. */
-  readonly leases: LeaseStorage;
-}
 
 export type App = FastifyInstance<
   import("node:http").Server,
@@ -89,7 +77,6 @@ export async function buildApp(context: AppContext, options: { logger?: boolean 
       await api.register(savedSearchRoutes(context));
       await api.register(flowRunInputRoutes(context));
       await api.register(concurrencyLimitRoutes(context));
-      await api.register(concurrencyLimitV2Routes(context));
       await api.register(deploymentRoutes(context));
       await api.register(workPoolRoutes(context));
       await api.register(workQueueRoutes(context));

@@ -5,11 +5,12 @@
  */
 import { type Database, openDatabase } from "@prefect/db";
 import { MemoryLeaseStorage } from "@prefect/orchestration";
-import { type App, type AppContext, buildApp } from "./app.js";
-import { installSystemBlockTypes } from "./blocks/system.js";
-import { EventBus } from "./events/bus.js";
-import { startServices } from "./services/index.js";
-import type { Service } from "./services/service.js";
+import { type App, buildApp } from "./app.js";
+import type { AppContext } from "./context.js";
+import { installSystemBlockTypes } from "./features/blocks/system.js";
+import { EventBus } from "./features/events/bus.js";
+import { startLoops } from "./loops/index.js";
+import type { Service } from "./loops/loop.js";
 import type { ServerSettings } from "./settings.js";
 
 export interface RunningServer {
@@ -29,7 +30,7 @@ export async function startServer(settings: ServerSettings, options: { db?: Data
   try {
     if (settings.blocksRegisterOnStart) await installSystemBlockTypes(db);
     app = await buildApp(context, options.logger === undefined ? {} : { logger: options.logger });
-    services = await startServices(context, app.log);
+    services = await startLoops(context, app.log);
     await app.listen({ host: settings.host, port: settings.port });
   } catch (error) {
     await app?.close();

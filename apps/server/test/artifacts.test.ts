@@ -1,4 +1,4 @@
-import type { ReceivedEvent } from "../src/events/bus.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
 import { expect, it } from "vitest";
 import { describeApi, type TestServer } from "./support/server.js";
 

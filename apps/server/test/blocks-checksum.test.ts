@@ -5,11 +5,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { calculateSchemaChecksum } from "../src/blocks/checksum.js";
-import { decryptData, encryptData, Fernet, InvalidTokenError } from "../src/blocks/encryption.js";
-import { isJsonObject, parseJsonLosslessly, PyFloat, pythonFloatRepr, pythonJsonDumps } from "../src/blocks/python-json.js";
-import { maskSecrets, restoreMaskedSecrets } from "../src/blocks/secrets.js";
-import { SYSTEM_BLOCK_TYPES } from "../src/blocks/system.js";
+import { calculateSchemaChecksum } from "../src/features/blocks/checksum.js";
+import { decryptData, encryptData, Fernet, InvalidTokenError } from "../src/features/blocks/encryption.js";
+import { isRecord as isJsonObject, parseJsonLosslessly, PyFloat, pythonJsonDumps } from "../src/prefect/json.js";
+import { pythonFloatRepr } from "../src/prefect/python.js";
+import { maskSecrets, restoreMaskedSecrets } from "../src/features/blocks/secrets.js";
+import { SYSTEM_BLOCK_TYPES } from "../src/features/blocks/system.js";
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, "fixtures", name), "utf8");
 

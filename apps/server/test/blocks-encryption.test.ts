@@ -4,7 +4,7 @@
  */
 import { type Database, openDatabase } from "@prefect/db";
 import { expect, it } from "vitest";
-import { decryptData, ENCRYPTION_KEY_CONFIGURATION, Fernet } from "../src/blocks/encryption.js";
+import { decryptData, ENCRYPTION_KEY_CONFIGURATION, Fernet } from "../src/features/blocks/encryption.js";
 import { type RunningServer, startServer } from "../src/server.js";
 import { loadServerSettings } from "../src/settings.js";
 import { PREFECT_BLOCKS, PYTHON_FERNET, registerBlock } from "./support/blocks.js";

@@ -6,8 +6,8 @@
  */
 import { addSeconds, now, openDatabase, type StateType } from "@prefect/db";
 import { expect, it } from "vitest";
-import type { ReceivedEvent } from "../src/events/bus.js";
-import { CANCELLING_TIMEOUT_CANCELLED_MESSAGE, cleanUpCancellations, PARENT_CANCELLED_MESSAGE } from "../src/services/cancellation-cleanup.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
+import { CANCELLING_TIMEOUT_CANCELLED_MESSAGE, cleanUpCancellations, PARENT_CANCELLED_MESSAGE } from "../src/loops/cancellation-cleanup.js";
 import { waitFor } from "./support/events.js";
 import { describeApi, type TestServer } from "./support/server.js";
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { expect, it } from "vitest";
-import type { ReceivedEvent } from "../src/events/bus.js";
-import { startServices } from "../src/services/index.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
+import { startLoops as startServices } from "../src/loops/index.js";
 import { loadServerSettings } from "../src/settings.js";
 import { describeApi, type TestServer } from "./support/server.js";
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { expect, it } from "vitest";
-import type { ReceivedEvent } from "../src/events/bus.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
 import { describeApi } from "./support/server.js";
 
 const MISSING = "00000000-0000-4000-8000-000000000000";

@@ -1,6 +1,6 @@
 import { addSeconds, now } from "@prefect/db";
 import { expect, it } from "vitest";
-import type { ReceivedEvent } from "../src/events/bus.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
 import { describeApi, type TestServer } from "./support/server.js";
 
 const UNKNOWN = "00000000-0000-4000-8000-000000000000";

@@ -4,12 +4,12 @@ import { MemoryLeaseStorage } from "@prefect/orchestration";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import Fastify from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
-import type { AppContext } from "../src/app.js";
-import { EventBus } from "../src/events/bus.js";
+import type { AppContext } from "../src/context.js";
+import { EventBus } from "../src/features/events/bus.js";
 import { startServer } from "../src/server.js";
-import { EventBatcher } from "../src/services/event-batcher.js";
-import { startServices } from "../src/services/index.js";
-import { taskRunRecorder } from "../src/services/task-run-recorder.js";
+import { EventBatcher } from "../src/loops/event-batcher.js";
+import { startLoops as startServices } from "../src/loops/index.js";
+import { taskRunRecorder } from "../src/loops/task-run-recorder.js";
 import { loadServerSettings, type ServerSettings } from "../src/settings.js";
 import { makeEvent, openEventsIn, taskRunEvents, waitFor } from "./support/events.js";
 

@@ -5,8 +5,8 @@
  */
 import { addSeconds, now, openDatabase, type Timestamp } from "@prefect/db";
 import { expect, it } from "vitest";
-import type { ReceivedEvent } from "../src/events/bus.js";
-import { monitorWorkerHealth } from "../src/services/foreman.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
+import { monitorWorkerHealth } from "../src/loops/foreman.js";
 import { waitFor } from "./support/events.js";
 import { describeApi, type TestServer } from "./support/server.js";
 

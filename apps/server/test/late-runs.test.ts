@@ -4,8 +4,8 @@
  */
 import { openDatabase, toMicros } from "@prefect/db";
 import { expect, it } from "vitest";
-import type { ReceivedEvent } from "../src/events/bus.js";
-import { markLateRuns } from "../src/services/late-runs.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
+import { markLateRuns } from "../src/loops/late-runs.js";
 import { waitFor } from "./support/events.js";
 import { describeApi, type TestServer } from "./support/server.js";
 

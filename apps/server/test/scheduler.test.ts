@@ -7,9 +7,9 @@
 import { type Database, openDatabase, type Repositories, toMicros } from "@prefect/db";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import type { AppContext } from "../src/app.js";
+import type { AppContext } from "../src/context.js";
 import { startServer as startRealServer } from "../src/server.js";
-import { scheduleDeploymentsShortOfRuns, scheduleRecentDeployments, scheduleRuns } from "../src/services/scheduler.js";
+import { scheduleDeploymentsShortOfRuns, scheduleRecentDeployments, scheduleRuns } from "../src/features/schedules/service.js";
 import { loadServerSettings, type SchedulerSettings } from "../src/settings.js";
 import { waitFor } from "./support/events.js";
 import { describeApi, type TestServer } from "./support/server.js";

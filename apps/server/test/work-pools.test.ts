@@ -1,7 +1,7 @@
 import { addSeconds, now, type StateType } from "@prefect/db";
 import { expect, it } from "vitest";
-import { pollRecorder } from "../src/api/work-pool-support.js";
-import type { ReceivedEvent } from "../src/events/bus.js";
+import { pollRecorder } from "../src/features/work-pools/polls.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
 import { describeApi, type TestServer } from "./support/server.js";
 
 const enc = encodeURIComponent;

@@ -6,7 +6,7 @@
  */
 import type { Database, Deployment, EventCreate, Flow, FlowRun, WorkPool } from "@prefect/db";
 import { now } from "@prefect/db";
-import { type OrchestrationEvent, uuid7 } from "@prefect/orchestration";
+import { type OrchestrationEvent, type PrefectEvent, prefectEvent } from "@prefect/orchestration";
 import type { WorkerLogger } from "./logger.js";
 
 /** The Prefect version this project's server reports itself as. */
@@ -15,15 +15,7 @@ export const WORKER_TYPE = "process";
 
 export type Resource = Record<string, string>;
 
-export interface WorkerEvent {
-  readonly id: string;
-  readonly occurred: string;
-  readonly event: string;
-  readonly resource: Resource;
-  readonly related: Resource[];
-  readonly payload: Record<string, unknown>;
-  readonly follows: string | null;
-}
+export type WorkerEvent = PrefectEvent;
 
 /** python-slugify's default: lower case ASCII words joined by hyphens. */
 export function slugify(text: string): string {
@@ -75,7 +67,7 @@ export function flowRunResources(run: FlowRun, flow: Flow | null, deployment: De
 }
 
 export function workerEvent(event: string, resource: Resource, relatedResources: Resource[], follows: string | null = null): WorkerEvent {
-  return { id: uuid7(), occurred: now(), event, resource, related: relatedResources, payload: {}, follows };
+  return prefectEvent({ event, resource, related: relatedResources, follows });
 }
 
 /** Stores events; a failure is logged, never thrown (the runs go on). */

@@ -18,6 +18,7 @@ import {
   type Timestamp,
 } from "@prefect/db";
 import type { LeaseStorage } from "./leases.js";
+import type { PrefectEvent } from "./prefect-event.js";
 import { copyState, type OrchestrationState } from "./states.js";
 import { isoformat, isPlainObject, type RandomSource } from "./util.js";
 
@@ -29,16 +30,8 @@ export type StateResponseDetails =
   | { type: "wait_details"; delay_seconds: number; reason: string | null }
   | { type: "abort_details"; reason: string | null };
 
-/** A Prefect event for the server to publish (the shape `events.createMany` takes). */
-export interface OrchestrationEvent {
-  id: string;
-  occurred: Timestamp;
-  event: string;
-  resource: Record<string, string>;
-  related: Record<string, string>[];
-  payload: Record<string, unknown>;
-  follows: string | null;
-}
+/** The events a transition emits (Prefect's `prefect.flow-run.<State>`), published once it commits. */
+export type OrchestrationEvent = PrefectEvent;
 
 /** The server settings orchestration reads (Prefect's names in the comments; Prefect's defaults). */
 export interface OrchestrationSettings {

@@ -14,6 +14,7 @@ export {
   TaskOrchestrationContext,
 } from "./context.js";
 export { flowRunStateChangeEvent, statePayload, truncatedTo } from "./events.js";
+export { type EventParts, type PrefectEvent, prefectEvent, type ReceivedEvent, receivedAt, type ResourceLabels } from "./prefect-event.js";
 export {
   type ConcurrencyLease,
   type ConcurrencyLeaseHolder,
@@ -35,14 +36,82 @@ export {
   setTaskRunState,
   type TaskOrchestrationResult,
 } from "./orchestrate.js";
-export * from "./policies/common-rules.js";
-export * from "./policies/concurrency.js";
-export * from "./policies/core.js";
-export * from "./policies/flow-rules.js";
-export * from "./policies/global.js";
-export * from "./policies/instrumentation.js";
-export { apiVersionAtLeast, type FlowRunPolicyView, flowRunPolicy, type TaskRunPolicyView, taskRunPolicy } from "./policies/run-policy.js";
-export * from "./policies/task-rules.js";
+export { CopyScheduledTime, PreventPendingTransitions, RenameReruns, WaitForScheduledTime } from "./policies/common-rules.js";
+export {
+  EnforceDeploymentConcurrencyOnLate,
+  MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING,
+  ReleaseFlowConcurrencySlots,
+  ReleaseTaskConcurrencySlots,
+  RemoveDeploymentConcurrencyLeaseForOldClientVersions,
+  SecureFlowConcurrencySlots,
+  SecureTaskConcurrencySlots,
+  ValidateDeploymentConcurrencyAtRunning,
+  WORKER_VERSIONS_THAT_MANAGE_DEPLOYMENT_CONCURRENCY,
+} from "./policies/concurrency.js";
+export {
+  BackgroundTaskPolicy,
+  ClientSideTaskOrchestrationPolicy,
+  CoreFlowPolicy,
+  CoreTaskPolicy,
+  MarkLateRunsPolicy,
+  MinimalFlowPolicy,
+  MinimalTaskPolicy,
+} from "./policies/core.js";
+export {
+  BypassCancellingFlowRunsWithNoInfra,
+  EnforceCancellingToCancelledTransition,
+  EnsureOnlyScheduledFlowsMarkedLate,
+  HandleFlowTerminalStateTransitions,
+  HandlePausingFlows,
+  HandleResumingPausedFlows,
+  PreserveDeploymentConcurrencyLeaseId,
+  PreventDuplicateTransitions,
+  PreventResultDataLoss,
+  RetryFailedFlows,
+} from "./policies/flow-rules.js";
+export {
+  EnsureStateTimestampIsUnique,
+  GlobalFlowPolicy,
+  GlobalTaskPolicy,
+  IncrementFlowRunCount,
+  IncrementRunTime,
+  IncrementTaskRunCount,
+  RemoveResumingIndicator,
+  SetEndTime,
+  SetExpectedStartTime,
+  SetNextScheduledStartTime,
+  SetRunStateName,
+  SetRunStateTimestamp,
+  SetRunStateType,
+  SetStartTime,
+  UpdateStateDetails,
+  UpdateSubflowParentTask,
+  UpdateSubflowStateDetails,
+} from "./policies/global.js";
+export { InstrumentFlowRunStateTransitions } from "./policies/instrumentation.js";
+export {
+  apiVersionAtLeast,
+  FLOW_RUN_POLICY_DEFAULTS,
+  type FlowRunPolicyView,
+  flowRunPolicy,
+  flowRunPolicyWithDefaults,
+  normalizeFlowRunPolicy,
+  normalizeTaskRunPolicy,
+  TASK_RUN_POLICY_DEFAULTS,
+  type TaskRunPolicyView,
+  taskRunPolicy,
+  taskRunPolicyWithDefaults,
+} from "./policies/run-policy.js";
+export {
+  CacheInsertion,
+  CacheRetrieval,
+  CopyTaskParametersID,
+  EnqueueScheduledTasks,
+  HandleTaskTerminalStateTransitions,
+  PreventRunningTasksFromStoppedFlows,
+  RetryFailedTasks,
+  UpdateFlowRunTrackerOnTasks,
+} from "./policies/task-rules.js";
 export {
   ALL_ORCHESTRATION_STATES,
   allStatesExcept,

@@ -11,10 +11,10 @@ import { parseArgs } from "node:util";
 import { type Database, loadDatabaseConfig, openDatabase } from "@prefect/db";
 import { MemoryLeaseStorage } from "@prefect/orchestration";
 import Fastify from "fastify";
-import type { AppContext } from "../app.js";
-import { EventBus } from "../events/bus.js";
-import { startServices } from "../services/index.js";
-import type { Service } from "../services/service.js";
+import type { AppContext } from "../context.js";
+import { EventBus } from "../features/events/bus.js";
+import { startLoops } from "../loops/index.js";
+import type { Service } from "../loops/loop.js";
 import { loadServerSettings, type ServerSettings } from "../settings.js";
 import type { CliIO } from "./database.js";
 
@@ -140,7 +140,7 @@ export async function runServicesCommand(args: readonly string[], io: Omit<CliIO
   const keepAlive = setInterval(() => undefined, 1 << 30);
   let services: Service[] = [];
   try {
-    services = await startServices(context, logger.log);
+    services = await startLoops(context, logger.log);
     if (services.length === 0) {
       io.stderr.write("No service is enabled; nothing to run.\n");
       return 1;

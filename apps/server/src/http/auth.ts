@@ -1,13 +1,7 @@
-import { timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { sameSecret } from "./secrets.js";
 
 const OPEN_PATHS = new Set(["/api/health", "/api/ready"]);
-
-function same(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 /**
  * HTTP basic auth with Prefect's PREFECT_SERVER_API_AUTH_STRING (`user:password`); health and readiness
@@ -24,7 +18,7 @@ export function basicAuth(authString: string) {
     const [scheme, credentials] = header.split(" ");
     let decoded = "";
     if (scheme === "Basic" && credentials) decoded = Buffer.from(credentials, "base64").toString("utf8");
-    if (!same(decoded, authString)) {
+    if (!sameSecret(decoded, authString)) {
       return reply.code(401).send({ exception_message: "Unauthorized" });
     }
   };

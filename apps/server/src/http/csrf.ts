@@ -4,17 +4,11 @@
  * `Prefect-Csrf-Token` and `Prefect-Csrf-Client` headers, else 403 with Prefect's words. Checked
  * before anything else about the request, as Prefect's outermost middleware does.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { Database } from "@prefect/db";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { sameSecret } from "./secrets.js";
 
 const CHANGES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-
-function same(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 /** The first value of a header, as Starlette's `headers.get` reads it. */
 function header(request: FastifyRequest, name: string): string | undefined {
@@ -30,7 +24,7 @@ export function csrfProtection(db: Database) {
     if (token === undefined) return reply.code(403).send({ detail: "Missing CSRF token." });
     if (client === undefined) return reply.code(403).send({ detail: "Missing client identifier." });
     const stored = await db.csrfTokens.getForClient(client);
-    if (!stored || !same(stored.token, token)) {
+    if (!stored || !sameSecret(stored.token, token)) {
       // Prefect's client sees "Invalid CSRF token" and fetches a fresh token before retrying.
       return reply.code(403).header("Access-Control-Allow-Origin", "*").send({ detail: "Invalid CSRF token or client identifier." });
     }

@@ -6,20 +6,8 @@
  */
 import { AlreadyExistsError, BusyError, InvalidError, MigrationError, NotFoundError } from "@prefect/db";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { ObjectNotFoundError, PrefectError } from "../prefect/errors.js";
 import { RequestValidationError } from "./zod.js";
-
-/** Raised by routes for Prefect's plain HTTP errors (`HTTPException(status, detail)`). */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly detail: unknown,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(typeof detail === "string" ? detail : `HTTP ${status}`);
-  }
-}
-
-export const notFound = (what: string) => new HttpError(404, `${what} not found`);
 
 interface ValidationProblem {
   loc: (string | number)[];
@@ -68,7 +56,8 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   const cause = (error as { cause?: unknown }).cause;
   const validation = error instanceof RequestValidationError ? error : cause instanceof RequestValidationError ? cause : undefined;
   if (validation) return unprocessable(reply, problemsOf(validation, request), request.body);
-  if (error instanceof HttpError) return reply.code(error.status).headers(error.headers).send({ detail: error.detail });
+  if (error instanceof PrefectError) return reply.code(error.status).headers(error.headers).send({ detail: error.detail });
+  if (error instanceof ObjectNotFoundError) return reply.code(404).send({ exception_message: error.message, detail: error.message });
   if (error instanceof NotFoundError) return reply.code(404).send({ detail: error.message });
   if (error instanceof AlreadyExistsError) return reply.code(409).send({ detail: error.message });
   if (error instanceof InvalidError) {

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { type PyJson, parseJsonLosslessly, pythonJsonDumps } from "../../src/blocks/python-json.js";
+import { type PyJson, parseJsonLosslessly, pythonJsonDumps } from "../../src/prefect/json.js";
 import type { TestServer } from "./server.js";
 
 export interface FixtureBlock {

@@ -21,7 +21,7 @@ export interface TestServer {
   readonly url: string;
   readonly db: Database;
   readonly app: App;
-  readonly context: import("../../src/app.js").AppContext;
+  readonly context: import("../../src/context.js").AppContext;
   // biome-ignore lint/suspicious/noExplicitAny: responses are checked against Prefect's schema at run time; tests read them freely
   request<T = any>(method: string, path: string, body?: unknown, init?: { headers?: Record<string, string>; raw?: string }): Promise<ApiResponse<T>>;
   close(): Promise<void>;
