@@ -81,7 +81,7 @@ export async function eventBatch(raw: RawDatabase, name: string, size: number): 
 /** Rows per second the raw driver writes, `rowsPerUnit` at a time, after a short warm-up. */
 export async function rawRowsPerSecond(raw: RawDatabase, unit: () => Insert[], rowsPerUnit: number, seconds: number, warmSeconds: number): Promise<number> {
   const write = () => raw.insert(unit());
-  await unitsPerSecond(write, raw.concurrency, warmSeconds);
+  if (warmSeconds > 0) await unitsPerSecond(write, raw.concurrency, warmSeconds);
   return (await unitsPerSecond(write, raw.concurrency, seconds)) * rowsPerUnit;
 }
 

@@ -14,8 +14,11 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
-/** Reads a client's message stream: the startup packet (no type byte), then typed messages. */
-function messageCounter(onRoundTrip: () => void): (chunk: Buffer) => void {
+/**
+ * Reads a client's message stream, fed in chunks as they arrive (a message may span chunks): the
+ * startup packet (no type byte), then typed messages; calls `onRoundTrip` for each Sync and Query.
+ */
+export function roundTripCounter(onRoundTrip: () => void): (chunk: Buffer) => void {
   let buffered: Buffer = Buffer.alloc(0);
   let started = false;
   return (chunk) => {
@@ -51,7 +54,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     const upstream = connect(port, host);
     sockets.add(client);
     sockets.add(upstream);
-    const countMessages = messageCounter(() => {
+    const countMessages = roundTripCounter(() => {
       count += 1;
     });
     client.on("data", (chunk: Buffer) => {

@@ -30,8 +30,11 @@ export interface Measured {
   readonly cpu: number | null;
 }
 
-/** Seconds of the same load before each measurement (JIT, caches, connection pools). */
-export const warmSeconds = (settings: BenchSettings) => (settings.smoke ? 0.3 : Math.min(1, settings.seconds / 2));
+/**
+ * Seconds of the same load before each measurement (JIT, caches, connection pools); none in a smoke
+ * run, whose numbers are not looked at.
+ */
+export const warmSeconds = (settings: BenchSettings) => (settings.smoke ? 0 : Math.min(1, settings.seconds / 2));
 
 /** What Prefect's client sends to create a flow run (FlowRunCreate), PENDING. */
 export function createBody(flowId: string): string {
@@ -55,7 +58,8 @@ export async function openSession(api: string, pid: number, raw: RawDatabase, se
 
 async function measureHttp(session: Session, requests: readonly LoadRequest[], perRequest = 1): Promise<{ perSecond: number; cpu: number | null }> {
   const { connections, seconds } = session.settings;
-  await drive(session.api, requests, { connections, seconds: warmSeconds(session.settings) });
+  const warm = warmSeconds(session.settings);
+  if (warm > 0) await drive(session.api, requests, { connections, seconds: warm });
   const { result, cpu } = await withCpuShare(session.pid, () => drive(session.api, requests, { connections, seconds }));
   return { perSecond: result.perSecond * perRequest, cpu };
 }
@@ -106,7 +110,8 @@ async function measureEvents(
     const storedAt = await waitUntilStored(session.raw, n, sent);
     return sent / ((storedAt - start) / 1000);
   };
-  const warmRate = await timed(`${name}.warm-up`, warmSeconds(session.settings), 0);
+  const warm = warmSeconds(session.settings);
+  const warmRate = warm > 0 ? await timed(`${name}.warm-up`, warm, 0) : 0;
   const { result, cpu } = await withCpuShare(session.pid, () => timed(name, session.settings.seconds, warmRate));
   return { value: { value: result, unit: "events/s" }, cpu };
 }

@@ -54,8 +54,14 @@ async function duePool(db: Database, name: string, command: string) {
   };
 }
 
-/** The runs to drain in a measurement: about `seconds` at the first drain's rate. */
-const sized = (rate: number, settings: BenchSettings, least: number) => Math.max(least, Math.round(rate * settings.seconds));
+/**
+ * Drains `first` items, then (except in a smoke run, where the first drain is the measurement) as
+ * many as last about the measurement's seconds at the first drain's rate; returns the last rate.
+ */
+async function drains(settings: BenchSettings, first: number, drain: (count: number) => Promise<number>): Promise<number> {
+  const rate = await drain(first);
+  return settings.smoke ? rate : drain(Math.max(first, Math.round(rate * settings.seconds)));
+}
 
 function eventsOf(events: readonly OrchestrationEvent[]): EventCreate[] {
   const received = now();
@@ -101,8 +107,7 @@ export async function claimPath(scratch: ScratchDatabase, settings: BenchSetting
       if (completed !== count) throw new Error(`${completed} runs completed of ${count} due`);
       return count / ((performance.now() - start) / 1000);
     };
-    const first = await drain(settings.smoke ? 20 : 100);
-    return await drain(sized(first, settings, settings.smoke ? 20 : 100));
+    return await drains(settings, settings.smoke ? 30 : 100, drain);
   } finally {
     await db.close();
   }
@@ -141,8 +146,7 @@ export async function graphileWorker(url: string, settings: BenchSettings): Prom
       if (failed) throw failed;
       return count / ((performance.now() - start) / 1000);
     };
-    const first = await drain(settings.smoke ? 100 : 500);
-    return await drain(sized(first, settings, settings.smoke ? 100 : 500));
+    return await drains(settings, settings.smoke ? 200 : 500, drain);
   } finally {
     await utils.release();
   }
@@ -182,9 +186,10 @@ export async function workerProcess(scratch: ScratchDatabase, raw: RawDatabase, 
       );
       return count / ((toMicros(String(span!.last_completed)) - toMicros(String(span!.first_pending))) / 1e6);
     };
-    const first = await drain(settings.smoke ? 10 : 50);
-    since = now();
-    return await drain(sized(first, settings, settings.smoke ? 10 : 50));
+    return await drains(settings, settings.smoke ? 20 : 50, async (count) => {
+      since = now();
+      return drain(count);
+    });
   } finally {
     await db.close();
   }
