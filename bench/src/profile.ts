@@ -1,6 +1,7 @@
 /**
  * Reading a V8 CPU profile (`node --cpu-prof`): self time per function, summed over every place the
- * function was sampled, so the functions the server spends its own time in come first.
+ * function was sampled, so the functions the server spends its own time in come first. The profile
+ * covers the process's whole life; under a load of some seconds, the load is most of it.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -37,7 +38,9 @@ export function profileFile(dir: string): string {
 function location(url: string, line: number, root: string): string {
   if (!url) return "";
   const path = url.startsWith("file://") ? decodeURIComponent(new URL(url).pathname) : url;
-  const shown = path.startsWith(root) ? relative(root, path) : path.replace(/^.*\/node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?/, "");
+  // A dependency by its package path (zod/v4/core/schemas.js), the project's files from its root.
+  const dependency = /^.*\/node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?(.*)$/.exec(path);
+  const shown = dependency ? dependency[1]! : path.startsWith(`${root}/`) ? relative(root, path) : path;
   return `${shown}:${line + 1}`;
 }
 
