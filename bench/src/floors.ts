@@ -9,10 +9,10 @@ import { randomUUID } from "node:crypto";
 import { randomRunName } from "@prefect/db";
 import { copies, type Insert, type RawDatabase, type Row } from "./raw.js";
 
-/** Runs `unit` back to back on `concurrency` loops for `seconds`; returns units per second. */
-export async function unitsPerSecond(unit: () => Promise<void>, concurrency: number, seconds: number): Promise<number> {
-  const deadline = performance.now() + seconds * 1000;
+/** Runs `unit` back to back on `concurrency` loops for `seconds`; how many ran, in how long. */
+export async function repeatFor(unit: () => Promise<void>, concurrency: number, seconds: number): Promise<{ done: number; seconds: number }> {
   const start = performance.now();
+  const deadline = start + seconds * 1000;
   let done = 0;
   const loop = async () => {
     while (performance.now() < deadline) {
@@ -21,7 +21,15 @@ export async function unitsPerSecond(unit: () => Promise<void>, concurrency: num
     }
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
-  return done / ((performance.now() - start) / 1000);
+  return { done, seconds: (performance.now() - start) / 1000 };
+}
+
+/** The raw driver writing `unit`s (of `rowsPerUnit` rows each), as many at once as it takes. */
+export function rawSide(raw: RawDatabase, unit: () => Insert[], rowsPerUnit: number): (seconds: number) => Promise<{ done: number; seconds: number }> {
+  return async (seconds) => {
+    const result = await repeatFor(() => raw.insert(unit()), raw.concurrency, seconds);
+    return { done: result.done * rowsPerUnit, seconds: result.seconds };
+  };
 }
 
 async function one(raw: RawDatabase, sql: string, params: readonly unknown[], what: string): Promise<Row> {
@@ -78,13 +86,6 @@ export async function eventBatch(raw: RawDatabase, name: string, size: number): 
   };
 }
 
-/** Rows per second the raw driver writes, `rowsPerUnit` at a time, after a short warm-up. */
-export async function rawRowsPerSecond(raw: RawDatabase, unit: () => Insert[], rowsPerUnit: number, seconds: number, warmSeconds: number): Promise<number> {
-  const write = () => raw.insert(unit());
-  if (warmSeconds > 0) await unitsPerSecond(write, raw.concurrency, warmSeconds);
-  return (await unitsPerSecond(write, raw.concurrency, seconds)) * rowsPerUnit;
-}
-
 /** How many `true` processes the machine starts and reaps per second, `concurrency` at a time. */
 export async function spawnsPerSecond(concurrency: number, seconds: number): Promise<number> {
   const spawnTrue = () =>
@@ -93,6 +94,7 @@ export async function spawnsPerSecond(concurrency: number, seconds: number): Pro
       child.once("error", reject);
       child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`true exited with ${code}`))));
     });
-  await unitsPerSecond(spawnTrue, concurrency, Math.min(0.5, seconds / 4));
-  return unitsPerSecond(spawnTrue, concurrency, seconds);
+  await repeatFor(spawnTrue, concurrency, Math.min(0.5, seconds / 4));
+  const { done, seconds: took } = await repeatFor(spawnTrue, concurrency, seconds);
+  return done / took;
 }

@@ -1,22 +1,54 @@
 /**
- * The figures of the real server under HTTP and websocket load: each is a function of a running
- * server (a session), so the same load serves the table and a CPU profile. Each measurement starts
- * with a warm-up of the same load, and reports the share of a core the server used meanwhile.
+ * The figures of the real server under HTTP and websocket load, each beside its floors. A figure is a
+ * plan: our side (the server under a load) and its floors' sides (the same load on the Fastify floor,
+ * or the raw driver writing the same rows), each a function "work for so many seconds, say how much
+ * was done in how long". They are measured in alternating rounds (ours, floors, floors, ours, ...)
+ * after a warm-up of each, so that on a shared machine both see the same load: the ratio is worth
+ * more than either number. Our side alone serves the CPU profile.
  */
-import { eventBatchJson, type EventShape, sendOverWebsockets, waitUntilStored } from "./events.js";
+import { eventBatchJson, type EventShape, sendOverWebsockets, storedEvents, waitUntilStored } from "./events.js";
+import { eventBatch, logBatch, rawSide, runTemplate, runWithState } from "./floors.js";
 import { call, drive, type LoadRequest } from "./load.js";
-import { withCpuShare } from "./processes.js";
+import { cpuSeconds } from "./processes.js";
 import type { RawDatabase } from "./raw.js";
 import type { BenchSettings, ProfilableKey } from "./settings.js";
-import type { Quantity } from "./table.js";
+import type { Unit } from "./table.js";
 
 export const LOGS_PER_REQUEST = 100;
 export const EVENTS_PER_REQUEST = 50;
+/**
+ * Events per transaction of the raw floor: the server's event persister merges what arrives into
+ * batches of up to 1000, so the floor writes big batches too (500 keeps SQLite under its limit of
+ * bound parameters per statement).
+ */
+export const RAW_EVENT_BATCH = 500;
+/** Rounds a measurement is cut into (one in a smoke run). */
+const ROUNDS = 5;
 
-/** A running server with what the loads need: a flow and a few runs. */
+/** Work for about `seconds`; how much was done (requests, rows, events) in how long. */
+export type Side = (seconds: number) => Promise<{ readonly done: number; readonly seconds: number }>;
+
+export type FloorKey = "noop" | "insert" | "rawCreate" | "rawLogs" | "rawEvents";
+
+export interface Plan {
+  readonly unit: Unit;
+  readonly ours: Side;
+  readonly floors: Partial<Record<FloorKey, Side>>;
+}
+
+/** What the floors run on while the server runs: the Fastify floor process and the raw driver. */
+export interface Floors {
+  /** The Fastify floor's base URL (…/api). */
+  readonly api: string;
+  /** The raw driver, as many connections as the server has. */
+  readonly raw: RawDatabase;
+}
+
+/** A running server with what the loads need: a flow, runs, and rows for the raw floors to copy. */
 export interface Session {
   readonly api: string;
   readonly pid: number;
+  /** The bench's own connection, to count and read rows. */
   readonly raw: RawDatabase;
   readonly settings: BenchSettings;
   readonly flowId: string;
@@ -24,10 +56,12 @@ export interface Session {
   readonly runIds: readonly string[];
 }
 
-export interface Measured {
-  readonly value: Quantity;
-  /** Share of one core the server used. */
+export interface FigureResult {
+  readonly ours: number;
+  readonly unit: Unit;
+  /** Share of one core the server used during our rounds. */
   readonly cpu: number | null;
+  readonly floors: Partial<Record<FloorKey, number>>;
 }
 
 /**
@@ -48,20 +82,66 @@ export function createBody(flowId: string): string {
   });
 }
 
+/** Event names the server's figures store; the raw floor copies the template events. */
+export const EVENT_NAMES = { http: "bench.events.http", websocket: "bench.events.websocket", template: "bench.events.template" } as const;
+
+const eventShape = (session: Session, name: string): EventShape => ({ name, flowRunIds: session.runIds, flowId: session.flowId });
+
+/** A flow, `runs` PENDING runs, a log and a batch of events, through the API, as a client makes them. */
 export async function openSession(api: string, pid: number, raw: RawDatabase, settings: BenchSettings, runs: number): Promise<Session> {
   const flow = await call<{ id: string }>(api, "POST", "/flows/", { name: "bench" });
   const runIds: string[] = [];
   const body = JSON.parse(createBody(flow.id)) as unknown;
   for (let i = 0; i < runs; i++) runIds.push((await call<{ id: string }>(api, "POST", "/flow_runs/", body)).id);
-  return { api, pid, raw, settings, flowId: flow.id, runIds };
+  const session: Session = { api, pid, raw, settings, flowId: flow.id, runIds };
+  await call(api, "POST", "/logs/", [{ name: "prefect.flow_runs", level: 20, message: "A log line", timestamp: new Date().toISOString(), flow_run_id: runIds[0] }]);
+  const templates = JSON.parse(eventBatchJson(eventShape(session, EVENT_NAMES.template), EVENTS_PER_REQUEST)) as unknown;
+  const before = await storedEvents(raw, EVENT_NAMES.template);
+  await call(api, "POST", "/events", templates);
+  await waitUntilStored(raw, EVENT_NAMES.template, before + EVENTS_PER_REQUEST);
+  return session;
 }
 
-async function measureHttp(session: Session, requests: readonly LoadRequest[], perRequest = 1): Promise<{ perSecond: number; cpu: number | null }> {
-  const { connections, seconds } = session.settings;
-  const warm = warmSeconds(session.settings);
-  if (warm > 0) await drive(session.api, requests, { connections, seconds: warm });
-  const { result, cpu } = await withCpuShare(session.pid, () => drive(session.api, requests, { connections, seconds }));
-  return { perSecond: result.perSecond * perRequest, cpu };
+/** Measures a plan: a warm-up of each side, then alternating rounds; rates per second. */
+export async function measurePlan(plan: Plan, settings: BenchSettings, pid: number): Promise<FigureResult> {
+  const sides: [FloorKey | "ours", Side][] = [["ours", plan.ours], ...(Object.entries(plan.floors) as [FloorKey, Side][])];
+  const warm = warmSeconds(settings);
+  if (warm > 0) for (const [, side] of sides) await side(warm);
+  const rounds = settings.smoke ? 1 : ROUNDS;
+  const totals = new Map(sides.map(([key]) => [key, { done: 0, seconds: 0 }]));
+  let cpu: { used: number; wall: number } | null = { used: 0, wall: 0 };
+  for (let round = 0; round < rounds; round++) {
+    for (const [key, side] of round % 2 === 0 ? sides : [...sides].reverse()) {
+      const before = key === "ours" ? cpuSeconds(pid) : null;
+      const start = performance.now();
+      const { done, seconds } = await side(settings.seconds / rounds);
+      const total = totals.get(key)!;
+      total.done += done;
+      total.seconds += seconds;
+      if (key === "ours") {
+        const after = cpuSeconds(pid);
+        if (cpu && before !== null && after !== null) {
+          cpu.used += after - before;
+          cpu.wall += (performance.now() - start) / 1000;
+        } else cpu = null;
+      }
+    }
+  }
+  const rate = (key: FloorKey | "ours") => {
+    const t = totals.get(key)!;
+    return t.done / t.seconds;
+  };
+  const floors: Partial<Record<FloorKey, number>> = {};
+  for (const key of Object.keys(plan.floors) as FloorKey[]) floors[key] = rate(key);
+  return { ours: rate("ours"), unit: plan.unit, cpu: cpu && cpu.wall > 0 ? cpu.used / cpu.wall : null, floors };
+}
+
+/** A load of `requests` on `api`, each answered request counting `per`. */
+function httpSide(api: string, requests: readonly LoadRequest[], connections: number, per = 1): Side {
+  return async (seconds) => {
+    const result = await drive(api, requests, { connections, seconds });
+    return { done: result.answered * per, seconds: result.seconds };
+  };
 }
 
 const stateOf = (body: string): { status?: string; state?: { type?: string } } => JSON.parse(body);
@@ -94,53 +174,54 @@ function createRequest(session: Session): LoadRequest {
 }
 
 /**
- * Events per second, counted by the rows stored: from the first event sent to the last row seen.
- * `send` sends about `seconds` worth of events (`rate`: the last measured events per second) and
- * returns how many it sent, every one of them acknowledged.
+ * Events counted by the rows stored: each round sends for about its seconds (`send` gets the last
+ * rate seen, events per second), then waits until every event sent is in the table; the round lasts
+ * from the first event sent to the last row seen.
  */
-async function measureEvents(
-  session: Session,
-  send: (shape: EventShape, seconds: number, rate: number) => Promise<number>,
-  name: string,
-): Promise<Measured> {
-  const shape = (n: string): EventShape => ({ name: n, flowRunIds: session.runIds, flowId: session.flowId });
-  const timed = async (n: string, seconds: number, rate: number) => {
+function eventsSide(session: Session, name: string, send: (shape: EventShape, seconds: number, rate: number) => Promise<number>): Side {
+  let stored: number | undefined;
+  let rate = 0;
+  return async (seconds) => {
+    stored ??= await storedEvents(session.raw, name);
     const start = performance.now();
-    const sent = await send(shape(n), seconds, rate);
-    const storedAt = await waitUntilStored(session.raw, n, sent);
-    return sent / ((storedAt - start) / 1000);
+    const sent = await send(eventShape(session, name), seconds, rate);
+    stored += sent;
+    const took = ((await waitUntilStored(session.raw, name, stored)) - start) / 1000;
+    rate = sent / took;
+    return { done: sent, seconds: took };
   };
-  const warm = warmSeconds(session.settings);
-  const warmRate = warm > 0 ? await timed(`${name}.warm-up`, warm, 0) : 0;
-  const { result, cpu } = await withCpuShare(session.pid, () => timed(name, session.settings.seconds, warmRate));
-  return { value: { value: result, unit: "events/s" }, cpu };
 }
 
-/** Event names the server's figures store (the raw floor copies one of them). */
-export const EVENT_NAMES = { http: "bench.events.http", websocket: "bench.events.websocket" } as const;
-
-export const SERVER_FIGURES: Record<ProfilableKey, (session: Session) => Promise<Measured>> = {
-  async create(session) {
-    const m = await measureHttp(session, [createRequest(session)]);
-    return { value: { value: m.perSecond, unit: "req/s" }, cpu: m.cpu };
+/** The plan of each figure; `floors` is null when only our side is measured (a profile). */
+export const PLANS: Record<ProfilableKey, (session: Session, floors: Floors | null) => Promise<Plan>> = {
+  async create(session, floors) {
+    const { connections } = session.settings;
+    return {
+      unit: "req/s",
+      ours: httpSide(session.api, [createRequest(session)], connections),
+      floors: floors
+        ? {
+            insert: httpSide(floors.api, [{ method: "POST", path: "/floor/insert", body: createBody(session.flowId) }], connections),
+            rawCreate: rawSide(floors.raw, runWithState(await runTemplate(session.raw, session.runIds[0]!)), 1),
+          }
+        : {},
+    };
   },
   async chain(session) {
-    const m = await measureHttp(session, [createRequest(session), setState("RUNNING"), setState("COMPLETED")]);
-    return { value: { value: m.perSecond, unit: "req/s" }, cpu: m.cpu };
+    return { unit: "req/s", ours: httpSide(session.api, [createRequest(session), setState("RUNNING"), setState("COMPLETED")], session.settings.connections), floors: {} };
   },
-  async get(session) {
+  async get(session, floors) {
     const ids = session.runIds;
     let next = 0;
-    const m = await measureHttp(session, [
-      {
-        method: "GET",
-        path: "/flow_runs/{id}",
-        setup: () => ({ path: `/flow_runs/${ids[next++ % ids.length]}` }),
-      },
-    ]);
-    return { value: { value: m.perSecond, unit: "req/s" }, cpu: m.cpu };
+    const { connections } = session.settings;
+    const read = (path: string): LoadRequest => ({ method: "GET", path, setup: () => ({ path: path.replace("{id}", ids[next++ % ids.length]!) }) });
+    return {
+      unit: "req/s",
+      ours: httpSide(session.api, [read("/flow_runs/{id}")], connections),
+      floors: floors ? { noop: httpSide(floors.api, [read("/floor/noop/{id}")], connections) } : {},
+    };
   },
-  async logs(session) {
+  async logs(session, floors) {
     const timestamp = new Date().toISOString();
     const body = JSON.stringify(
       Array.from({ length: LOGS_PER_REQUEST }, (_, i) => ({
@@ -152,23 +233,32 @@ export const SERVER_FIGURES: Record<ProfilableKey, (session: Session) => Promise
         task_run_id: null,
       })),
     );
-    const m = await measureHttp(session, [{ method: "POST", path: "/logs/", body }], LOGS_PER_REQUEST);
-    return { value: { value: m.perSecond, unit: "rows/s" }, cpu: m.cpu };
+    return {
+      unit: "rows/s",
+      ours: httpSide(session.api, [{ method: "POST", path: "/logs/", body }], session.settings.connections, LOGS_PER_REQUEST),
+      floors: floors ? { rawLogs: rawSide(floors.raw, await logBatch(session.raw, LOGS_PER_REQUEST), LOGS_PER_REQUEST) } : {},
+    };
   },
   // autocannon stops a timed load with requests in flight, whose events the server may still take:
   // a given number of requests leaves none, so every event sent is one counted.
-  "events-http": (session) =>
-    measureEvents(
-      session,
-      async (shape, seconds, rate) => {
-        const { connections } = session.settings;
+  async "events-http"(session, floors) {
+    const { connections } = session.settings;
+    return {
+      unit: "events/s",
+      ours: eventsSide(session, EVENT_NAMES.http, async (shape, seconds, rate) => {
         const amount = rate > 0 ? Math.max(connections, Math.round((rate * seconds) / EVENTS_PER_REQUEST)) : connections * 4;
         const body = () => ({ body: eventBatchJson(shape, EVENTS_PER_REQUEST) });
         const result = await drive(session.api, [{ method: "POST", path: "/events", setup: body }], { connections, amount });
         return result.answered * EVENTS_PER_REQUEST;
-      },
-      EVENT_NAMES.http,
-    ),
-  "events-ws": (session) =>
-    measureEvents(session, (shape, seconds) => sendOverWebsockets(session.api, shape, session.settings.connections, seconds), EVENT_NAMES.websocket),
+      }),
+      floors: floors ? { rawEvents: rawSide(floors.raw, await eventBatch(session.raw, EVENT_NAMES.template, RAW_EVENT_BATCH), RAW_EVENT_BATCH) } : {},
+    };
+  },
+  async "events-ws"(session, floors) {
+    return {
+      unit: "events/s",
+      ours: eventsSide(session, EVENT_NAMES.websocket, (shape, seconds) => sendOverWebsockets(session.api, shape, session.settings.connections, seconds)),
+      floors: floors ? { rawEvents: rawSide(floors.raw, await eventBatch(session.raw, EVENT_NAMES.template, RAW_EVENT_BATCH), RAW_EVENT_BATCH) } : {},
+    };
+  },
 };
