@@ -118,16 +118,6 @@ export function cpuSeconds(pid: number): number | null {
   }
 }
 
-/** Measures the share of one core a process used while `work` ran (1 = one full core). */
-export async function withCpuShare<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; cpu: number | null }> {
-  const before = cpuSeconds(pid);
-  const start = performance.now();
-  const result = await work();
-  const after = cpuSeconds(pid);
-  const elapsed = (performance.now() - start) / 1000;
-  return { result, cpu: before === null || after === null || elapsed <= 0 ? null : (after - before) / elapsed };
-}
-
 /** This environment without the settings that choose a database or the server's address. */
 export function cleanEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
