@@ -22,6 +22,9 @@ import { concurrencyLimitV2Routes } from "./api/concurrency-limits-v2.js";
 import { deploymentRoutes } from "./api/deployments.js";
 import { workPoolRoutes } from "./api/work-pools.js";
 import { workQueueRoutes } from "./api/work-queues.js";
+import { collectionRoutes } from "./features/collections/routes.js";
+import { uiRoutes } from "./features/ui/routes.js";
+import { uiAppRoutes } from "./features/ui-app/routes.js";
 import { csrfProtection } from "./http/csrf.js";
 import { basicAuth } from "./http/auth.js";
 import { errorHandler } from "./http/errors.js";
@@ -93,8 +96,11 @@ export async function buildApp(context: AppContext, options: { logger?: boolean 
       await api.register(deploymentRoutes(context));
       await api.register(workPoolRoutes(context));
       await api.register(workQueueRoutes(context));
+      await api.register(uiRoutes(context));
+      await api.register(collectionRoutes(context));
     },
     { prefix: "/api" },
   );
+  await app.register(uiAppRoutes(context));
   return app;
 }

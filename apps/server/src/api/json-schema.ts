@@ -235,3 +235,58 @@ export function pythonRepr(value: unknown): string {
   }
   return String(value);
 }
+
+/** One problem as jsonschema's `iter_errors` yields it: where in the instance, which keyword, its message. */
+export interface SchemaError {
+  /** The instance path (`relative_path`): property names, and indexes into arrays. */
+  readonly path: readonly (string | number)[];
+  readonly keyword: string;
+  readonly message: string;
+  /** The value the problem is about. */
+  readonly instance: unknown;
+}
+
+/**
+ * Every problem of `value` against an already prepared `schema`, as jsonschema's `iter_errors`
+ * reports them: a failed `anyOf` / `oneOf` once, as a whole, not its alternatives' problems. Throws
+ * CircularSchemaError for references that loop, and Error (with jsonschema-like wording) for a
+ * reference that cannot be resolved.
+ */
+export function schemaErrors(value: unknown, schema: Json): SchemaError[] {
+  let validate: ValidateFunction;
+  try {
+    validate = new Ajv2020.default({ strict: false, allErrors: true, validateFormats: false, verbose: true }).compile(schema);
+  } catch (error) {
+    if (error instanceof RangeError) throw new CircularSchemaError();
+    throw error;
+  }
+  try {
+    if (validate(value)) return [];
+  } catch (error) {
+    if (error instanceof RangeError) throw new CircularSchemaError();
+    throw error;
+  }
+  const errors = validate.errors ?? [];
+  const wrappers = errors.filter((e) => e.keyword === "anyOf" || e.keyword === "oneOf");
+  const insideWrapper = (e: ErrorObject) => wrappers.some((w) => w !== e && e.schemaPath.startsWith(`${w.schemaPath}/`) && e.instancePath.startsWith(w.instancePath));
+  return errors
+    .filter((e) => !insideWrapper(e))
+    .map((e) => ({ path: instancePath(value, e.instancePath), keyword: e.keyword, message: errorMessage(e), instance: e.data }));
+}
+
+/** A JSON pointer into `value` as path segments: numbers where the container is an array. */
+function instancePath(value: unknown, pointer: string): (string | number)[] {
+  const path: (string | number)[] = [];
+  let current = value;
+  for (const raw of pointer.split("/").slice(1)) {
+    const segment = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (Array.isArray(current)) {
+      path.push(Number(segment));
+      current = current[Number(segment)];
+    } else {
+      path.push(segment);
+      current = isRecord(current) ? current[segment] : undefined;
+    }
+  }
+  return path;
+}
