@@ -2,7 +2,7 @@
  * Prefect's `/ui/*` routes (not in its OpenAPI document: their shapes are checked here), on both backends.
  */
 import { randomUUID } from "node:crypto";
-import { addSeconds, now } from "@prefect/db";
+import { addSeconds, now, type StateType } from "@prefect/db";
 import { expect, it } from "vitest";
 import { describeApi, type TestServer } from "./support/server.js";
 
@@ -22,7 +22,7 @@ async function flowRun(server: TestServer, flowId: string, fields: Record<string
   return (await server.db.flowRuns.create({ flow_id: flowId, ...fields })).row;
 }
 
-async function taskRun(server: TestServer, flowRunId: string, type: string, fields: Record<string, unknown> = {}) {
+async function taskRun(server: TestServer, flowRunId: string, type: StateType, fields: Record<string, unknown> = {}) {
   return (await server.db.taskRuns.create({ flow_run_id: flowRunId, task_key: "t", dynamic_key: randomUUID(), state: { type }, ...fields })).row;
 }
 
@@ -99,7 +99,7 @@ describeApi("UI routes: task runs", (t) => {
     const flowId = await flow(t.server, "counted");
     const run = await flowRun(t.server, flowId, { state: { type: "RUNNING" } });
     const elsewhere = await flowRun(t.server, flowId, { state: { type: "RUNNING" } });
-    for (const type of ["COMPLETED", "COMPLETED", "FAILED", "RUNNING"]) await taskRun(t.server, run.id, type);
+    for (const type of ["COMPLETED", "COMPLETED", "FAILED", "RUNNING"] as const) await taskRun(t.server, run.id, type);
     await taskRun(t.server, elsewhere.id, "CRASHED");
     const zero = { SCHEDULED: 0, PENDING: 0, RUNNING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0, CRASHED: 0, PAUSED: 0, CANCELLING: 0 };
     const forRun = await post(t.server, "/ui/task_runs/count", { task_runs: { flow_run_id: { any_: [run.id] } } });
