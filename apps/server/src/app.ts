@@ -8,6 +8,7 @@ import type { AppContext } from "./context.js";
 import { adminRoutes } from "./features/admin/routes.js";
 import { artifactRoutes } from "./features/artifacts/routes.js";
 import { blockRoutes } from "./features/blocks/routes.js";
+import { collectionRoutes } from "./features/collections/routes.js";
 import { concurrencyLimitRoutes } from "./features/concurrency-limits/routes.js";
 import { deploymentRoutes } from "./features/deployments/routes.js";
 import { eventRoutes } from "./features/events/routes.js";
@@ -17,6 +18,8 @@ import { flowRoutes } from "./features/flows/routes.js";
 import { logRoutes } from "./features/logs/routes.js";
 import { savedSearchRoutes } from "./features/saved-searches/routes.js";
 import { taskRunRoutes } from "./features/task-runs/routes.js";
+import { uiRoutes } from "./features/ui/routes.js";
+import { uiAppRoutes } from "./features/ui-app/routes.js";
 import { variableRoutes } from "./features/variables/routes.js";
 import { workPoolRoutes } from "./features/work-pools/routes.js";
 import { workQueueRoutes } from "./features/work-queues/routes.js";
@@ -80,8 +83,11 @@ export async function buildApp(context: AppContext, options: { logger?: boolean 
       await api.register(deploymentRoutes(context));
       await api.register(workPoolRoutes(context));
       await api.register(workQueueRoutes(context));
+      await api.register(uiRoutes(context));
+      await api.register(collectionRoutes(context));
     },
     { prefix: "/api" },
   );
+  await app.register(uiAppRoutes(context));
   return app;
 }

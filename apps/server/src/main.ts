@@ -3,6 +3,7 @@
  * Starts the server: opens the configured database (migrating it unless turned off), serves Prefect's
  * API with its background services, and shuts down gracefully on SIGTERM / SIGINT.
  */
+import { uiAvailability } from "./features/ui-app/service.js";
 import { startServer } from "./server.js";
 import { loadServerSettings } from "./settings.js";
 
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
     `Prefect-compatible server listening on ${server.url}/api (${server.db.backend}: ${server.db.location})\n` +
       `Point Prefect at it with: PREFECT_API_URL=${server.url}/api\n`,
   );
+  const ui = uiAvailability(server.context.settings);
+  process.stdout.write(ui.served ? `Prefect's UI: ${server.url}${server.context.settings.ui.serveBase}\n` : `Serving the API only: ${ui.reason}\n`);
 }
 
 main().catch((error: unknown) => {

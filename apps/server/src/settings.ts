@@ -56,6 +56,11 @@ const duration = z.string().transform((value, ctx) => {
   }
   return total;
 });
+/** A URL path: leading slash added, trailing slashes dropped (`/` stays). */
+const serveBase = z
+  .string()
+  .refine((v) => !/[?#\s]/.test(v), { message: "must be a URL path such as /prefect" })
+  .transform((v) => `/${v.replace(/^\/+|\/+$/g, "")}`);
 const level = z
   .string()
   .transform((v) => v.toLowerCase())
@@ -82,6 +87,8 @@ export interface ServerSettings {
   readonly blocksRegisterOnStart: boolean;
   /** The longest a caller refused concurrency slots is told to wait: tag (v1) limits, other limits. */
   readonly concurrency: { readonly tagSlotWaitSeconds: number; readonly maximumSlotWaitSeconds: number };
+  /** Prefect's `server.ui` settings. */
+  readonly ui: UiSettings;
   readonly services: {
     readonly taskRunRecorder: ServiceSettings;
     readonly repossessor: ServiceSettings;
@@ -91,6 +98,17 @@ export interface ServerSettings {
     readonly foreman: ForemanSettings;
     readonly cancellationCleanup: ServiceSettings & { readonly cancellingTimeoutSeconds: number };
   };
+}
+
+/** Prefect's `server.ui` settings: whether and where the UI is served, and the API address it is given. */
+export interface UiSettings {
+  readonly enabled: boolean;
+  /** The API address the UI calls; unset: PREFECT_API_URL, else this server's own address. */
+  readonly apiUrl: string | undefined;
+  /** The path the UI is served under: `/`, or e.g. `/prefect` (no trailing slash but for `/`). */
+  readonly serveBase: string;
+  /** The built UI to serve; unset: the one built in this checkout (apps/ui/dist). */
+  readonly staticDirectory: string | undefined;
 }
 
 /** Prefect's `server.services.scheduler` settings. */
@@ -136,6 +154,12 @@ export function loadServerSettings(env: Env = process.env): ServerSettings {
     concurrency: {
       tagSlotWaitSeconds: parse(waitSeconds, read(env, "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS", "PREFECT_TASK_RUN_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"), 10),
       maximumSlotWaitSeconds: parse(waitSeconds, read(env, "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS"), 30),
+    },
+    ui: {
+      enabled: parse(boolean, read(env, "PREFECT_SERVER_UI_ENABLED", "PREFECT_UI_ENABLED"), true),
+      apiUrl: read(env, "PREFECT_SERVER_UI_API_URL", "PREFECT_UI_API_URL", "PREFECT_API_URL")?.value,
+      serveBase: parse(serveBase, read(env, "PREFECT_SERVER_UI_SERVE_BASE", "PREFECT_UI_SERVE_BASE"), "/"),
+      staticDirectory: read(env, "PREFECT_SERVER_UI_STATIC_DIRECTORY", "PREFECT_UI_STATIC_DIRECTORY")?.value,
     },
     services: {
       taskRunRecorder: service(env, "TASK_RUN_RECORDER", 1),

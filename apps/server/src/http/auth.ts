@@ -13,6 +13,8 @@ export function basicAuth(authString: string) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.ws) return;
     const path = request.url.split("?")[0]!.replace(/\/+$/, "");
+    // Only the API needs credentials: the UI's files are public, and the UI asks for them.
+    if (path !== "/api" && !path.startsWith("/api/")) return;
     if (request.method === "GET" && OPEN_PATHS.has(path)) return;
     const header = request.headers.authorization ?? "";
     const [scheme, credentials] = header.split(" ");

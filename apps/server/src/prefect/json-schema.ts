@@ -41,7 +41,8 @@ export interface SchemaProblem {
 
 type Json = Record<string, unknown>;
 /** The one way this server builds a validator: fresh each time, as schemas may reuse each other's `$id`s. */
-const newAjv = () => new Ajv2020.default({ strict: false, allErrors: false, validateFormats: false, verbose: true });
+const newAjv = (options: { allErrors?: boolean } = {}) =>
+  new Ajv2020.default({ strict: false, allErrors: options.allErrors ?? false, validateFormats: false, verbose: true });
 
 /**
  * Null when `value` fits `schema`, else the first problem. Throws CircularSchemaError for a schema
@@ -226,4 +227,58 @@ function errorMessage(error: ErrorObject): string {
     default:
       return error.message ?? "is not valid";
   }
+}
+/** One problem as jsonschema's `iter_errors` yields it: where in the instance, which keyword, its message. */
+export interface SchemaError {
+  /** The instance path (`relative_path`): property names, and indexes into arrays. */
+  readonly path: readonly (string | number)[];
+  readonly keyword: string;
+  readonly message: string;
+  /** The value the problem is about. */
+  readonly instance: unknown;
+}
+
+/**
+ * Every problem of `value` against an already prepared `schema`, as jsonschema's `iter_errors`
+ * reports them: a failed `anyOf` / `oneOf` once, as a whole, not its alternatives' problems. Throws
+ * CircularSchemaError for references that loop, and Error (with jsonschema-like wording) for a
+ * reference that cannot be resolved.
+ */
+export function schemaErrors(value: unknown, schema: Json): SchemaError[] {
+  let validate: ValidateFunction;
+  try {
+    validate = newAjv({ allErrors: true }).compile(schema);
+  } catch (error) {
+    if (error instanceof RangeError) throw new CircularSchemaError();
+    throw error;
+  }
+  try {
+    if (validate(value)) return [];
+  } catch (error) {
+    if (error instanceof RangeError) throw new CircularSchemaError();
+    throw error;
+  }
+  const errors = validate.errors ?? [];
+  const wrappers = errors.filter((e) => e.keyword === "anyOf" || e.keyword === "oneOf");
+  const insideWrapper = (e: ErrorObject) => wrappers.some((w) => w !== e && e.schemaPath.startsWith(`${w.schemaPath}/`) && e.instancePath.startsWith(w.instancePath));
+  return errors
+    .filter((e) => !insideWrapper(e))
+    .map((e) => ({ path: instancePath(value, e.instancePath), keyword: e.keyword, message: errorMessage(e), instance: e.data }));
+}
+
+/** A JSON pointer into `value` as path segments: numbers where the container is an array. */
+function instancePath(value: unknown, pointer: string): (string | number)[] {
+  const path: (string | number)[] = [];
+  let current = value;
+  for (const raw of pointer.split("/").slice(1)) {
+    const segment = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (Array.isArray(current)) {
+      path.push(Number(segment));
+      current = current[Number(segment)];
+    } else {
+      path.push(segment);
+      current = isRecord(current) ? current[segment] : undefined;
+    }
+  }
+  return path;
 }
