@@ -51,16 +51,23 @@ export async function buildApp(context: AppContext, options: { logger?: boolean 
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: "Not Found" }));
-  // JSON bodies; an empty one counts as no body (DELETE with a content type, FastAPI's leniency), and
-  // bodies sent without the header are read as JSON too.
+  // Bodies as FastAPI reads them: JSON when the content type is JSON (`application/json`,
+  // `application/*+json`) or missing; the raw text for any other type (a route taking a plain string,
+  // such as templates/validate, gets it as sent; a route expecting an object answers Prefect's 422).
+  // An empty body counts as no body (DELETE with a content type, FastAPI's leniency).
   const json = app.getDefaultJsonParser("error", "ignore");
   const parseJson: Parameters<typeof app.addContentTypeParser>[2] = (request, body, done) => {
     if (body === "" || (typeof body === "string" && body.trim() === "")) return done(null, undefined);
     return json(request, body as string, done);
   };
+  const parseAny: Parameters<typeof app.addContentTypeParser>[2] = (request, body, done) => {
+    if (request.headers["content-type"] === undefined) return parseJson(request, body, done);
+    return done(null, body === "" ? undefined : body);
+  };
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, parseJson);
-  app.addContentTypeParser("*", { parseAs: "string" }, parseJson);
+  app.addContentTypeParser(/^application\/[^;\s]+\+json(\s*;.*)?$/i, { parseAs: "string" }, parseJson);
+  app.addContentTypeParser("*", { parseAs: "string" }, parseAny);
 
   await app.register(websocket, { options: { maxPayload: BODY_LIMIT_BYTES } });
   if (context.settings.csrfProtection) app.addHook("onRequest", csrfProtection(context.db));

@@ -101,7 +101,7 @@ describeApi("deployments API: flow runs from a deployment", (t) => {
     expect((await t.server.request("POST", "/flow_runs/count", {})).body).toBe(2);
   });
 
-  it("hydrates parameters (workspace variables, JSON), 400 for a missing variable, 422 for Jinja", async () => {
+  it("hydrates parameters (workspace variables, JSON, Jinja rendered in the sandbox), 400 for what cannot be hydrated", async () => {
     const f = await flow(t.server);
     const d = await deploy(t.server, { name: "d", flow_id: f, enforce_parameter_schema: false });
     await t.server.request("POST", "/variables/", { name: "region", value: "eu" });
@@ -113,10 +113,21 @@ describeApi("deployments API: flow runs from a deployment", (t) => {
     const missing = await t.server.request("POST", `/deployments/${d.id}/create_flow_run`, { parameters: { x: { __prefect_kind: "workspace_variable", variable_name: "nope" } } });
     expect(missing.status).toBe(400);
     expect(missing.body.detail).toBe("Error hydrating flow run parameters: Variable 'nope' not found in workspace.");
-    const jinja = await t.server.request("POST", `/deployments/${d.id}/create_flow_run`, { parameters: { x: { __prefect_kind: "jinja", template: "{{ flow_run.name }}" } } });
-    expect(jinja.status).toBe(422);
-    expect(jinja.body.detail[0].msg).toContain("Jinja templates in parameters are not supported");
-    expect((await t.server.request("POST", "/flow_runs/count", {})).body).toBe(1);
+    // Prefect renders a run's templates with no context: unknown names chain to nothing.
+    const jinja = await t.server.request("POST", `/deployments/${d.id}/create_flow_run`, {
+      parameters: { x: { __prefect_kind: "jinja", template: "{{ 1 + 1 }} and {{ flow_run.name }}!" } },
+    });
+    expect(jinja.status).toBe(201);
+    expect(jinja.body.parameters).toEqual({ x: "2 and !" });
+    const broken = await t.server.request("POST", `/deployments/${d.id}/create_flow_run`, { parameters: { x: { __prefect_kind: "jinja", template: "{{ x" } } });
+    expect(broken.status).toBe(400);
+    expect(broken.body.detail).toMatch(/^Error hydrating flow run parameters: Invalid jinja: syntax error: /);
+    const tooBig = await t.server.request("POST", `/deployments/${d.id}/create_flow_run`, {
+      parameters: { x: { __prefect_kind: "jinja", template: "{% for i in range(1000) %}{{ i }}{% endfor %}" } },
+    });
+    expect(tooBig.status).toBe(400);
+    expect(tooBig.body.detail).toContain("Range too big. The sandbox blocks ranges larger than MAX_TEMPLATE_RANGE=100.");
+    expect((await t.server.request("POST", "/flow_runs/count", {})).body).toBe(2);
   });
 
   it("checks job variables, required ones included, against the pool's template (422)", async () => {

@@ -14,6 +14,7 @@ interface ValidationProblem {
   msg: string;
   type: string;
   input?: unknown;
+  ctx?: Record<string, unknown>;
 }
 
 const LOCATIONS = { body: "body", querystring: "query", params: "path", headers: "header" } as const;
@@ -29,6 +30,10 @@ function problemsOf(error: RequestValidationError, request: FastifyRequest): Val
     }
     if (issue.code === "invalid_type" && pick(request.body, issue.path) === undefined && error.part === "body") {
       return [{ loc: [prefix, ...path], msg: "Field required", type: "missing" }];
+    }
+    if (issue.code === "invalid_type" && issue.expected === "object" && error.part === "body" && typeof pick(request.body, issue.path) === "string") {
+      // A body sent as text (not JSON) to a route that takes an object, as pydantic words it.
+      return [{ loc: [prefix, ...path], msg: "Input should be a valid dictionary or object to extract fields from", type: "model_attributes_type", ...input }];
     }
     return [{ loc: [prefix, ...path], msg: issue.message, type: issue.code, ...input }];
   });
@@ -77,7 +82,13 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   }
   const code = (error as FastifyError).code;
   if (code === "FST_ERR_CTP_INVALID_JSON_BODY" || code === "FST_ERR_CTP_EMPTY_JSON_BODY" || (error as SyntaxError).name === "SyntaxError") {
-    return unprocessable(reply, [{ loc: ["body"], msg: `JSON decode error: ${error.message}`, type: "json_invalid" }], null);
+    // FastAPI's answer: where the decoder stopped, and why.
+    const position = /position (\d+)/.exec(error.message);
+    return unprocessable(
+      reply,
+      [{ loc: ["body", position ? Number(position[1]) : 0], msg: "JSON decode error", type: "json_invalid", ctx: { error: error.message } }],
+      null,
+    );
   }
   if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ detail: "Request body is too large." });
   if (code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return reply.code(415).send({ detail: "Unsupported media type: send application/json." });

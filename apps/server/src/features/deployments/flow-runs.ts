@@ -5,8 +5,8 @@
 import type { Deployment, FlowRun, Labels, Repositories } from "@prefect/db";
 import { createFlowRun, normalizeFlowRunPolicy, type PrefectEvent, type StateInput } from "@prefect/orchestration";
 import type { AppContext } from "../../context.js";
-import { asIntegrityConflict, badRequest, conflict, PrefectError, unprocessable } from "../../prefect/errors.js";
-import { HydrationError, hydrate, workspaceVariables, JINJA_UNSUPPORTED, needsJinja } from "../../prefect/hydration.js";
+import { asIntegrityConflict, badRequest, conflict, PrefectError } from "../../prefect/errors.js";
+import { HydrationError, hydrate, workspaceVariables } from "../../prefect/hydration.js";
 import { isRecord } from "../../prefect/json.js";
 import { schemaCheck } from "../../prefect/json-schema.js";
 import { checkParameterSize, runName } from "../../prefect/runs.js";
@@ -51,7 +51,6 @@ async function poolOf(tx: Repositories, deployment: Deployment) {
  */
 async function runFromDeployment(context: Context, tx: Repositories, deployment: Deployment, body: DeploymentFlowRunInput, createdBy: FlowRun["created_by"]) {
   const given = { ...deployment.parameters, ...(body.parameters ?? {}) };
-  if (needsJinja(given)) throw unprocessable(JINJA_UNSUPPORTED, ["parameters"]);
   let parameters: Record<string, unknown>;
   try {
     parameters = await hydrate(given, workspaceVariables(tx));

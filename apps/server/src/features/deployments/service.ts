@@ -17,7 +17,7 @@ import {
 import type { PrefectEvent } from "@prefect/orchestration";
 import type { AppContext, Logger } from "../../context.js";
 import { badRequest, conflict, integrityConflict, notFound, unprocessable } from "../../prefect/errors.js";
-import { HydrationError, hydrate, workspaceVariables, JINJA_UNSUPPORTED, needsJinja } from "../../prefect/hydration.js";
+import { HydrationError, hydrate, workspaceVariables } from "../../prefect/hydration.js";
 import { isRecord } from "../../prefect/json.js";
 import { schemaCheck } from "../../prefect/json-schema.js";
 import { jobVariablesProblem } from "../../prefect/job-variables.js";
@@ -174,7 +174,6 @@ export async function updateDeployment(context: Context, id: string, body: Deplo
 
     let parameters = existing.parameters;
     if (body.parameters !== null && body.parameters !== undefined) {
-      if (needsJinja(body.parameters)) throw unprocessable(JINJA_UNSUPPORTED, ["parameters"]);
       try {
         parameters = await hydrate(body.parameters, workspaceVariables(tx));
       } catch (error) {
