@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { AppContext } from "./context.js";
 import { adminRoutes } from "./features/admin/routes.js";
 import { artifactRoutes } from "./features/artifacts/routes.js";
+import { automationRoutes } from "./features/automations/routes.js";
 import { blockRoutes } from "./features/blocks/routes.js";
 import { collectionRoutes } from "./features/collections/routes.js";
 import { concurrencyLimitRoutes } from "./features/concurrency-limits/routes.js";
@@ -92,6 +93,7 @@ export async function buildApp(context: AppContext, options: { logger?: boolean 
       await api.register(workQueueRoutes(context));
       await api.register(uiRoutes(context));
       await api.register(collectionRoutes(context));
+      await api.register(automationRoutes(context));
     },
     { prefix: "/api" },
   );

@@ -6,7 +6,7 @@
  */
 import { AlreadyExistsError, BusyError, InvalidError, MigrationError, NotFoundError } from "@prefect/db";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { ObjectNotFoundError, PrefectError } from "../prefect/errors.js";
+import { ObjectNotFoundError, PrefectError, ValidationProblems } from "../prefect/errors.js";
 import { RequestValidationError } from "./zod.js";
 
 interface ValidationProblem {
@@ -61,6 +61,7 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   const cause = (error as { cause?: unknown }).cause;
   const validation = error instanceof RequestValidationError ? error : cause instanceof RequestValidationError ? cause : undefined;
   if (validation) return unprocessable(reply, problemsOf(validation, request), request.body);
+  if (error instanceof ValidationProblems) return unprocessable(reply, error.problems, error.requestBody);
   if (error instanceof PrefectError) return reply.code(error.status).headers(error.headers).send({ detail: error.detail });
   if (error instanceof ObjectNotFoundError) return reply.code(404).send({ exception_message: error.message, detail: error.message });
   if (error instanceof NotFoundError) return reply.code(404).send({ detail: error.message });

@@ -60,3 +60,25 @@ export function notFoundAs(make: () => Error) {
     throw error;
   };
 }
+
+/** One problem as pydantic reports it (`loc`, `msg`, `type`, and `input`/`ctx` when known). */
+export interface ValidationProblem {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+  input?: unknown;
+  ctx?: Record<string, unknown>;
+}
+
+/**
+ * Prefect's RequestValidationError raised by a route itself: a 422 listing these problems as given
+ * (their `loc` already complete), with `requestBody` as the request body it echoes.
+ */
+export class ValidationProblems extends Error {
+  constructor(
+    readonly problems: ValidationProblem[],
+    readonly requestBody: unknown,
+  ) {
+    super(problems[0]?.msg ?? "Invalid request");
+  }
+}
