@@ -82,7 +82,7 @@ function plain(value) {
   return value === undefined ? null : value;
 }
 
-// Python's json.dumps (ensure_ascii) made HTML-safe, as Jinja's htmlsafe_json_dumps.
+// Python's json.dumps (ensure_ascii, sort_keys: Jinja's default policy) made HTML-safe, as Jinja's htmlsafe_json_dumps.
 function pyString(s) {
   let out = '"';
   for (const ch of s) {
@@ -113,7 +113,7 @@ function pyJson(value, indent, level) {
     if (value.length === 0) return "[]";
     return "[" + inner + value.map((v) => pyJson(v, indent, level + 1)).join(sep + inner) + outer + "]";
   }
-  const keys = Object.keys(value);
+  const keys = Object.keys(value).sort();
   if (keys.length === 0) return "{}";
   return "{" + inner + keys.map((k) => pyString(k) + ": " + pyJson(value[k], indent, level + 1)).join(sep + inner) + outer + "}";
 }
