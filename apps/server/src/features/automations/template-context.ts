@@ -66,7 +66,7 @@ export function eventObject(event: ReceivedEvent, uiUrl: string | null = null): 
     const role = r.role as string | null;
     if (!role) continue;
     if (!(role in inRole)) inRole[role] = r;
-    (allInRole[role] ??= []).push(r);
+    allInRole[role] = [...(allInRole[role] ?? []), r];
   }
   const day = String(event.occurred).slice(0, 10);
   return {
