@@ -219,7 +219,7 @@ describeApi("block schemas API", (t) => {
 });
 
 describeApi("system block types", (t) => {
-  it("installs Webhook, Secret and LocalFileSystem, protected, idempotently", async () => {
+  it("installs Prefect's block types (Webhook, Secret and LocalFileSystem protected), idempotently", async () => {
     expect((await t.server.request("POST", "/block_types/filter", {})).body).toEqual([]);
     for (let i = 0; i < 3; i++) {
       const response = await t.server.request("POST", "/block_types/install_system_block_types");
@@ -228,16 +228,43 @@ describeApi("system block types", (t) => {
     }
     const types = (await t.server.request("POST", "/block_types/filter", {})).body;
     expect(types.map((b: { slug: string; is_protected: boolean }) => [b.slug, b.is_protected])).toEqual([
+      ["custom-webhook", false],
+      ["discord-webhook", false],
       ["local-file-system", true],
+      ["mattermost-webhook", false],
+      ["ms-teams-webhook", false],
+      ["opsgenie-webhook", false],
+      ["pager-duty-webhook", false],
+      ["remote-file-system", false],
+      ["smb", false],
       ["secret", true],
+      ["sendgrid-email", false],
+      ["slack-webhook", false],
+      ["twilio-sms", false],
       ["webhook", true],
     ]);
     const schemas = (await t.server.request("POST", "/block_schemas/filter", {})).body;
-    expect(schemas).toHaveLength(3);
+    expect(schemas).toHaveLength(14);
+    const slack = schemas.find((s: { block_type: { slug: string } }) => s.block_type.slug === "slack-webhook");
+    // The checksum Prefect's client computes for its SlackWebhook class, which `SlackWebhook.load` looks up.
+    expect(slack).toMatchObject({ capabilities: ["notify"], checksum: "sha256:415bae7e5906d98e387f8848ccdfd3f3b9cdf01624f08ca228709e1193ac005f", version: "3.8.3" });
+    expect(slack.fields.secret_fields).toEqual(["url"]);
+    const notifying = (await t.server.request("POST", "/block_schemas/filter", { block_schemas: { block_capabilities: { all_: ["notify"] } } })).body;
+    expect(notifying.map((s: { block_type: { slug: string } }) => s.block_type.slug).sort()).toEqual([
+      "custom-webhook",
+      "discord-webhook",
+      "mattermost-webhook",
+      "ms-teams-webhook",
+      "opsgenie-webhook",
+      "pager-duty-webhook",
+      "sendgrid-email",
+      "slack-webhook",
+      "twilio-sms",
+    ]);
     const lfs = schemas.find((s: { block_type: { slug: string } }) => s.block_type.slug === "local-file-system");
     expect(lfs.version).toBe("3.8.3");
     expect([...lfs.capabilities].sort()).toEqual(["get-directory", "put-directory", "read-path", "write-path"]);
-    expect((await t.server.request("GET", "/block_capabilities/")).body).toEqual(["get-directory", "put-directory", "read-path", "write-path"]);
+    expect((await t.server.request("GET", "/block_capabilities/")).body).toEqual(["get-directory", "notify", "put-directory", "read-path", "write-path"]);
   });
 
   it("protects a system type that a client registered before, and stores Secret blocks", async () => {

@@ -1,8 +1,11 @@
 /**
- * Prefect's protected system block types (Webhook, Secret, LocalFileSystem), installed as Prefect's
- * `_install_protected_system_blocks` does: each type upserted by slug and marked protected, its schema
- * created unless one with the same checksum and version exists; each type in its own transaction.
- * Their definitions are data (system-blocks.json, generated from Prefect's classes; see README.md).
+ * The block types Prefect's server registers (`run_block_auto_registration`): first the protected
+ * system types (Webhook, Secret, LocalFileSystem) as `_install_protected_system_blocks` does, each
+ * upserted by slug and marked protected; then the other block classes of Prefect's registry
+ * (RemoteFileSystem, SMB, the notification blocks) as `_register_registry_blocks` does, each created
+ * or updated by slug. Each schema is created unless one with the same checksum and version exists;
+ * each type in its own transaction. Their definitions are data (system-blocks.json, generated from
+ * Prefect's classes; see README.md).
  */
 import { AlreadyExistsError, type BlockType, type Database, type Repositories } from "@prefect/db";
 import catalog from "./system-blocks.json" with { type: "json" };
@@ -16,6 +19,8 @@ interface SystemBlockType {
   description: string | null;
   code_example: string | null;
   block_schema: { checksum: string; fields: Record<string, unknown>; capabilities: string[]; version: string };
+  /** Installed as a protected system type (the user cannot change or delete it). */
+  protected: boolean;
 }
 
 export const SYSTEM_BLOCK_TYPES: readonly SystemBlockType[] = catalog.block_types as SystemBlockType[];
@@ -26,14 +31,14 @@ export function htmlEscape(text: string | null | undefined): string | null {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }
 
-async function upsertProtectedType(tx: Repositories, entry: SystemBlockType): Promise<{ type: BlockType; created: boolean }> {
+async function upsertType(tx: Repositories, entry: SystemBlockType): Promise<{ type: BlockType; created: boolean }> {
   const wanted = {
     name: entry.name,
     logo_url: entry.logo_url,
     documentation_url: entry.documentation_url,
     description: htmlEscape(entry.description),
     code_example: htmlEscape(entry.code_example),
-    is_protected: true,
+    ...(entry.protected ? { is_protected: true } : {}),
   };
   let existing = await tx.blocks.getTypeBySlug(entry.slug);
   if (!existing) {
@@ -56,7 +61,7 @@ export async function installSystemBlockTypes(db: Database): Promise<BlockType[]
   const created: BlockType[] = [];
   for (const entry of SYSTEM_BLOCK_TYPES) {
     await db.transaction(async (tx) => {
-      const { type, created: isNew } = await upsertProtectedType(tx, entry);
+      const { type, created: isNew } = await upsertType(tx, entry);
       const { fields, capabilities, version } = entry.block_schema;
       await createBlockSchema(tx, { fields, capabilities, version, block_type_id: type.id });
       if (isNew) created.push(type);
