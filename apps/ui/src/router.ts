@@ -1,13 +1,10 @@
 /**
  * The UI's routes: the library's workspace route table filled with this app's pages, plus settings,
- * the credentials prompt and a 404 page. Automations wait for the server's automations API: their
- * routes show a page saying so, and the deployment page has no Triggers tab.
+ * the credentials prompt and a 404 page.
  */
 import { createWorkspaceRouteRecords } from "@prefecthq/prefect-ui-library";
 import { createRouter, createWebHistory, type RouteRecordRaw } from "vue-router";
 import { basePath } from "./services/settings";
-
-const automationsUnavailable = () => import("./pages/AutomationsUnavailable.vue");
 
 const workspaceRoutes = createWorkspaceRouteRecords({
   dashboard: () => import("./pages/Dashboard.vue"),
@@ -44,10 +41,10 @@ const workspaceRoutes = createWorkspaceRouteRecords({
   concurrencyLimit: () => import("./pages/ConcurrencyLimit.vue"),
   concurrencyLimitsV2: () => import("./pages/ConcurrencyLimits.vue"),
   concurrencyLimitV2: () => import("./pages/ConcurrencyLimitV2.vue"),
-  automations: automationsUnavailable,
-  automation: automationsUnavailable,
-  automationCreate: automationsUnavailable,
-  automationEdit: automationsUnavailable,
+  automations: () => import("./pages/Automations.vue"),
+  automation: () => import("./pages/Automation.vue"),
+  automationCreate: () => import("./pages/AutomationCreate.vue"),
+  automationEdit: () => import("./pages/AutomationEdit.vue"),
 });
 
 const routes: RouteRecordRaw[] = [

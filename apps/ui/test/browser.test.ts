@@ -3,7 +3,8 @@
  * database of each backend under test, seeded through the API: every page opens, shows the seeded
  * data, makes no failed API request and logs no console error. A screenshot of each page is saved
  * under test-results/screenshots/<backend>/. A custom run is submitted through the deployment's
- * form and a work pool is created through the wizard.
+ * form, a work pool is created through the wizard, and an automation is created through the
+ * automation wizard, toggled, and found in the list, on its pages and in the deployment's Triggers.
  */
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -177,11 +178,60 @@ for (const backend of backends) {
       await visit("concurrency-limit-global", `/concurrency-limits/concurrency-limit/${data.globalLimit.id}`, [data.globalLimit.name]);
     });
 
-    it("shows the automations placeholder, the settings and a 404 page", async () => {
-      await visit("automations", "/automations", ["Automations are not available yet"]);
+    it("creates an automation through the wizard, toggles it, and shows it in the list, on its pages and in a deployment's Triggers", async () => {
+      await visit("automations-empty", "/automations", ["Create an automation to get started"]);
+      await visit("automation-create", "/automations/create", ["Trigger Template", "Flow run state"]);
+      problems = [];
+      await choose(".automation-wizard__template", "Custom");
+      await page.getByText("prefect.flow-run.Failed").first().waitFor();
+      await page.getByRole("button", { name: "Next" }).click();
+      await choose(".automation-wizard__action-type", "Run a deployment");
+      await choose(".automation-deployment-combobox", data.deployment.name);
+      await page.getByRole("button", { name: "Next" }).click();
+      await page.locator(".automation-wizard__name input").fill("rerun on failure");
+      await page.screenshot({ path: join(SCREENSHOTS, backend, `${String(++shot).padStart(2, "0")}-automation-create-details.png`) });
+      await page.getByRole("button", { name: "Create" }).click();
+      await page.waitForURL((url) => url.pathname === "/automations", { timeout: 30_000 });
+      await page.getByText("rerun on failure").first().waitFor();
+      await page.waitForLoadState("networkidle");
+      expect(problems).toEqual([]);
+
+      const [created] = await automations();
+      expect(created).toMatchObject({
+        name: "rerun on failure",
+        enabled: true,
+        trigger: { type: "event", posture: "Reactive", expect: ["prefect.flow-run.Failed"] },
+        actions: [{ type: "run-deployment", source: "selected", deployment_id: data.deployment.id }],
+      });
+
+      await visit("automations", "/automations", ["rerun on failure", "A custom trigger", "Run deployment"], async () => {
+        await page.locator(".automations__item .p-toggle").first().click();
+        await page.waitForLoadState("networkidle");
+      });
+      expect((await automations())[0]!.enabled).toBe(false);
+      await visit("automation", `/automations/automation/${created!.id}`, ["rerun on failure", "A custom trigger", data.deployment.name]);
+      await visit("automation-edit", `/automations/automation/${created!.id}/edit`, ["Edit", "Trigger Template", "Custom"]);
+      await visit("deployment-triggers", `/deployments/deployment/${data.deployment.id}`, [], undefined, { tab: "Triggers", texts: ["rerun on failure"] });
+      // "Automate" from an event starts the wizard from that event.
+      await visit("automation-from-event", `/automations/create?from=event&eventId=${data.event.id}&occurred=${encodeURIComponent(data.event.occurred)}`, ["Trigger Template", "Custom"]);
+    });
+
+    it("shows the settings and a 404 page", async () => {
       await visit("settings", "/settings", ["Theme", "Color Mode"]);
       await visit("not-found", "/no/such/page", ["404: nothing here"]);
     });
+
+    /** Picks `option` in the select under `selector` (the library's selects open from the keyboard). */
+    async function choose(selector: string, option: string): Promise<void> {
+      await page.locator(`${selector} button`).first().focus();
+      await page.keyboard.press("ArrowDown");
+      await page.locator(".p-select-option").filter({ hasText: option }).first().click();
+    }
+
+    async function automations(): Promise<{ id: string; name: string; enabled: boolean }[]> {
+      const response = await fetch(`${server.api}/automations/filter`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      return (await response.json()) as { id: string; name: string; enabled: boolean }[];
+    }
 
     async function countRuns(): Promise<number> {
       const response = await fetch(`${server.api}/flow_runs/count`, {

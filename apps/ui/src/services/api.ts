@@ -4,6 +4,7 @@
  * they expire) on every change.
  */
 import { type AxiosInstanceSetupHook, createApi } from "@prefecthq/prefect-ui-library";
+import { AutomationsApi } from "./automations";
 import { credentials } from "./credentials";
 import type { UiSettings } from "./settings";
 
@@ -42,6 +43,7 @@ function csrfTokens(apiUrl: string) {
   };
 }
 
+/** The library's API client, and the app's automations client, sharing credentials and CSRF tokens. */
 export function createServerApi(settings: UiSettings) {
   const csrf = settings.csrfEnabled ? csrfTokens(settings.apiUrl) : null;
   const setup: AxiosInstanceSetupHook = (instance) => {
@@ -55,7 +57,7 @@ export function createServerApi(settings: UiSettings) {
       return config;
     });
   };
-  return createApi({ baseUrl: settings.apiUrl }, setup);
+  return { api: createApi({ baseUrl: settings.apiUrl }, setup), automations: new AutomationsApi({ baseUrl: settings.apiUrl }, setup) };
 }
 
 /** Whether the API accepts the stored credentials (or needs none). */
