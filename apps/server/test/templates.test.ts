@@ -176,3 +176,18 @@ describeApi("action templates with Prefect's context", (t) => {
     await expect(renderRunDeploymentParameters(t.server.db, { x: { __prefect_kind: "workspace_variable", variable_name: "nope" } }, source)).rejects.toThrow(HydrationError);
   });
 });
+
+describeApi("templates in a server's requests", (t) => {
+  it("cuts off a looping or huge template in run parameters with a clear 400, and keeps serving", async () => {
+    const flow = (await t.server.request("POST", "/flows/", { name: "etl" })).body;
+    const deployment = (await t.server.request("POST", "/deployments/", { name: "d", flow_id: flow.id, enforce_parameter_schema: false })).body;
+    const run = (template: string) => t.server.request("POST", `/deployments/${deployment.id}/create_flow_run`, { parameters: { x: { __prefect_kind: "jinja", template } } });
+    const huge = await run("{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}");
+    expect(huge).toMatchObject({ status: 400, body: { detail: expect.stringContaining("The template needed more memory than the sandbox allows.") } });
+    // Within Prefect's loop limits (3 loops, 2 deep), but a million steps through the macro.
+    const looping = await run("{% macro f() %}{% for k in range(100) %}{{ k }}{% endfor %}{% endmacro %}{% for i in range(100) %}{% for j in range(100) %}{{ f() }}{% endfor %}{% endfor %}");
+    expect(looping).toMatchObject({ status: 400, body: { detail: expect.stringContaining("The template ran too long") } });
+    expect((await t.server.request("GET", "/health")).body).toBe(true);
+    expect((await run("{{ 'ok' }}")).body.parameters).toEqual({ x: "ok" });
+  });
+});

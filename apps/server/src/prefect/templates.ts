@@ -9,6 +9,16 @@
  * `import` fail). Rendering runs in one worker thread with three limits: MiniJinja's fuel (a number of
  * steps), a cap on the engine's memory, and a wall-clock timeout after which the thread is terminated
  * and replaced. Each failure is a TemplateRenderError; the server's own thread is never at risk.
+ *
+ * Why MiniJinja: among the Jinja engines for JavaScript on npm it is the closest to Jinja (written by
+ * Jinja's author; syntax errors carry their line, `tojson` is HTML-safe, Python's methods with
+ * `enablePyCompat`, chainable undefined, no loader) and the only one with built-in limits (fuel,
+ * range size). Templates see copies of plain JSON in WebAssembly, so no JavaScript object is
+ * reachable. nunjucks runs templates as JavaScript with access to prototypes (its documentation warns
+ * against untrusted templates) and has had no release since 2023; @huggingface/jinja is sandboxed and
+ * maintained but covers less of Jinja (no `raw`, no string repetition, no line numbers in errors,
+ * `none` printed as nothing) and has no limits. Differences from Python's Jinja that remain: `none`,
+ * `true` and `false` print in lower case, and lists and dicts print as JSON rather than Python reprs.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
