@@ -68,7 +68,7 @@ function setting(env: Env, ...names: string[]): { name: string; value: string } 
 const prefectNames = (suffix: string) => [`PREFECT_SERVER_DATABASE_${suffix}`, `PREFECT_API_DATABASE_${suffix}`];
 
 function fail(name: string, problem: string): never {
-  throw new InvalidError(`Invalid database setting: ${name} ${problem}`, [{ path: [name], message: problem }]);
+  throw new InvalidError(`Invalid database setting: ${name} ${problem}`, [{ path: [name], message: problem }], { reason: "misconfigured" });
 }
 
 function parseWith<T>(schema: z.ZodType<T>, found: { name: string; value: string } | undefined, fallback: T): T {

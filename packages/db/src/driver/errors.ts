@@ -27,10 +27,10 @@ export function translateSqliteError(error: unknown): unknown {
     return new AlreadyExistsError(`A row with the same ${columns ?? "key"} already exists.`, columns, { cause: error });
   }
   if (e.code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
-    return new InvalidError("The row refers to a row that does not exist.", [], { cause: error });
+    return new InvalidError("The row refers to a row that does not exist.", [], { cause: error, reason: "missing_reference" });
   }
   if (e.code.startsWith("SQLITE_CONSTRAINT")) {
-    return new InvalidError(`The row breaks a constraint: ${message}`, [], { cause: error });
+    return new InvalidError(`The row breaks a constraint: ${message}`, [], { cause: error, reason: "constraint_violation" });
   }
   return error;
 }
@@ -78,17 +78,21 @@ export function translatePostgresError(error: unknown): unknown {
   if (code === "25P02") {
     return new InvalidError("An earlier statement in this transaction failed, so PostgreSQL ignores the rest of it; nothing will be committed.", [], {
       cause: error,
+      reason: "transaction_aborted",
     });
   }
   if (code === "23505") {
     return new AlreadyExistsError(`A row with the same key already exists${e.detail ? `: ${e.detail}` : "."}`, e.constraint, { cause: error });
   }
   if (code === "23503") {
-    return new InvalidError(`The row refers to a row that does not exist${e.detail ? `: ${e.detail}` : "."}`, [], { cause: error });
+    return new InvalidError(`The row refers to a row that does not exist${e.detail ? `: ${e.detail}` : "."}`, [], { cause: error, reason: "missing_reference" });
   }
   if (code.startsWith("23") || code.startsWith("22")) {
     // integrity (not null, check) and data exceptions (malformed uuid, out-of-range number, bad JSON)
-    return new InvalidError(e.message ?? "invalid value", e.column ? [{ path: [e.column], message: e.message ?? "" }] : [], { cause: error });
+    return new InvalidError(e.message ?? "invalid value", e.column ? [{ path: [e.column], message: e.message ?? "" }] : [], {
+      cause: error,
+      reason: code.startsWith("23") ? "constraint_violation" : "invalid_value",
+    });
   }
   return error;
 }

@@ -122,7 +122,7 @@ export function stateHistory<S extends State>({ q, writes }: RepositoryContext, 
         try {
           result = await writes.writeState(q, t, runId, row, assignments);
         } catch (error) {
-          if (error instanceof InvalidError && /refers to a row that does not exist/.test(error.message)) {
+          if (error instanceof InvalidError && error.reason === "missing_reference") {
             throw new NotFoundError(`${kind} ${runId} not found.`, { cause: error });
           }
           throw error;

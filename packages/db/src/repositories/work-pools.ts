@@ -686,7 +686,7 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
           return { worker: decodeWorker(rows[0]!), readied };
         });
       } catch (error) {
-        if (error instanceof InvalidError && /refers to a row that does not exist/.test(error.message)) {
+        if (error instanceof InvalidError && error.reason === "missing_reference") {
           throw new NotFoundError(`Work pool ${workPoolId} not found.`, { cause: error });
         }
         throw error;

@@ -39,6 +39,8 @@ export function checkSqliteVersion(version: string): void {
       throw new InvalidError(
         `SQLite ${version} is too old: this server needs SQLite ${MIN_SQLITE_VERSION} or newer. ` +
           "Reinstall better-sqlite3 (which bundles a current SQLite) or upgrade the system SQLite it was built against.",
+        [],
+        { reason: "misconfigured" },
       );
     }
   }
