@@ -1,9 +1,7 @@
+import { backendFor } from "./backends/index.js";
 import { type DatabaseConfig, describeLocation, loadDatabaseConfig } from "./config.js";
-import type { Driver, Queryable } from "./driver/types.js";
-import { postgresMigrations, sqliteMigrations } from "./generated/migrations.js";
+import type { Queryable } from "./driver/types.js";
 import { type MigrationStatus, Migrator } from "./migrations/migrator.js";
-import { PostgresDriver } from "./postgres/driver.js";
-import { postgresWrites } from "./postgres/writes.js";
 import { type ArtifactRepository, artifactRepository } from "./repositories/artifacts.js";
 import { type AutomationRepository, automationRepository } from "./repositories/automations.js";
 import { type BlockRepository, blockRepository } from "./repositories/blocks.js";
@@ -24,9 +22,6 @@ import { type WorkPoolRepository, workPoolRepository } from "./repositories/work
 import { type ScheduledRunRepository, scheduledRunRepository } from "./repositories/scheduled-runs.js";
 import { type CancellationRepository, cancellationRepository } from "./repositories/cancellations.js";
 import { sql } from "./sql.js";
-import { SqliteDriver } from "./sqlite/driver.js";
-import { sqliteWrites } from "./sqlite/writes.js";
-import type { RunWrites } from "./writes.js";
 
 /** Every repository, bound to the pool or to one transaction. */
 export interface Repositories {
@@ -109,19 +104,15 @@ function repositories(context: RepositoryContext): Repositories {
   };
 }
 
-async function openDriver(config: DatabaseConfig): Promise<{ driver: Driver; writes: RunWrites }> {
-  if (config.backend === "sqlite") return { driver: new SqliteDriver(config), writes: sqliteWrites };
-  return { driver: await PostgresDriver.open(config), writes: postgresWrites };
-}
-
 /**
  * Opens the configured database (SQLite or PostgreSQL, from the environment unless `config` is
  * given) and, unless turned off, applies pending migrations.
  */
 export async function openDatabase(config: DatabaseConfig = loadDatabaseConfig(), options: OpenOptions = {}): Promise<Database> {
-  const { driver, writes } = await openDriver(config);
-  const migrator = new Migrator(driver, config.backend === "sqlite" ? sqliteMigrations : postgresMigrations);
-  const bound = (q: Queryable) => repositories({ q, writes });
+  const backend = backendFor(config);
+  const driver = await backend.connect(config);
+  const migrator = new Migrator(driver, backend.migrationHooks, backend.migrations);
+  const bound = (q: Queryable) => repositories({ q, backend });
 
   const db: Database = {
     ...bound(driver),

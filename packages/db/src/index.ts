@@ -1,4 +1,6 @@
-export { type Backend, type DatabaseConfig, type PostgresConfig, type SqliteConfig, describeLocation, loadDatabaseConfig, redactUrl } from "./config.js";
+/** @deprecated The name of a backend; use `BackendName`. */
+export type { BackendName as Backend } from "./config.js";
+export { type BackendName, type DatabaseConfig, type PostgresConfig, type SqliteConfig, describeLocation, loadDatabaseConfig, redactUrl } from "./config.js";
 export { type Database, type DatabaseHealth, type OpenOptions, type Repositories, openDatabase } from "./database.js";
 export { AlreadyExistsError, BusyError, DatabaseError, InvalidError, type InvalidReason, isDatabaseError, MigrationError, NotFoundError } from "./errors.js";
 export type { AppliedMigration, MigrationStatus } from "./migrations/migrator.js";

@@ -1,6 +1,6 @@
 /**
- * The hot write paths of run tracking, implemented once per backend (sqlite/writes.ts,
- * postgres/writes.ts) because the fastest atomic form differs: SQLite runs a few synchronous
+ * The hot write paths of run tracking, implemented once per backend (backends/sqlite/writes.ts,
+ * backends/postgres/writes.ts) because the fastest atomic form differs: SQLite runs a few synchronous
  * statements inside one IMMEDIATE transaction, PostgreSQL sends one statement with data-modifying
  * CTEs (one round trip, atomic by itself). Both take plain domain values and bind them by column kind.
  */

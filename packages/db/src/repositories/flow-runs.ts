@@ -67,7 +67,8 @@ const SORTS: Record<FlowRunSort, readonly (readonly [string, "ASC" | "DESC"])[]>
 };
 
 export function flowRunRepository(context: RepositoryContext): FlowRunRepository {
-  const { q, writes } = context;
+  const { q } = context;
+  const { writes } = context.backend;
   const reader = runReader<FlowRun>(q.dialect, flowRunTables);
   const states = stateHistory<FlowRunState>(context, flowRunTables, "Flow run");
 

@@ -102,7 +102,8 @@ export interface StateHistory<S extends State> {
   deleteState(stateId: string): Promise<void>;
 }
 
-export function stateHistory<S extends State>({ q, writes }: RepositoryContext, t: RunTables, kind: string): StateHistory<S> {
+export function stateHistory<S extends State>({ q, backend }: RepositoryContext, t: RunTables, kind: string): StateHistory<S> {
+  const { writes } = backend;
   const decode = rowDecoder(q.dialect, t.state);
   const toState = (row: Record<string, unknown>) => {
     const d = decode(row);

@@ -71,7 +71,8 @@ const SORTS: Record<TaskRunSort, readonly (readonly [string, "ASC" | "DESC"])[]>
 };
 
 export function taskRunRepository(context: RepositoryContext): TaskRunRepository {
-  const { q, writes } = context;
+  const { q } = context;
+  const { writes } = context.backend;
   const reader = runReader<TaskRun>(q.dialect, taskRunTables);
   const states = stateHistory<TaskRunState>(context, taskRunTables, "Task run");
   const decodeCache = rowDecoder<TaskRunStateCacheEntry>(q.dialect, tables.task_run_state_cache);

@@ -8,7 +8,6 @@ import type { Queryable, Row } from "../driver/types.js";
 import { AlreadyExistsError, InvalidError, NotFoundError } from "../errors.js";
 import { page, where } from "../filters.js";
 import { checkId } from "../ids.js";
-import { postgresWorkPools } from "../postgres/work-pools.js";
 import type { Page } from "../schemas/common.js";
 import { defaultStateName, type FlowRun } from "../schemas/runs.js";
 import {
@@ -38,10 +37,9 @@ import {
   WorkQueueUpdate,
 } from "../schemas/work-pools.js";
 import { type Sql, sql } from "../sql.js";
-import { sqliteWorkPools } from "../sqlite/work-pools.js";
 import { assignments, insertSql, rowDecoder, selectList, tables } from "../tables.js";
 import { addSeconds, now, secondsBetween, toTimestamp } from "../timestamps.js";
-import { claimOrder, eligibleRunsSql, limitSql, type RunSelection, type WorkPoolSql } from "../work-pools.js";
+import { claimOrder, eligibleRunsSql, limitSql, type RunSelection } from "../claims.js";
 import { flowRunTables } from "./flow-runs.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 import { runReader } from "./run-states.js";
@@ -307,11 +305,9 @@ function queueSlotHolders(workQueueId: string): Sql {
     AND fr.state_type IN ('PENDING', 'RUNNING', 'CANCELLING')`;
 }
 
-const workPoolSqlFor = (d: Dialect): WorkPoolSql => (d.name === "sqlite" ? sqliteWorkPools : postgresWorkPools);
-
-export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository {
+export function workPoolRepository({ q, backend }: RepositoryContext): WorkPoolRepository {
   const d = q.dialect;
-  const dialectSql = workPoolSqlFor(d);
+  const { claims } = backend;
   const decodePool = rowDecoder<WorkPool>(d, POOL);
   const decodeQueueRow = rowDecoder<WorkQueue>(d, QUEUE);
   const decodeQueue = (row: Row): WorkQueue => ({ ...decodeQueueRow(row), work_pool_name: row.work_pool_name as string });
@@ -337,11 +333,10 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
   const selectWorkers = sql`SELECT ${selectList(WORKER, "w")} FROM worker w`;
 
   /**
-   * A row lock for changes that leave the row's key alone: on PostgreSQL `FOR NO KEY UPDATE`, which
-   * such changes conflict on, while inserts of rows referring to it (runs into a queue, workers into
-   * a pool) go on. SQLite's transactions hold the database's write lock instead.
+   * A row lock for changes that leave the row's key alone, so that inserts of rows referring to it
+   * (runs into a queue, workers into a pool) go on meanwhile.
    */
-  const lockRows = (alias: string) => (d.name === "sqlite" ? sql.empty : sql.raw(` FOR NO KEY UPDATE OF ${alias}`));
+  const lockRows = (alias: string) => d.forNoKeyUpdate(alias);
   const poolWhere = async (db: Queryable, condition: Sql, lock = false) => {
     const rows = await db.query(sql`${selectPools} WHERE ${condition}${lock ? lockRows("wp") : sql.empty}`);
     return rows[0] ? decodePool(rows[0]) : null;
@@ -728,7 +723,7 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
         data: data.state.data === undefined ? null : data.state.data,
       };
       return q.transaction(async (tx) => {
-        const claimed = await dialectSql.claim(tx, selection(data), state, now());
+        const claimed = await claims.claim(tx, selection(data), state, now());
         if (claimed.length === 0) return [];
         const rows = await tx.query(sql`${reader.select} WHERE ${d.inList(sql.raw("r.id"), claimed.map((c) => c.id))}`);
         const runs = new Map(rows.map((row) => [row.id as string, reader.decode(row)]));
@@ -739,7 +734,7 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
     async lockScheduledFlowRuns(query = {}) {
       const s = selection(parseInput(ScheduledFlowRunQuery, query, "scheduled flow run query"));
       if (!q.inTransaction) throw new InvalidError("lockScheduledFlowRuns needs a transaction: call it as db.transaction((tx) => tx.workPools.lockScheduledFlowRuns(...)).");
-      const locked = await dialectSql.lock(q, s);
+      const locked = await claims.lock(q, s);
       if (locked.length === 0) return [];
       const rows = await q.query(sql`${reader.select} WHERE ${d.inList(sql.raw("r.id"), locked.map((l) => l.id))}`);
       const runs = new Map(rows.map((row) => [row.id as string, reader.decode(row)]));
@@ -763,7 +758,7 @@ export function workPoolRepository({ q }: RepositoryContext): WorkPoolRepository
       const ts = options.now ? toTimestamp(options.now) : now();
       const rows = await updateInIdOrder(
         "work_pool",
-        sql`status = 'NOT_READY', last_status_event_id = ${dialectSql.randomUuid()}, last_transitioned_status_at = ${ts}, updated = ${ts}`,
+        sql`status = 'NOT_READY', last_status_event_id = ${d.randomUuid()}, last_transitioned_status_at = ${ts}, updated = ${ts}`,
         sql`t.status = 'READY' AND NOT EXISTS (SELECT 1 FROM worker w WHERE w.work_pool_id = t.id AND w.status = 'ONLINE')`,
         sql` RETURNING ${selectList(POOL, "work_pool")}`,
       );

@@ -2,9 +2,14 @@
  * InvalidError says why an input was refused (`reason`), so that callers answer each case without
  * reading the message. The messages stay as they were.
  */
-import { beforeEach, expect, it } from "vitest";
-import { type Flow, InvalidError, NotFoundError } from "../../src/index.js";
-import { describeEachBackend } from "../../src/testing/database.js";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { backendFor } from "../../src/backends/index.js";
+import type { Driver } from "../../src/driver/types.js";
+import { type Flow, InvalidError, NotFoundError, now } from "../../src/index.js";
+import { Migrator } from "../../src/migrations/migrator.js";
+import { sql } from "../../src/sql.js";
+import { selectedBackends } from "../../src/testing/backends.js";
+import { describeEachBackend, freshConfig } from "../../src/testing/database.js";
 
 const MISSING = "00000000-0000-4000-8000-000000000000";
 
@@ -71,3 +76,39 @@ describeEachBackend("error reasons", (t) => {
     await expect(t.db.workPools.recordHeartbeat(MISSING, { name: "w" })).rejects.toBeInstanceOf(NotFoundError);
   });
 });
+
+for (const backend of selectedBackends()) {
+  describe(`error reasons of the driver [${backend}]`, () => {
+    let driver: Driver;
+    let remove: () => Promise<void>;
+    beforeEach(async () => {
+      const fresh = await freshConfig(backend);
+      remove = fresh.remove;
+      const chosen = backendFor(fresh.config);
+      driver = await chosen.connect(fresh.config);
+      await new Migrator(driver, chosen.migrationHooks, chosen.migrations).upgrade();
+    });
+    afterEach(async () => {
+      await driver.close();
+      await remove();
+    });
+
+    it("calls a NOT NULL violation a constraint violation", async () => {
+      const ts = now();
+      const insert = driver.execute(sql`INSERT INTO flow (id, created, updated, name, tags) VALUES (${MISSING}, ${ts}, ${ts}, ${null}, '[]')`);
+      expect((await refusal(insert)).reason).toBe("constraint_violation");
+    });
+
+    it("calls a foreign key to a missing row a missing reference", async () => {
+      const ts = now();
+      const insert = driver.execute(sql`INSERT INTO flow_run (id, created, updated, name, flow_id) VALUES (${MISSING}, ${ts}, ${ts}, 'r', ${MISSING})`);
+      expect((await refusal(insert)).reason).toBe("missing_reference");
+    });
+
+    if (backend === "postgres") {
+      it("calls a value PostgreSQL cannot store an invalid value", async () => {
+        expect((await refusal(driver.query(sql`SELECT CAST(${"not-a-uuid"} AS uuid) AS id`))).reason).toBe("invalid_value");
+      });
+    }
+  });
+}

@@ -1,6 +1,10 @@
-import type { Queryable } from "../driver/types.js";
-import { bindValue, type ColumnKind, type TableSpec } from "../tables.js";
-import { quote, type RunTables, type RunWrites, type StateWriteResult, TextCache } from "../writes.js";
+/**
+ * Run writes on PostgreSQL: one statement with data-modifying CTEs per write, atomic by itself and
+ * one round trip.
+ */
+import type { Queryable } from "../../driver/types.js";
+import { bindValue, type ColumnKind, type TableSpec } from "../../tables.js";
+import { quote, type RunTables, type RunWrites, type StateWriteResult, TextCache } from "../../writes.js";
 import { postgresDialect } from "./dialect.js";
 
 const texts = new TextCache();

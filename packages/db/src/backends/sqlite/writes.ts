@@ -1,19 +1,16 @@
-import type { Queryable } from "../driver/types.js";
-import { bindValue } from "../tables.js";
-import { quote, type RunTables, type RunWrites, type StateWriteResult, TextCache } from "../writes.js";
+/**
+ * Run writes on SQLite: a few synchronous statements in one IMMEDIATE transaction (or savepoint),
+ * without yielding to the event loop in between.
+ */
+import { bindValue } from "../../tables.js";
+import { quote, type RunTables, type RunWrites, type StateWriteResult, TextCache } from "../../writes.js";
 import { sqliteDialect } from "./dialect.js";
-import { SqliteDriver, SqliteTransaction } from "./driver.js";
+import { syncConnection as connection } from "./driver.js";
 
 const texts = new TextCache();
 
 function encodeRow(spec: RunTables["run"], columns: readonly string[], values: Record<string, unknown>): unknown[] {
   return columns.map((c) => sqliteDialect.encode(bindValue(spec.columns[c]!, values[c])));
-}
-
-function connection(q: Queryable): { driver: SqliteDriver; atomic: <T>(work: () => T) => Promise<T> } {
-  if (q instanceof SqliteDriver) return { driver: q, atomic: (work) => q.atomic(work) };
-  if (q instanceof SqliteTransaction) return { driver: q.driver, atomic: (work) => q.atomic(work) };
-  throw new Error("not a SQLite connection");
 }
 
 function insertText(spec: RunTables["run"], columns: readonly string[], conflict: string): string {

@@ -1,17 +1,16 @@
 /**
- * Work pools on SQLite. A claim is a handful of synchronous statements inside the caller's IMMEDIATE
+ * Claims of scheduled runs on SQLite. A claim is a handful of synchronous statements inside the caller's IMMEDIATE
  * transaction: select the eligible runs, then write each its new state and move its pointer. The
  * write lock excludes every other writer (in this process and in others) until the transaction ends,
  * so two claims can neither take the same run nor share a free slot.
  */
 import { randomUUID } from "node:crypto";
-import type { Queryable } from "../driver/types.js";
-import { type Sql, sql } from "../sql.js";
-import { bindValue, type TableSpec, tables } from "../tables.js";
-import { fromMicros, toMicros } from "../timestamps.js";
-import { type ClaimedRun, claimOrder, eligibleRunsSql, limitSql, type WorkPoolSql } from "../work-pools.js";
+import { type ClaimedRun, claimOrder, eligibleRunsSql, limitSql, type RunClaims } from "../../claims.js";
+import { sql } from "../../sql.js";
+import { bindValue, type TableSpec, tables } from "../../tables.js";
+import { fromMicros, toMicros } from "../../timestamps.js";
 import { sqliteDialect } from "./dialect.js";
-import { SqliteDriver, SqliteTransaction } from "./driver.js";
+import { syncConnection as connection } from "./driver.js";
 
 const state: TableSpec = tables.flow_run_state;
 const stateColumns = Object.keys(state.columns);
@@ -21,19 +20,13 @@ const insertState =
   `ON CONFLICT ("flow_run_id", "timestamp") DO NOTHING RETURNING id`;
 const movePointer = `UPDATE flow_run SET "state_id" = ?, "state_type" = ?, "state_name" = ?, "state_timestamp" = ?, "updated" = ? WHERE id = ?`;
 
-function connection(q: Queryable): { driver: SqliteDriver; atomic: <T>(work: () => T) => Promise<T> } {
-  if (q instanceof SqliteDriver) return { driver: q, atomic: (work) => q.atomic(work) };
-  if (q instanceof SqliteTransaction) return { driver: q.driver, atomic: (work) => q.atomic(work) };
-  throw new Error("not a SQLite connection");
-}
-
 interface Picked {
   id: string;
   work_pool_id: string;
   state_timestamp: string | null;
 }
 
-export const sqliteWorkPools: WorkPoolSql = {
+export const sqliteClaims: RunClaims = {
   claim(tx, selection, target, now) {
     const { driver, atomic } = connection(tx);
     const pick = sqliteDialect.render(
@@ -75,14 +68,6 @@ export const sqliteWorkPools: WorkPoolSql = {
     if (!tx.inTransaction) throw new Error("runs are locked inside a transaction: the lock lasts until it ends");
     return tx.query<ClaimedRun>(
       sql`${eligibleRunsSql(sqliteDialect, selection)}SELECT e.id, e.work_pool_id FROM eligible e ORDER BY ${claimOrder("e")}${limitSql(selection.limit)}`,
-    );
-  },
-
-
-  randomUuid(): Sql {
-    return sql.raw(
-      "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || " +
-        "substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
     );
   },
 };

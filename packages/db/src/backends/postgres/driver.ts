@@ -7,13 +7,13 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { readFileSync } from "node:fs";
 import pg from "pg";
-import type { PostgresConfig } from "../config.js";
-import { InvalidError } from "../errors.js";
-import type { Sql } from "../sql.js";
-import type { Timestamp } from "../timestamps.js";
-import { translatePostgresError } from "../driver/errors.js";
-import type { Driver, Queryable, Row } from "../driver/types.js";
+import type { PostgresConfig } from "../../config.js";
+import type { Driver, Queryable, Row } from "../../driver/types.js";
+import { InvalidError } from "../../errors.js";
+import type { Sql } from "../../sql.js";
+import type { Timestamp } from "../../timestamps.js";
 import { postgresDialect } from "./dialect.js";
+import { translatePostgresError } from "./errors.js";
 
 export const MIN_POSTGRES_VERSION_NUM = 130000;
 
