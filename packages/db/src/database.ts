@@ -18,7 +18,7 @@ import { type FlowRunRepository, flowRunRepository } from "./repositories/flow-r
 import { type FlowRepository, flowRepository } from "./repositories/flows.js";
 import { type LogRepository, logRepository } from "./repositories/logs.js";
 import { type TaskRunRepository, taskRunRepository } from "./repositories/task-runs.js";
-import { type WorkPoolRepository, workPoolRepository } from "./repositories/work-pools.js";
+import { type WorkPoolRepository, workPoolRepository } from "./repositories/work-pools/index.js";
 import { type ScheduledRunRepository, scheduledRunRepository } from "./repositories/scheduled-runs.js";
 import { type CancellationRepository, cancellationRepository } from "./repositories/cancellations.js";
 import { sql } from "./sql.js";

@@ -36,7 +36,7 @@ export type {
   WorkPoolReadOptions,
   WorkPoolRepository,
   WorkQueueReadOptions,
-} from "./repositories/work-pools.js";
+} from "./repositories/work-pools/index.js";
 export * from "./schemas/artifacts.js";
 export * from "./schemas/automations.js";
 export * from "./schemas/blocks.js";

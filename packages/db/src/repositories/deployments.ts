@@ -25,7 +25,7 @@ import { assignments, insertSql, rowDecoder, selectList, tables } from "../table
 import { now } from "../timestamps.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 import { orderBy } from "./run-states.js";
-import { workPoolFilterSql, workQueueFilterSql } from "./work-pools.js";
+import { workPoolFilterSql, workQueueFilterSql } from "./work-pools/filters.js";
 
 /** Prefect's read_deployments criteria: on the deployment, its flow, its runs and their task runs, its work pool and queue. */
 export interface DeploymentCriteria extends Pick<RunCriteria, "flows" | "flow_runs" | "task_runs"> {
