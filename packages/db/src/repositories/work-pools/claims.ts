@@ -10,8 +10,7 @@ import { ClaimScheduledFlowRuns, ScheduledFlowRunQuery, type WorkerFlowRun } fro
 import { sql } from "../../sql.js";
 import { now } from "../../timestamps.js";
 import { parseInput, type RepositoryContext } from "../context.js";
-import { flowRunTables } from "../flow-runs.js";
-import { runReader } from "../run-states.js";
+import { flowRunReader } from "../flow-runs.js";
 
 export interface WorkerRunRepository {
   /**
@@ -51,7 +50,7 @@ const selection = (query: ReturnType<typeof ScheduledFlowRunQuery.parse>): RunSe
 export function workerRunRepository({ q, backend }: RepositoryContext): WorkerRunRepository {
   const d = q.dialect;
   const { claims } = backend;
-  const reader = runReader<FlowRun>(d, flowRunTables);
+  const reader = flowRunReader(d);
   const workerFlowRun = (flowRun: FlowRun, workPoolId: string): WorkerFlowRun => ({
     work_pool_id: workPoolId,
     work_queue_id: flowRun.work_queue_id!,

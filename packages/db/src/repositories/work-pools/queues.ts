@@ -25,8 +25,7 @@ import { assignments, insertSql } from "../../tables.js";
 import { addSeconds, now, secondsBetween, toTimestamp } from "../../timestamps.js";
 import { limitSql } from "../../claims.js";
 import { parseInput } from "../context.js";
-import { flowRunTables } from "../flow-runs.js";
-import { runReader } from "../run-states.js";
+import { flowRunReader } from "../flow-runs.js";
 import { has, workQueueFilterSql } from "./filters.js";
 import { type AsOf, QUEUE, SLOT_HOLDER_COLUMNS, type WorkPoolRows } from "./rows.js";
 
@@ -141,7 +140,7 @@ export interface WorkQueueRepository {
 
 export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
   const { q, d, decodeQueue, decodeSlotHolder, selectQueues, lockRows, poolWhere, queueWhere, lockPool, countBy, updateInIdOrder } = rows;
-  const reader = runReader<FlowRun>(d, flowRunTables);
+  const reader = flowRunReader(d);
 
   /** Gives the queue `priority`, moving the pool's other queues as `reprioritise` says. */
   const applyPriority = async (tx: Queryable, workPoolId: string, queueId: string, priority: number) => {
