@@ -319,8 +319,33 @@ export type TableName = keyof Tables;
 /** Decoded row of a table: JSON parsed, booleans as booleans, timestamps canonical. */
 export type DecodedRow = Record<string, unknown>;
 
-/** Builds a fast row decoder for `spec` (optionally reading columns under a prefix, for joins). */
+type Decoder = (row: Record<string, unknown>) => DecodedRow;
+const decoders = new WeakMap<Dialect, WeakMap<TableSpec, Map<string, Decoder>>>();
+
+/**
+ * A fast row decoder for `spec` (optionally reading columns under a prefix, for joins). Built once per
+ * dialect, table and prefix: repositories bound to a new transaction reuse it.
+ */
 export function rowDecoder<R = DecodedRow>(dialect: Dialect, spec: TableSpec, prefix = ""): (row: Record<string, unknown>) => R {
+  let bySpec = decoders.get(dialect);
+  if (!bySpec) {
+    bySpec = new WeakMap();
+    decoders.set(dialect, bySpec);
+  }
+  let byPrefix = bySpec.get(spec);
+  if (!byPrefix) {
+    byPrefix = new Map();
+    bySpec.set(spec, byPrefix);
+  }
+  let decoder = byPrefix.get(prefix);
+  if (!decoder) {
+    decoder = buildDecoder(dialect, spec, prefix);
+    byPrefix.set(prefix, decoder);
+  }
+  return decoder as (row: Record<string, unknown>) => R;
+}
+
+function buildDecoder(dialect: Dialect, spec: TableSpec, prefix: string): Decoder {
   const steps = Object.entries(spec.columns).map(([column, kind]) => {
     const key = prefix + column;
     switch (kind) {
@@ -354,7 +379,7 @@ export function rowDecoder<R = DecodedRow>(dialect: Dialect, spec: TableSpec, pr
   return (row) => {
     const out: DecodedRow = {};
     for (const step of steps) step(row, out);
-    return out as R;
+    return out;
   };
 }
 
@@ -365,13 +390,26 @@ export function bindValue(kind: ColumnKind, value: unknown): unknown {
   return value;
 }
 
-/** `alias.col AS prefixcol, ...` for every column of `spec`. */
+const selectLists = new WeakMap<TableSpec, Map<string, Sql>>();
+
+/** `alias.col AS prefixcol, ...` for every column of `spec` (built once per table, alias and prefix). */
 export function selectList(spec: TableSpec, alias: string, prefix = ""): Sql {
-  return sql.raw(
-    Object.keys(spec.columns)
-      .map((c) => (prefix ? `${alias}."${c}" AS "${prefix}${c}"` : `${alias}."${c}"`))
-      .join(", "),
-  );
+  let lists = selectLists.get(spec);
+  if (!lists) {
+    lists = new Map();
+    selectLists.set(spec, lists);
+  }
+  const key = `${alias} ${prefix}`;
+  let list = lists.get(key);
+  if (!list) {
+    list = sql.raw(
+      Object.keys(spec.columns)
+        .map((c) => (prefix ? `${alias}."${c}" AS "${prefix}${c}"` : `${alias}."${c}"`))
+        .join(", "),
+    );
+    lists.set(key, list);
+  }
+  return list;
 }
 
 /** INSERT of one row: columns in `values` only (others take their defaults). */

@@ -96,9 +96,22 @@ export interface RunKind<CreateSchema extends z.ZodType<RunCreateCommon>, Update
   readonly join?: RunJoin;
 }
 
-/** Reads runs of `kind` with their current state (and joined columns). */
-export function kindReader<Run>(d: Dialect, kind: Pick<RunKind<z.ZodType<RunCreateCommon>, z.ZodType, string>, "tables" | "join">): RunReader<Run> {
-  return runReader<Run>(d, kind.tables, kind.join);
+type ReaderKind = Pick<RunKind<z.ZodType<RunCreateCommon>, z.ZodType, string>, "tables" | "join">;
+const readers = new WeakMap<ReaderKind, WeakMap<Dialect, RunReader<unknown>>>();
+
+/** Reads runs of `kind` with their current state (and joined columns); built once per kind and dialect. */
+export function kindReader<Run>(d: Dialect, kind: ReaderKind): RunReader<Run> {
+  let byDialect = readers.get(kind);
+  if (!byDialect) {
+    byDialect = new WeakMap();
+    readers.set(kind, byDialect);
+  }
+  let reader = byDialect.get(d);
+  if (!reader) {
+    reader = runReader<unknown>(d, kind.tables, kind.join);
+    byDialect.set(d, reader);
+  }
+  return reader as RunReader<Run>;
 }
 
 export function runRepository<Run, S extends State, CreateSchema extends z.ZodType<RunCreateCommon>, UpdateSchema extends z.ZodType, Sort extends string>(
