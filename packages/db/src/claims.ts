@@ -68,6 +68,14 @@ export interface RunClaims {
    * Returns the locked runs in claim order.
    */
   lock(tx: Queryable, selection: RunSelection): Promise<ClaimedRun[]>;
+  /**
+   * The SQL `claim` and `lock` send, in order, when `held` are the limit rows a claimer holds, for
+   * review (test/sql keeps them as snapshots).
+   */
+  readonly statements: {
+    claim(selection: RunSelection, held: HeldLimits, state: ClaimStateRow, now: Timestamp): readonly Sql[];
+    lock(selection: RunSelection, held: HeldLimits): readonly Sql[];
+  };
 }
 
 const SLOT_STATES = sql.raw(`('PENDING', 'RUNNING')`);

@@ -33,6 +33,12 @@ export interface RunWrites {
     state: Record<string, unknown>,
     assignments: Record<string, unknown>,
   ): Promise<StateWriteResult>;
+  /** The SQL texts these send, in order, for review (test/sql keeps them as snapshots). */
+  readonly statements: {
+    insertRun(t: RunTables, withState: boolean): readonly string[];
+    /** `assigned`: the run's columns the write sets. */
+    writeState(t: RunTables, assigned: readonly string[]): readonly string[];
+  };
 }
 
 /** Caches statement texts built from a table and a list of column names. */

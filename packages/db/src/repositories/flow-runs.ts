@@ -39,7 +39,7 @@ const workPoolOfQueue: RunJoin = {
   readBack: (run) => Boolean(run.work_queue_id),
 };
 
-const flowRuns: RunKind<typeof FlowRunCreate, typeof FlowRunUpdate, FlowRunSort> = {
+export const flowRuns: RunKind<typeof FlowRunCreate, typeof FlowRunUpdate, FlowRunSort> = {
   tables: flowRunTables,
   label: "Flow run",
   createSchema: FlowRunCreate,

@@ -114,6 +114,16 @@ export function kindReader<Run>(d: Dialect, kind: ReaderKind): RunReader<Run> {
   return reader as RunReader<Run>;
 }
 
+/** The query `read` sends: runs of `kind` matching `options`, sorted and paged. */
+export function runReadSql<Sort extends string>(d: Dialect, kind: RunKind<z.ZodType<RunCreateCommon>, z.ZodType, Sort>, options: RunReadOptions<Sort>): Sql {
+  const reader = kindReader(d, kind);
+  return sql`${reader.select}${where(kind.criteriaSql(d, options, "r"))} ORDER BY ${orderBy(kind.sorts[options.sort ?? kind.defaultSort])}${page(
+    d,
+    options.limit,
+    options.offset,
+  )}`;
+}
+
 export function runRepository<Run, S extends State, CreateSchema extends z.ZodType<RunCreateCommon>, UpdateSchema extends z.ZodType, Sort extends string>(
   context: RepositoryContext,
   kind: RunKind<CreateSchema, UpdateSchema, Sort>,
@@ -187,9 +197,7 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
     },
 
     async read(options = {}) {
-      const rows = await q.query(
-        sql`${reader.select}${where(criteriaSql(options))} ORDER BY ${orderBy(kind.sorts[options.sort ?? kind.defaultSort])}${page(q.dialect, options.limit, options.offset)}`,
-      );
+      const rows = await q.query(runReadSql(q.dialect, kind, options));
       return rows.map(reader.decode);
     },
 

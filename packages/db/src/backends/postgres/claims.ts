@@ -116,4 +116,9 @@ export const postgresClaims: RunClaims = {
     if (!tx.inTransaction) throw new Error("runs are locked inside a transaction: the locks last until it ends");
     return tx.query<ClaimedRun>(lockSql(selection, await lockLimits(tx, selection)));
   },
+
+  statements: {
+    claim: (selection, held, target, now) => [lockLimitsSql(selection), claimSql(selection, held, target, now)],
+    lock: (selection, held) => [lockLimitsSql(selection), lockSql(selection, held)],
+  },
 };

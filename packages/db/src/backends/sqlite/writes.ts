@@ -20,20 +20,36 @@ function insertText(spec: RunTables["run"], columns: readonly string[], conflict
   });
 }
 
+/**
+ * The run points at its first state and the state at its run: the run goes in without its pointer,
+ * then the state, then the pointer is set, so that every reference is checked at once. (Deferring the
+ * checks would outlive the write inside a transaction, and turning the deferral off again would
+ * discard violations already counted.)
+ */
+function insertRunTexts(t: RunTables): { run: string; state: string; pointer: string } {
+  return {
+    run: insertText(t.run, Object.keys(t.run.columns), `ON CONFLICT (${t.upsertKey.map(quote).join(", ")}) DO NOTHING`),
+    state: insertText(t.state, Object.keys(t.state.columns), ""),
+    pointer: texts.get(`pointer:${t.run.name}`, () => `UPDATE ${quote(t.run.name)} SET "state_id" = ? WHERE id = ?`),
+  };
+}
+
+function writeStateTexts(t: RunTables, assigned: readonly string[]): { state: string; run: string } {
+  return {
+    state: insertText(t.state, Object.keys(t.state.columns), `ON CONFLICT (${quote(t.parentColumn)}, "timestamp") DO NOTHING`),
+    run: texts.get(`update:${t.run.name}:${assigned.join(",")}`, () => {
+      const sets = assigned.map((c) => `${quote(c)} = ?`).join(", ");
+      return `UPDATE ${quote(t.run.name)} SET ${sets} WHERE id = ?`;
+    }),
+  };
+}
+
 export const sqliteWrites: RunWrites = {
   insertRun(q, t, run, state) {
     const { driver, atomic } = connection(q);
-    const runColumns = Object.keys(t.run.columns);
-    const runText = insertText(t.run, runColumns, `ON CONFLICT (${t.upsertKey.map(quote).join(", ")}) DO NOTHING`);
-    // The run points at its first state and the state at its run: insert the run without its pointer,
-    // then the state, then set the pointer, so that every reference is checked at once. (Deferring the
-    // checks would outlive this call inside a transaction, and turning the deferral off again would
-    // discard violations already counted.)
-    const runParams = encodeRow(t.run, runColumns, state ? { ...run, state_id: null } : run);
-    const stateColumns = Object.keys(t.state.columns);
-    const stateText = insertText(t.state, stateColumns, "");
-    const stateParams = state ? encodeRow(t.state, stateColumns, state) : null;
-    const pointerText = `UPDATE ${quote(t.run.name)} SET "state_id" = ? WHERE id = ?`;
+    const { run: runText, state: stateText, pointer: pointerText } = insertRunTexts(t);
+    const runParams = encodeRow(t.run, Object.keys(t.run.columns), state ? { ...run, state_id: null } : run);
+    const stateParams = state ? encodeRow(t.state, Object.keys(t.state.columns), state) : null;
     return atomic(() => {
       if (driver.runQuery(runText, runParams).length === 0) return false;
       if (stateParams) {
@@ -46,19 +62,25 @@ export const sqliteWrites: RunWrites = {
 
   writeState(q, t, runId, state, assignments): Promise<StateWriteResult> {
     const { driver, atomic } = connection(q);
-    const stateColumns = Object.keys(t.state.columns);
-    const stateText = insertText(t.state, stateColumns, `ON CONFLICT (${quote(t.parentColumn)}, "timestamp") DO NOTHING`);
-    const stateParams = encodeRow(t.state, stateColumns, state);
     const assigned = Object.keys(assignments);
-    const updateText = texts.get(`update:${t.run.name}:${assigned.join(",")}`, () => {
-      const sets = assigned.map((c) => `${quote(c)} = ?`).join(", ");
-      return `UPDATE ${quote(t.run.name)} SET ${sets} WHERE id = ?`;
-    });
+    const { state: stateText, run: updateText } = writeStateTexts(t, assigned);
+    const stateParams = encodeRow(t.state, Object.keys(t.state.columns), state);
     const updateParams = [...encodeRow(t.run, assigned, assignments), runId];
     return atomic(() => {
       if (driver.runQuery(stateText, stateParams).length === 0) return "taken";
       driver.runExecute(updateText, updateParams);
       return "written";
     });
+  },
+
+  statements: {
+    insertRun(t, withState) {
+      const texts = insertRunTexts(t);
+      return withState ? [texts.run, texts.state, texts.pointer] : [texts.run];
+    },
+    writeState(t, assigned) {
+      const texts = writeStateTexts(t, assigned);
+      return [texts.state, texts.run];
+    },
   },
 };
