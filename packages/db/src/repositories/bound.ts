@@ -52,6 +52,31 @@ export interface Repositories {
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
 }
 
+type RepositoryName = Exclude<keyof Repositories, "transaction">;
+
+/** How each repository is built on a context. */
+const FACTORIES: { readonly [K in RepositoryName]: (context: RepositoryContext) => Repositories[K] } = {
+  flows: flowRepository,
+  flowRuns: flowRunRepository,
+  taskRuns: taskRunRepository,
+  logs: logRepository,
+  events: eventRepository,
+  blocks: blockRepository,
+  configuration: configurationRepository,
+  deployments: deploymentRepository,
+  workPools: workPoolRepository,
+  concurrencyLimits: concurrencyLimitRepository,
+  variables: variableRepository,
+  savedSearches: savedSearchRepository,
+  flowRunInputs: flowRunInputRepository,
+  csrfTokens: csrfTokenRepository,
+  artifacts: artifactRepository,
+  automations: automationRepository,
+  scheduledRuns: scheduledRunRepository,
+  cancellations: cancellationRepository,
+};
+const NAMES = Object.keys(FACTORIES) as RepositoryName[];
+
 /** One binding per queryable; bindings of finished transactions go with them. */
 export class Bindings {
   readonly #bound = new WeakMap<Queryable, Repositories>();
@@ -67,104 +92,47 @@ export class Bindings {
   }
 }
 
+/**
+ * Each repository is an accessor of the instance that builds it on first use. The accessors close
+ * over the binding's state instead of reading it from `this`, so the repositories also work through
+ * wrappers of this object (a Proxy that forwards property reads, for instance).
+ */
 export class BoundRepositories implements Repositories {
-  #flows?: FlowRepository;
-  #flowRuns?: FlowRunRepository;
-  #taskRuns?: TaskRunRepository;
-  #logs?: LogRepository;
-  #events?: EventRepository;
-  #blocks?: BlockRepository;
-  #configuration?: ConfigurationRepository;
-  #deployments?: DeploymentRepository;
-  #workPools?: WorkPoolRepository;
-  #concurrencyLimits?: ConcurrencyLimitRepository;
-  #variables?: VariableRepository;
-  #savedSearches?: SavedSearchRepository;
-  #flowRunInputs?: FlowRunInputRepository;
-  #csrfTokens?: CsrfTokenRepository;
-  #artifacts?: ArtifactRepository;
-  #automations?: AutomationRepository;
-  #scheduledRuns?: ScheduledRunRepository;
-  #cancellations?: CancellationRepository;
+  declare readonly flows: FlowRepository;
+  declare readonly flowRuns: FlowRunRepository;
+  declare readonly taskRuns: TaskRunRepository;
+  declare readonly logs: LogRepository;
+  declare readonly events: EventRepository;
+  declare readonly blocks: BlockRepository;
+  declare readonly configuration: ConfigurationRepository;
+  declare readonly deployments: DeploymentRepository;
+  declare readonly workPools: WorkPoolRepository;
+  declare readonly concurrencyLimits: ConcurrencyLimitRepository;
+  declare readonly variables: VariableRepository;
+  declare readonly savedSearches: SavedSearchRepository;
+  declare readonly flowRunInputs: FlowRunInputRepository;
+  declare readonly csrfTokens: CsrfTokenRepository;
+  declare readonly artifacts: ArtifactRepository;
+  declare readonly automations: AutomationRepository;
+  declare readonly scheduledRuns: ScheduledRunRepository;
+  declare readonly cancellations: CancellationRepository;
+  readonly transaction: Repositories["transaction"];
 
-  constructor(
-    protected readonly context: RepositoryContext,
-    private readonly bindings: Bindings,
-  ) {}
-
-  readonly transaction = <T>(fn: (tx: Repositories) => Promise<T>): Promise<T> =>
-    this.context.q.transaction((tx) => fn(this.bindings.for(tx)));
-
-  get flows(): FlowRepository {
-    this.#flows ??= flowRepository(this.context);
-    return this.#flows;
-  }
-  get flowRuns(): FlowRunRepository {
-    this.#flowRuns ??= flowRunRepository(this.context);
-    return this.#flowRuns;
-  }
-  get taskRuns(): TaskRunRepository {
-    this.#taskRuns ??= taskRunRepository(this.context);
-    return this.#taskRuns;
-  }
-  get logs(): LogRepository {
-    this.#logs ??= logRepository(this.context);
-    return this.#logs;
-  }
-  get events(): EventRepository {
-    this.#events ??= eventRepository(this.context);
-    return this.#events;
-  }
-  get blocks(): BlockRepository {
-    this.#blocks ??= blockRepository(this.context);
-    return this.#blocks;
-  }
-  get configuration(): ConfigurationRepository {
-    this.#configuration ??= configurationRepository(this.context);
-    return this.#configuration;
-  }
-  get deployments(): DeploymentRepository {
-    this.#deployments ??= deploymentRepository(this.context);
-    return this.#deployments;
-  }
-  get workPools(): WorkPoolRepository {
-    this.#workPools ??= workPoolRepository(this.context);
-    return this.#workPools;
-  }
-  get concurrencyLimits(): ConcurrencyLimitRepository {
-    this.#concurrencyLimits ??= concurrencyLimitRepository(this.context);
-    return this.#concurrencyLimits;
-  }
-  get variables(): VariableRepository {
-    this.#variables ??= variableRepository(this.context);
-    return this.#variables;
-  }
-  get savedSearches(): SavedSearchRepository {
-    this.#savedSearches ??= savedSearchRepository(this.context);
-    return this.#savedSearches;
-  }
-  get flowRunInputs(): FlowRunInputRepository {
-    this.#flowRunInputs ??= flowRunInputRepository(this.context);
-    return this.#flowRunInputs;
-  }
-  get csrfTokens(): CsrfTokenRepository {
-    this.#csrfTokens ??= csrfTokenRepository(this.context);
-    return this.#csrfTokens;
-  }
-  get artifacts(): ArtifactRepository {
-    this.#artifacts ??= artifactRepository(this.context);
-    return this.#artifacts;
-  }
-  get automations(): AutomationRepository {
-    this.#automations ??= automationRepository(this.context);
-    return this.#automations;
-  }
-  get scheduledRuns(): ScheduledRunRepository {
-    this.#scheduledRuns ??= scheduledRunRepository(this.context);
-    return this.#scheduledRuns;
-  }
-  get cancellations(): CancellationRepository {
-    this.#cancellations ??= cancellationRepository(this.context);
-    return this.#cancellations;
+  constructor(context: RepositoryContext, bindings: Bindings) {
+    const built: { [K in RepositoryName]?: Repositories[K] } = {};
+    for (const name of NAMES) {
+      Object.defineProperty(this, name, {
+        enumerable: true,
+        get() {
+          let repository = built[name];
+          if (repository === undefined) {
+            repository = FACTORIES[name](context) as never;
+            built[name] = repository;
+          }
+          return repository;
+        },
+      });
+    }
+    this.transaction = (fn) => context.q.transaction((tx) => fn(bindings.for(tx)));
   }
 }
