@@ -3,13 +3,15 @@
  * backends' bound-parameter limits; the statement text depends only on the chunk size, so each size is
  * prepared once.
  */
+import type { Dialect } from "./dialect.js";
 import type { Queryable } from "./driver/types.js";
 import { bindValue, type TableSpec } from "./tables.js";
 import { quote, TextCache } from "./writes.js";
 
 const MAX_PARAMS = 30_000;
 const MAX_ROWS = 1_000;
-const texts = new TextCache();
+/** Statement texts per dialect (their placeholders differ). */
+const textsByDialect = new WeakMap<Dialect, TextCache>();
 
 export interface InsertManyOptions {
   /** e.g. `ON CONFLICT (id) DO NOTHING` */
@@ -37,10 +39,15 @@ export async function insertMany(
     return kind;
   });
   const encode = q.dialect.encode;
+  let texts = textsByDialect.get(q.dialect);
+  if (!texts) {
+    texts = new TextCache();
+    textsByDialect.set(q.dialect, texts);
+  }
   const ids: string[] = [];
   for (let start = 0; start < rows.length; start += size) {
     const chunk = rows.slice(start, start + size);
-    const text = texts.get(`${q.dialect.name}:${spec.name}:${columns.join(",")}:${chunk.length}:${options.conflict ?? ""}:${options.returnIds ?? false}`, () => {
+    const text = texts.get(`${spec.name}:${columns.join(",")}:${chunk.length}:${options.conflict ?? ""}:${options.returnIds ?? false}`, () => {
       let n = 0;
       const tuples = chunk.map(() => `(${columns.map(() => q.dialect.placeholder(++n)).join(", ")})`).join(", ");
       return `INSERT INTO ${quote(spec.name)} (${columns.map(quote).join(", ")}) VALUES ${tuples}${options.conflict ? ` ${options.conflict}` : ""}${

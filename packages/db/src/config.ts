@@ -17,7 +17,8 @@ import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { InvalidError } from "./errors.js";
 
-export type Backend = "sqlite" | "postgres";
+/** Which database a configuration names. */
+export type BackendName = "sqlite" | "postgres";
 
 interface CommonConfig {
   /** Apply pending migrations when the database is opened. */
@@ -68,7 +69,7 @@ function setting(env: Env, ...names: string[]): { name: string; value: string } 
 const prefectNames = (suffix: string) => [`PREFECT_SERVER_DATABASE_${suffix}`, `PREFECT_API_DATABASE_${suffix}`];
 
 function fail(name: string, problem: string): never {
-  throw new InvalidError(`Invalid database setting: ${name} ${problem}`, [{ path: [name], message: problem }]);
+  throw new InvalidError(`Invalid database setting: ${name} ${problem}`, [{ path: [name], message: problem }], { reason: "misconfigured" });
 }
 
 function parseWith<T>(schema: z.ZodType<T>, found: { name: string; value: string } | undefined, fallback: T): T {
@@ -93,7 +94,7 @@ export function redactUrl(url: string): string {
 }
 
 interface ParsedUrl {
-  backend: Backend;
+  backend: BackendName;
   sqlitePath?: string;
   postgresUrl?: string;
 }
@@ -165,9 +166,9 @@ function postgresUrlFromParts(env: Env): { name: string; url: string } | undefin
 export function loadDatabaseConfig(env: Env = process.env): DatabaseConfig {
   const backendSetting = setting(env, "PREFECT_DATABASE_BACKEND");
   const requestedBackend = parseWith(
-    z.enum(["sqlite", "postgres", "postgresql"], { message: "must be sqlite or postgres" }).transform((v): Backend => (v === "postgresql" ? "postgres" : v)),
+    z.enum(["sqlite", "postgres", "postgresql"], { message: "must be sqlite or postgres" }).transform((v): BackendName => (v === "postgresql" ? "postgres" : v)),
     backendSetting ? { ...backendSetting, value: backendSetting.value.toLowerCase() } : undefined,
-    undefined as Backend | undefined,
+    undefined as BackendName | undefined,
   );
 
   const password = setting(env, ...prefectNames("PASSWORD"))?.value;
@@ -183,7 +184,7 @@ export function loadDatabaseConfig(env: Env = process.env): DatabaseConfig {
   if (parsed && requestedBackend && parsed.backend !== requestedBackend) {
     fail("PREFECT_DATABASE_BACKEND", `is ${requestedBackend} but ${source} names a ${parsed.backend} database`);
   }
-  const backend: Backend = parsed?.backend ?? requestedBackend ?? "sqlite";
+  const backend: BackendName = parsed?.backend ?? requestedBackend ?? "sqlite";
 
   const common: CommonConfig = {
     migrateOnStart: parseWith(boolean, setting(env, ...prefectNames("MIGRATE_ON_START")), true),

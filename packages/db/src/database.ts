@@ -1,58 +1,12 @@
+import type { Backend } from "./backends/backend.js";
+import { backendFor } from "./backends/index.js";
 import { type DatabaseConfig, describeLocation, loadDatabaseConfig } from "./config.js";
-import type { Driver, Queryable } from "./driver/types.js";
-import { postgresMigrations, sqliteMigrations } from "./generated/migrations.js";
+import type { Driver } from "./driver/types.js";
 import { type MigrationStatus, Migrator } from "./migrations/migrator.js";
-import { PostgresDriver } from "./postgres/driver.js";
-import { postgresWrites } from "./postgres/writes.js";
-import { type ArtifactRepository, artifactRepository } from "./repositories/artifacts.js";
-import { type AutomationRepository, automationRepository } from "./repositories/automations.js";
-import { type BlockRepository, blockRepository } from "./repositories/blocks.js";
-import { type ConfigurationRepository, configurationRepository } from "./repositories/configuration.js";
-import { type DeploymentRepository, deploymentRepository } from "./repositories/deployments.js";
-import { type ConcurrencyLimitRepository, concurrencyLimitRepository } from "./repositories/concurrency-limits.js";
-import { type CsrfTokenRepository, csrfTokenRepository } from "./repositories/csrf-tokens.js";
-import { type FlowRunInputRepository, flowRunInputRepository } from "./repositories/flow-run-inputs.js";
-import { type SavedSearchRepository, savedSearchRepository } from "./repositories/saved-searches.js";
-import { type VariableRepository, variableRepository } from "./repositories/variables.js";
-import type { RepositoryContext } from "./repositories/context.js";
-import { type EventRepository, eventRepository } from "./repositories/events.js";
-import { type FlowRunRepository, flowRunRepository } from "./repositories/flow-runs.js";
-import { type FlowRepository, flowRepository } from "./repositories/flows.js";
-import { type LogRepository, logRepository } from "./repositories/logs.js";
-import { type TaskRunRepository, taskRunRepository } from "./repositories/task-runs.js";
-import { type WorkPoolRepository, workPoolRepository } from "./repositories/work-pools.js";
-import { type ScheduledRunRepository, scheduledRunRepository } from "./repositories/scheduled-runs.js";
-import { type CancellationRepository, cancellationRepository } from "./repositories/cancellations.js";
+import { Bindings, BoundRepositories, type Repositories } from "./repositories/bound.js";
 import { sql } from "./sql.js";
-import { SqliteDriver } from "./sqlite/driver.js";
-import { sqliteWrites } from "./sqlite/writes.js";
-import type { RunWrites } from "./writes.js";
 
-/** Every repository, bound to the pool or to one transaction. */
-export interface Repositories {
-  readonly flows: FlowRepository;
-  readonly flowRuns: FlowRunRepository;
-  readonly taskRuns: TaskRunRepository;
-  readonly logs: LogRepository;
-  readonly events: EventRepository;
-  readonly blocks: BlockRepository;
-  readonly configuration: ConfigurationRepository;
-  readonly deployments: DeploymentRepository;
-  readonly workPools: WorkPoolRepository;
-  readonly concurrencyLimits: ConcurrencyLimitRepository;
-  readonly variables: VariableRepository;
-  readonly savedSearches: SavedSearchRepository;
-  readonly flowRunInputs: FlowRunInputRepository;
-  readonly csrfTokens: CsrfTokenRepository;
-  readonly artifacts: ArtifactRepository;
-  readonly automations: AutomationRepository;
-  /** The scheduler's queries and its idempotent batched insert of scheduled runs. */
-  readonly scheduledRuns: ScheduledRunRepository;
-  /** The cancellation cleanup's queries. */
-  readonly cancellations: CancellationRepository;
-  /** Runs `fn` atomically: a transaction, or a savepoint inside the current one. */
-  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
-}
+export type { Repositories } from "./repositories/bound.js";
 
 export interface DatabaseHealth {
   readonly ok: boolean;
@@ -85,33 +39,40 @@ export interface OpenOptions {
   readonly migrate?: boolean;
 }
 
-function repositories(context: RepositoryContext): Repositories {
-  return {
-    transaction: (fn) => context.q.transaction((tx) => fn(repositories({ ...context, q: tx }))),
-    flows: flowRepository(context),
-    flowRuns: flowRunRepository(context),
-    taskRuns: taskRunRepository(context),
-    logs: logRepository(context),
-    events: eventRepository(context),
-    blocks: blockRepository(context),
-    configuration: configurationRepository(context),
-    deployments: deploymentRepository(context),
-    workPools: workPoolRepository(context),
-    concurrencyLimits: concurrencyLimitRepository(context),
-    variables: variableRepository(context),
-    savedSearches: savedSearchRepository(context),
-    flowRunInputs: flowRunInputRepository(context),
-    csrfTokens: csrfTokenRepository(context),
-    artifacts: artifactRepository(context),
-    automations: automationRepository(context),
-    scheduledRuns: scheduledRunRepository(context),
-    cancellations: cancellationRepository(context),
-  };
-}
+class OpenDatabase extends BoundRepositories implements Database {
+  readonly backend: DatabaseConfig["backend"];
+  readonly location: string;
+  readonly #driver: Driver;
+  readonly #migrator: Migrator;
 
-async function openDriver(config: DatabaseConfig): Promise<{ driver: Driver; writes: RunWrites }> {
-  if (config.backend === "sqlite") return { driver: new SqliteDriver(config), writes: sqliteWrites };
-  return { driver: await PostgresDriver.open(config), writes: postgresWrites };
+  constructor(
+    readonly config: DatabaseConfig,
+    backend: Backend,
+    driver: Driver,
+  ) {
+    super({ q: driver, backend }, new Bindings(backend));
+    this.backend = config.backend;
+    this.location = describeLocation(config);
+    this.#driver = driver;
+    this.#migrator = new Migrator(driver, backend.migrationHooks, backend.migrations);
+  }
+
+  readonly migrate = () => this.#migrator.upgrade();
+  readonly migrationStatus = () => this.#migrator.status();
+  readonly reset = async () => {
+    await this.#migrator.dropAll();
+    return this.#migrator.upgrade();
+  };
+  readonly health = async (): Promise<DatabaseHealth> => {
+    const { backend } = this.config;
+    try {
+      await this.#driver.query(sql`SELECT 1 AS ok`);
+      return { ok: true, backend, server: await this.#driver.serverVersion() };
+    } catch (error) {
+      return { ok: false, backend, server: await this.#driver.serverVersion(), error: error instanceof Error ? error.message : String(error) };
+    }
+  };
+  readonly close = () => this.#driver.close();
 }
 
 /**
@@ -119,35 +80,12 @@ async function openDriver(config: DatabaseConfig): Promise<{ driver: Driver; wri
  * given) and, unless turned off, applies pending migrations.
  */
 export async function openDatabase(config: DatabaseConfig = loadDatabaseConfig(), options: OpenOptions = {}): Promise<Database> {
-  const { driver, writes } = await openDriver(config);
-  const migrator = new Migrator(driver, config.backend === "sqlite" ? sqliteMigrations : postgresMigrations);
-  const bound = (q: Queryable) => repositories({ q, writes });
-
-  const db: Database = {
-    ...bound(driver),
-    config,
-    backend: config.backend,
-    location: describeLocation(config),
-    migrate: () => migrator.upgrade(),
-    migrationStatus: () => migrator.status(),
-    async reset() {
-      await migrator.dropAll();
-      return migrator.upgrade();
-    },
-    async health() {
-      try {
-        await driver.query(sql`SELECT 1 AS ok`);
-        return { ok: true, backend: config.backend, server: await driver.serverVersion() };
-      } catch (error) {
-        return { ok: false, backend: config.backend, server: await driver.serverVersion(), error: error instanceof Error ? error.message : String(error) };
-      }
-    },
-    close: () => driver.close(),
-  };
-
+  const backend = backendFor(config);
+  const driver = await backend.connect(config);
+  const db = new OpenDatabase(config, backend, driver);
   if (options.migrate ?? config.migrateOnStart) {
     try {
-      await migrator.upgrade();
+      await db.migrate();
     } catch (error) {
       await driver.close();
       throw error;

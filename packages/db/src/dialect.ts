@@ -1,15 +1,13 @@
 /**
- * What differs between SQLite and PostgreSQL, in one place per backend (sqlite/dialect.ts,
- * postgres/dialect.ts): parameter placeholders and encoding, how values come back, and the few SQL
- * fragments that are spelled differently (JSON containment, case-insensitive matching, list
- * membership, row locks). Everything else in the repositories is shared SQL.
+ * The SQL that is spelled differently on SQLite and PostgreSQL, one implementation per backend
+ * (backends/sqlite/dialect.ts, backends/postgres/dialect.ts): parameter placeholders and encoding, how
+ * values come back, and the few fragments that differ (JSON containment, case-insensitive matching,
+ * list membership, row locks, fresh ids). Everything else in the repositories is shared SQL.
  */
-import type { Backend } from "./config.js";
 import { type RenderedSql, type Sql, sql } from "./sql.js";
 import type { Timestamp } from "./timestamps.js";
 
 export interface Dialect {
-  readonly name: Backend;
   /** Parameter marker for the 1-based parameter `index`. */
   placeholder(index: number): string;
   /** Encodes one bound value (booleans, JSON, timestamps, arrays) for the driver. */
@@ -51,6 +49,17 @@ export interface Dialect {
    * on PostgreSQL; nothing on SQLite, where the IMMEDIATE transaction already excludes other writers.
    */
   forUpdate(alias: string): Sql;
+  /**
+   * As `forUpdate`, for changes that leave the rows' keys alone: `FOR NO KEY UPDATE` on PostgreSQL, which
+   * such changes conflict on while inserts of rows referring to them go on; nothing on SQLite.
+   */
+  forNoKeyUpdate(alias: string): Sql;
+  /** Appended to a SELECT whose rows must not change until the transaction ends; nothing on SQLite. */
+  forShare(alias: string): Sql;
+  /** What an OFFSET without a LIMIT needs before it (SQLite accepts no OFFSET alone). */
+  readonly noLimit: Sql;
+  /** A new random UUID for each row a statement writes. */
+  randomUuid(): Sql;
 }
 
 /** `later - earlier` in seconds, for two timestamp expressions (columns or bound values). */

@@ -43,15 +43,31 @@ export class BusyError extends DatabaseError {
   }
 }
 
-/** The input breaks a rule of the data model (bad reference, missing field, malformed value). */
+/**
+ * Why an input was refused, so that callers can answer each case without reading the message:
+ * - `invalid_input`: it breaks a rule of the data model (a missing field, a malformed or out-of-range
+ *   value, a call the repository does not allow);
+ * - `missing_reference`: it refers to a row that does not exist (a foreign key, or a row the
+ *   repository looked up first);
+ * - `constraint_violation`: the database refused it under another integrity rule (not null, check);
+ * - `invalid_value`: the database cannot store one of its values (malformed uuid, number out of
+ *   range, bad JSON);
+ * - `transaction_aborted`: an earlier statement of the transaction failed, so nothing is committed;
+ * - `misconfigured`: a database setting, or the database server itself, cannot be used.
+ */
+export type InvalidReason = "invalid_input" | "missing_reference" | "constraint_violation" | "invalid_value" | "transaction_aborted" | "misconfigured";
+
+/** The input breaks a rule of the data model (bad reference, missing field, malformed value); `reason` says which kind. */
 export class InvalidError extends DatabaseError {
   readonly code = "INVALID" as const;
+  readonly reason: InvalidReason;
   constructor(
     message: string,
     readonly issues: readonly { path: (string | number)[]; message: string }[] = [],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; reason?: InvalidReason },
   ) {
     super(message, options);
+    this.reason = options?.reason ?? "invalid_input";
   }
 }
 

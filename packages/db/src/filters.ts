@@ -287,7 +287,7 @@ export function where(condition: Sql): Sql {
 export function page(d: Dialect, limit: number | null | undefined, offset: number | null | undefined): Sql {
   const parts: Sql[] = [];
   if (has(limit)) parts.push(sql` LIMIT ${limit}`);
-  else if (has(offset) && offset > 0 && d.name === "sqlite") parts.push(sql` LIMIT -1`);
+  else if (has(offset) && offset > 0) parts.push(d.noLimit);
   if (has(offset) && offset > 0) parts.push(sql` OFFSET ${offset}`);
   return sql.join(parts, "");
 }

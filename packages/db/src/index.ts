@@ -1,6 +1,8 @@
-export { type Backend, type DatabaseConfig, type PostgresConfig, type SqliteConfig, describeLocation, loadDatabaseConfig, redactUrl } from "./config.js";
+/** @deprecated The name of a backend; use `BackendName`. */
+export type { BackendName as Backend } from "./config.js";
+export { type BackendName, type DatabaseConfig, type PostgresConfig, type SqliteConfig, describeLocation, loadDatabaseConfig, redactUrl } from "./config.js";
 export { type Database, type DatabaseHealth, type OpenOptions, type Repositories, openDatabase } from "./database.js";
-export { AlreadyExistsError, BusyError, DatabaseError, InvalidError, isDatabaseError, MigrationError, NotFoundError } from "./errors.js";
+export { AlreadyExistsError, BusyError, DatabaseError, InvalidError, type InvalidReason, isDatabaseError, MigrationError, NotFoundError } from "./errors.js";
 export type { AppliedMigration, MigrationStatus } from "./migrations/migrator.js";
 export type {
   ArtifactCollectionCriteria,
@@ -34,7 +36,7 @@ export type {
   WorkPoolReadOptions,
   WorkPoolRepository,
   WorkQueueReadOptions,
-} from "./repositories/work-pools.js";
+} from "./repositories/work-pools/index.js";
 export * from "./schemas/artifacts.js";
 export * from "./schemas/automations.js";
 export * from "./schemas/blocks.js";

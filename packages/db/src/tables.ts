@@ -1,23 +1,27 @@
 /**
  * The columns of each table and what kind of value each holds, for encoding parameters and decoding
- * rows on both backends. The Prisma schemas are the source of truth for the database itself; a test
- * checks that these specs name exactly the columns the schemas do, with matching kinds.
+ * rows on both backends. The Prisma schemas are the model of record: prisma-fit.ts checks at compile
+ * time that these specs, and the rows the repositories return, fit both generated Prisma clients'
+ * models (and a test checks the same against the schema files at run time).
  */
 import type { Dialect } from "./dialect.js";
 import { JsonValue, type Sql, sql } from "./sql.js";
 
 export type ColumnKind = "uuid" | "text" | "int" | "float" | "bool" | "json" | "timestamp" | "enum";
 
-export interface TableSpec<Name extends string = string, Columns extends Record<string, ColumnKind> = Record<string, ColumnKind>> {
+export interface TableSpec<Name extends string = string, Columns extends Record<string, ColumnKind> = Record<string, ColumnKind>, Model extends string = string> {
   readonly name: Name;
+  /** The Prisma model of the table. */
+  readonly model: Model;
   readonly columns: Columns;
 }
 
-function table<const Name extends string, const Columns extends Record<string, ColumnKind>>(
+function table<const Name extends string, const Model extends string, const Columns extends Record<string, ColumnKind>>(
   name: Name,
+  model: Model,
   columns: Columns,
-): TableSpec<Name, Columns & typeof base> {
-  return { name, columns: { ...base, ...columns } };
+): TableSpec<Name, Columns & typeof base, Model> {
+  return { name, model, columns: { ...base, ...columns } };
 }
 
 const base = { id: "uuid", created: "timestamp", updated: "timestamp" } as const;
@@ -46,8 +50,8 @@ const stateColumns = {
 } as const;
 
 export const tables = {
-  flow: table("flow", { name: "text", tags: "json", labels: "json" }),
-  flow_run: table("flow_run", {
+  flow: table("flow", "Flow", { name: "text", tags: "json", labels: "json" }),
+  flow_run: table("flow_run", "FlowRun", {
     ...runColumns,
     flow_id: "uuid",
     deployment_id: "uuid",
@@ -69,8 +73,8 @@ export const tables = {
     state_id: "uuid",
     work_queue_id: "uuid",
   }),
-  flow_run_state: table("flow_run_state", { flow_run_id: "uuid", ...stateColumns }),
-  task_run: table("task_run", {
+  flow_run_state: table("flow_run_state", "FlowRunState", { flow_run_id: "uuid", ...stateColumns }),
+  task_run: table("task_run", "TaskRun", {
     ...runColumns,
     flow_run_id: "uuid",
     task_key: "text",
@@ -85,13 +89,13 @@ export const tables = {
     labels: "json",
     state_id: "uuid",
   }),
-  task_run_state: table("task_run_state", { task_run_id: "uuid", ...stateColumns }),
-  task_run_state_cache: table("task_run_state_cache", {
+  task_run_state: table("task_run_state", "TaskRunState", { task_run_id: "uuid", ...stateColumns }),
+  task_run_state_cache: table("task_run_state_cache", "TaskRunStateCache", {
     cache_key: "text",
     cache_expiration: "timestamp",
     task_run_state_id: "uuid",
   }),
-  log: table("log", {
+  log: table("log", "Log", {
     name: "text",
     level: "int",
     flow_run_id: "uuid",
@@ -99,7 +103,7 @@ export const tables = {
     message: "text",
     timestamp: "timestamp",
   }),
-  events: table("events", {
+  events: table("events", "Event", {
     occurred: "timestamp",
     event: "text",
     resource_id: "text",
@@ -111,14 +115,14 @@ export const tables = {
     recorded: "timestamp",
     follows: "uuid",
   }),
-  event_resources: table("event_resources", {
+  event_resources: table("event_resources", "EventResource", {
     occurred: "timestamp",
     resource_id: "text",
     resource_role: "text",
     resource: "json",
     event_id: "uuid",
   }),
-  block_type: table("block_type", {
+  block_type: table("block_type", "BlockType", {
     name: "text",
     slug: "text",
     logo_url: "text",
@@ -127,19 +131,19 @@ export const tables = {
     code_example: "text",
     is_protected: "bool",
   }),
-  block_schema: table("block_schema", {
+  block_schema: table("block_schema", "BlockSchema", {
     checksum: "text",
     fields: "json",
     capabilities: "json",
     version: "text",
     block_type_id: "uuid",
   }),
-  block_schema_reference: table("block_schema_reference", {
+  block_schema_reference: table("block_schema_reference", "BlockSchemaReference", {
     name: "text",
     parent_block_schema_id: "uuid",
     reference_block_schema_id: "uuid",
   }),
-  block_document: table("block_document", {
+  block_document: table("block_document", "BlockDocument", {
     name: "text",
     data: "json",
     is_anonymous: "bool",
@@ -147,13 +151,13 @@ export const tables = {
     block_type_id: "uuid",
     block_schema_id: "uuid",
   }),
-  block_document_reference: table("block_document_reference", {
+  block_document_reference: table("block_document_reference", "BlockDocumentReference", {
     name: "text",
     parent_block_document_id: "uuid",
     reference_block_document_id: "uuid",
   }),
-  configuration: table("configuration", { key: "text", value: "json" }),
-  deployment: table("deployment", {
+  configuration: table("configuration", "Configuration", { key: "text", value: "json" }),
+  deployment: table("deployment", "Deployment", {
     name: "text",
     version: "text",
     description: "text",
@@ -181,7 +185,7 @@ export const tables = {
     storage_document_id: "uuid",
     version_id: "uuid",
   }),
-  deployment_schedule: table("deployment_schedule", {
+  deployment_schedule: table("deployment_schedule", "DeploymentSchedule", {
     deployment_id: "uuid",
     schedule: "json",
     active: "bool",
@@ -189,7 +193,7 @@ export const tables = {
     parameters: "json",
     slug: "text",
   }),
-  deployment_version: table("deployment_version", {
+  deployment_version: table("deployment_version", "DeploymentVersion", {
     deployment_id: "uuid",
     branch: "text",
     version_info: "json",
@@ -205,7 +209,7 @@ export const tables = {
     work_queue_name: "text",
     infra_overrides: "json",
   }),
-  work_pool: table("work_pool", {
+  work_pool: table("work_pool", "WorkPool", {
     name: "text",
     description: "text",
     type: "text",
@@ -218,7 +222,7 @@ export const tables = {
     last_status_event_id: "uuid",
     storage_configuration: "json",
   }),
-  work_queue: table("work_queue", {
+  work_queue: table("work_queue", "WorkQueue", {
     name: "text",
     filter: "json",
     description: "text",
@@ -229,16 +233,16 @@ export const tables = {
     status: "enum",
     work_pool_id: "uuid",
   }),
-  worker: table("worker", {
+  worker: table("worker", "Worker", {
     work_pool_id: "uuid",
     name: "text",
     last_heartbeat_time: "timestamp",
     heartbeat_interval_seconds: "int",
     status: "enum",
   }),
-  agent: table("agent", { name: "text", work_queue_id: "uuid", last_activity_time: "timestamp" }),
-  concurrency_limit: table("concurrency_limit", { tag: "text", concurrency_limit: "int", active_slots: "json" }),
-  concurrency_limit_v2: table("concurrency_limit_v2", {
+  agent: table("agent", "Agent", { name: "text", work_queue_id: "uuid", last_activity_time: "timestamp" }),
+  concurrency_limit: table("concurrency_limit", "ConcurrencyLimit", { tag: "text", concurrency_limit: "int", active_slots: "json" }),
+  concurrency_limit_v2: table("concurrency_limit_v2", "ConcurrencyLimitV2", {
     active: "bool",
     name: "text",
     limit: "int",
@@ -247,8 +251,8 @@ export const tables = {
     slot_decay_per_second: "float",
     avg_slot_occupancy_seconds: "float",
   }),
-  variable: table("variable", { name: "text", value: "json", tags: "json" }),
-  artifact: table("artifact", {
+  variable: table("variable", "Variable", { name: "text", value: "json", tags: "json" }),
+  artifact: table("artifact", "Artifact", {
     key: "text",
     task_run_id: "uuid",
     flow_run_id: "uuid",
@@ -257,7 +261,7 @@ export const tables = {
     description: "text",
     metadata_: "json",
   }),
-  artifact_collection: table("artifact_collection", {
+  artifact_collection: table("artifact_collection", "ArtifactCollection", {
     key: "text",
     latest_id: "uuid",
     task_run_id: "uuid",
@@ -267,10 +271,10 @@ export const tables = {
     description: "text",
     metadata_: "json",
   }),
-  saved_search: table("saved_search", { name: "text", filters: "json" }),
-  flow_run_input: table("flow_run_input", { flow_run_id: "uuid", key: "text", value: "text", sender: "text" }),
-  csrf_token: table("csrf_token", { token: "text", client: "text", expiration: "timestamp" }),
-  automation: table("automation", {
+  saved_search: table("saved_search", "SavedSearch", { name: "text", filters: "json" }),
+  flow_run_input: table("flow_run_input", "FlowRunInput", { flow_run_id: "uuid", key: "text", value: "text", sender: "text" }),
+  csrf_token: table("csrf_token", "CsrfToken", { token: "text", client: "text", expiration: "timestamp" }),
+  automation: table("automation", "Automation", {
     name: "text",
     description: "text",
     enabled: "bool",
@@ -280,7 +284,7 @@ export const tables = {
     actions_on_trigger: "json",
     actions_on_resolve: "json",
   }),
-  automation_bucket: table("automation_bucket", {
+  automation_bucket: table("automation_bucket", "AutomationBucket", {
     automation_id: "uuid",
     trigger_id: "uuid",
     bucketing_key: "json",
@@ -291,12 +295,12 @@ export const tables = {
     last_operation: "text",
     triggered_at: "timestamp",
   }),
-  automation_related_resource: table("automation_related_resource", {
+  automation_related_resource: table("automation_related_resource", "AutomationRelatedResource", {
     automation_id: "uuid",
     resource_id: "text",
     automation_owned_by_resource: "bool",
   }),
-  composite_trigger_child_firing: table("composite_trigger_child_firing", {
+  composite_trigger_child_firing: table("composite_trigger_child_firing", "CompositeTriggerChildFiring", {
     automation_id: "uuid",
     parent_trigger_id: "uuid",
     child_trigger_id: "uuid",
@@ -304,7 +308,7 @@ export const tables = {
     child_fired_at: "timestamp",
     child_firing: "json",
   }),
-  automation_event_follower: table("automation_event_follower", {
+  automation_event_follower: table("automation_event_follower", "AutomationEventFollower", {
     scope: "text",
     leader_event_id: "uuid",
     follower_event_id: "uuid",
@@ -319,8 +323,33 @@ export type TableName = keyof Tables;
 /** Decoded row of a table: JSON parsed, booleans as booleans, timestamps canonical. */
 export type DecodedRow = Record<string, unknown>;
 
-/** Builds a fast row decoder for `spec` (optionally reading columns under a prefix, for joins). */
+type Decoder = (row: Record<string, unknown>) => DecodedRow;
+const decoders = new WeakMap<Dialect, WeakMap<TableSpec, Map<string, Decoder>>>();
+
+/**
+ * A fast row decoder for `spec` (optionally reading columns under a prefix, for joins). Built once per
+ * dialect, table and prefix: repositories bound to a new transaction reuse it.
+ */
 export function rowDecoder<R = DecodedRow>(dialect: Dialect, spec: TableSpec, prefix = ""): (row: Record<string, unknown>) => R {
+  let bySpec = decoders.get(dialect);
+  if (!bySpec) {
+    bySpec = new WeakMap();
+    decoders.set(dialect, bySpec);
+  }
+  let byPrefix = bySpec.get(spec);
+  if (!byPrefix) {
+    byPrefix = new Map();
+    bySpec.set(spec, byPrefix);
+  }
+  let decoder = byPrefix.get(prefix);
+  if (!decoder) {
+    decoder = buildDecoder(dialect, spec, prefix);
+    byPrefix.set(prefix, decoder);
+  }
+  return decoder as (row: Record<string, unknown>) => R;
+}
+
+function buildDecoder(dialect: Dialect, spec: TableSpec, prefix: string): Decoder {
   const steps = Object.entries(spec.columns).map(([column, kind]) => {
     const key = prefix + column;
     switch (kind) {
@@ -354,7 +383,7 @@ export function rowDecoder<R = DecodedRow>(dialect: Dialect, spec: TableSpec, pr
   return (row) => {
     const out: DecodedRow = {};
     for (const step of steps) step(row, out);
-    return out as R;
+    return out;
   };
 }
 
@@ -365,13 +394,26 @@ export function bindValue(kind: ColumnKind, value: unknown): unknown {
   return value;
 }
 
-/** `alias.col AS prefixcol, ...` for every column of `spec`. */
+const selectLists = new WeakMap<TableSpec, Map<string, Sql>>();
+
+/** `alias.col AS prefixcol, ...` for every column of `spec` (built once per table, alias and prefix). */
 export function selectList(spec: TableSpec, alias: string, prefix = ""): Sql {
-  return sql.raw(
-    Object.keys(spec.columns)
-      .map((c) => (prefix ? `${alias}."${c}" AS "${prefix}${c}"` : `${alias}."${c}"`))
-      .join(", "),
-  );
+  let lists = selectLists.get(spec);
+  if (!lists) {
+    lists = new Map();
+    selectLists.set(spec, lists);
+  }
+  const key = `${alias} ${prefix}`;
+  let list = lists.get(key);
+  if (!list) {
+    list = sql.raw(
+      Object.keys(spec.columns)
+        .map((c) => (prefix ? `${alias}."${c}" AS "${prefix}${c}"` : `${alias}."${c}"`))
+        .join(", "),
+    );
+    lists.set(key, list);
+  }
+  return list;
 }
 
 /** INSERT of one row: columns in `values` only (others take their defaults). */

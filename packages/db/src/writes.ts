@@ -1,6 +1,6 @@
 /**
- * The hot write paths of run tracking, implemented once per backend (sqlite/writes.ts,
- * postgres/writes.ts) because the fastest atomic form differs: SQLite runs a few synchronous
+ * The hot write paths of run tracking, implemented once per backend (backends/sqlite/writes.ts,
+ * backends/postgres/writes.ts) because the fastest atomic form differs: SQLite runs a few synchronous
  * statements inside one IMMEDIATE transaction, PostgreSQL sends one statement with data-modifying
  * CTEs (one round trip, atomic by itself). Both take plain domain values and bind them by column kind.
  */
@@ -33,6 +33,12 @@ export interface RunWrites {
     state: Record<string, unknown>,
     assignments: Record<string, unknown>,
   ): Promise<StateWriteResult>;
+  /** The SQL texts these send, in order, for review (test/sql keeps them as snapshots). */
+  readonly statements: {
+    insertRun(t: RunTables, withState: boolean): readonly string[];
+    /** `assigned`: the run's columns the write sets. */
+    writeState(t: RunTables, assigned: readonly string[]): readonly string[];
+  };
 }
 
 /** Caches statement texts built from a table and a list of column names. */

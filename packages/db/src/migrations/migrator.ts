@@ -14,7 +14,7 @@ import { BusyError, MigrationError } from "../errors.js";
 import { sql } from "../sql.js";
 import type { Driver, Queryable } from "../driver/types.js";
 import { now } from "../timestamps.js";
-import type { EmbeddedMigration } from "./types.js";
+import type { EmbeddedMigration, MigrationHooks } from "./types.js";
 
 export interface AppliedMigration {
   readonly name: string;
@@ -37,29 +37,6 @@ export interface MigrationStatus {
   readonly failed: readonly string[];
 }
 
-const HISTORY_TABLE = {
-  sqlite: `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
-    "id"                    TEXT PRIMARY KEY NOT NULL,
-    "checksum"              TEXT NOT NULL,
-    "finished_at"           DATETIME,
-    "migration_name"        TEXT NOT NULL,
-    "logs"                  TEXT,
-    "rolled_back_at"        DATETIME,
-    "started_at"            DATETIME NOT NULL DEFAULT current_timestamp,
-    "applied_steps_count"   INTEGER UNSIGNED NOT NULL DEFAULT 0
-)`,
-  postgres: `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
-    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
-    "checksum"              VARCHAR(64) NOT NULL,
-    "finished_at"           TIMESTAMPTZ,
-    "migration_name"        VARCHAR(255) NOT NULL,
-    "logs"                  TEXT,
-    "rolled_back_at"        TIMESTAMPTZ,
-    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
-    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
-)`,
-};
-
 interface HistoryRow {
   migration_name: string;
   checksum: string;
@@ -71,18 +48,9 @@ interface HistoryRow {
 export class Migrator {
   constructor(
     private readonly driver: Driver,
+    private readonly hooks: MigrationHooks,
     private readonly migrations: readonly EmbeddedMigration[],
   ) {}
-
-  async #historyExists(): Promise<boolean> {
-    const rows =
-      this.driver.dialect.name === "sqlite"
-        ? await this.driver.query(sql`SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'`)
-        : await this.driver.query(sql`SELECT to_regclass('_prisma_migrations') IS NOT NULL AS present`).then((r) =>
-            (r[0] as { present: boolean }).present ? r : [],
-          );
-    return rows.length > 0;
-  }
 
   async #history(q: Queryable = this.driver): Promise<HistoryRow[]> {
     return q.query<HistoryRow>(
@@ -91,7 +59,7 @@ export class Migrator {
   }
 
   async status(): Promise<MigrationStatus> {
-    const history = (await this.#historyExists()) ? await this.#history() : [];
+    const history = (await this.hooks.historyExists(this.driver)) ? await this.#history() : [];
     const known = new Map(this.migrations.map((m) => [m.name, m]));
     const live = history.filter((row) => row.rolled_back_at === null);
     const applied = live.filter((row) => row.finished_at !== null);
@@ -116,7 +84,7 @@ export class Migrator {
   /** Applies every pending migration in order; returns the names applied. */
   async upgrade(): Promise<string[]> {
     return this.driver.withMigrationLock(async () => {
-      await this.driver.transaction((tx) => tx.execute(sql.raw(HISTORY_TABLE[this.driver.dialect.name])));
+      await this.driver.transaction((tx) => tx.execute(sql.raw(this.hooks.createHistoryTable)));
       const status = await this.status();
       if (status.unknown.length > 0) {
         throw new MigrationError(
@@ -136,7 +104,7 @@ export class Migrator {
           `Migration ${status.failed.join(", ")} started but never finished (recorded by another tool). Resolve it with \`prisma migrate resolve\` or reset the database.`,
         );
       }
-      if (status.pending.length > 0 && this.driver.dialect.name === "postgres") await this.#ensurePgTrgm();
+      if (status.pending.length > 0) await this.hooks.beforeApplying(this.driver, this.migrations[0]!.name);
       const applied: string[] = [];
       for (const migration of this.migrations) {
         if (!status.pending.includes(migration.name)) continue;
@@ -156,17 +124,12 @@ export class Migrator {
         if (done.length > 0) return false;
         const id = randomUUID();
         await tx.execute(
-          sql`INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES (${id}, ${migration.checksum}, ${migration.name}, ${historyTime(this.driver)}, 0)`,
+          sql`INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES (${id}, ${migration.checksum}, ${migration.name}, ${now()}, 0)`,
         );
         await this.driver.executeScript(tx, migration.sql);
-        if (this.driver.dialect.name === "sqlite") {
-          const violations = await tx.query<{ table: string }>(sql.raw("PRAGMA foreign_key_check"));
-          if (violations.length > 0) {
-            throw new Error(`it leaves rows that break foreign keys in ${[...new Set(violations.map((v) => v.table))].join(", ")}`);
-          }
-        }
+        await this.hooks.verify(tx);
         await tx.execute(
-          sql`UPDATE "_prisma_migrations" SET finished_at = ${historyTime(this.driver)}, applied_steps_count = 1 WHERE id = ${id}`,
+          sql`UPDATE "_prisma_migrations" SET finished_at = ${now()}, applied_steps_count = 1 WHERE id = ${id}`,
         );
         return true;
       });
@@ -181,60 +144,8 @@ export class Migrator {
     }
   }
 
-  /** pg_trgm backs the name-search indexes; creating it may need more rights than the server has. */
-  async #ensurePgTrgm(): Promise<void> {
-    const present = await this.driver.query(sql`SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'`);
-    if (present.length > 0) return;
-    try {
-      await this.driver.execute(sql`CREATE EXTENSION IF NOT EXISTS pg_trgm`);
-    } catch (error) {
-      const database = await this.driver
-        .query<{ db: string }>(sql`SELECT current_database() AS db`)
-        .then((r) => r[0]?.db ?? "your database")
-        .catch(() => "your database");
-      throw new MigrationError(
-        this.migrations[0]?.name ?? "pg_trgm",
-        `The pg_trgm extension is missing and this role may not create it (${error instanceof Error ? error.message : String(error)}). ` +
-          `Ask a superuser to run, once: psql -d ${database} -c 'CREATE EXTENSION IF NOT EXISTS pg_trgm;' and start again.`,
-        { cause: error },
-      );
-    }
-  }
-
   /** Drops every table and type this package created (and the history), leaving an empty database. */
   async dropAll(): Promise<void> {
-    await this.driver.withMigrationLock(async () => {
-      if (this.driver.dialect.name === "sqlite") {
-        await this.driver.transaction(async (tx) => {
-          const objects = await tx.query<{ type: string; name: string }>(
-            sql`SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view', 'trigger') AND name NOT LIKE 'sqlite_%'`,
-          );
-          for (const object of objects.filter((o) => o.type !== "table")) {
-            await tx.execute(sql`DROP ${sql.raw(object.type.toUpperCase())} IF EXISTS ${sql.ident(object.name)}`);
-          }
-          for (const table of objects.filter((o) => o.type === "table")) {
-            await tx.execute(sql`DROP TABLE IF EXISTS ${sql.ident(table.name)}`);
-          }
-        });
-        return;
-      }
-      await this.driver.transaction(async (tx) => {
-        const tables = await tx.query<{ name: string }>(
-          sql`SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()`,
-        );
-        for (const table of tables) await tx.execute(sql`DROP TABLE IF EXISTS ${sql.ident(table.name)} CASCADE`);
-        const types = await tx.query<{ name: string }>(
-          sql`SELECT t.typname AS name FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-              WHERE n.nspname = current_schema() AND t.typtype = 'e'`,
-        );
-        for (const type of types) await tx.execute(sql`DROP TYPE IF EXISTS ${sql.ident(type.name)} CASCADE`);
-      });
-    });
+    await this.driver.withMigrationLock(() => this.driver.transaction((tx) => this.hooks.dropAll(tx)));
   }
-}
-
-/** Prisma reads `_prisma_migrations` times back itself; give each backend the form Prisma writes. */
-function historyTime(driver: Driver): string {
-  const ts = now();
-  return driver.dialect.name === "sqlite" ? ts : ts;
 }

@@ -1,12 +1,15 @@
 import type { z } from "zod";
+import type { Backend } from "../backends/backend.js";
 import type { Queryable } from "../driver/types.js";
 import { InvalidError } from "../errors.js";
-import type { RunWrites } from "../writes.js";
 
-/** What every repository is built on: where to run SQL (the pool or one transaction) and the hot paths. */
+/**
+ * What every repository is built on: where to run SQL (the pool or one transaction), and the backend
+ * for what its SQL cannot say the same way on both (run writes, claims).
+ */
 export interface RepositoryContext {
   readonly q: Queryable;
-  readonly writes: RunWrites;
+  readonly backend: Backend;
 }
 
 /** Validates repository input with its zod schema; a failure becomes an InvalidError listing each problem. */

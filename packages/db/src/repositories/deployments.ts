@@ -25,7 +25,7 @@ import { assignments, insertSql, rowDecoder, selectList, tables } from "../table
 import { now } from "../timestamps.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 import { orderBy } from "./run-states.js";
-import { workPoolFilterSql, workQueueFilterSql } from "./work-pools.js";
+import { workPoolFilterSql, workQueueFilterSql } from "./work-pools/filters.js";
 
 /** Prefect's read_deployments criteria: on the deployment, its flow, its runs and their task runs, its work pool and queue. */
 export interface DeploymentCriteria extends Pick<RunCriteria, "flows" | "flow_runs" | "task_runs"> {
@@ -236,7 +236,7 @@ export function deploymentRepository(context: RepositoryContext): DeploymentRepo
     ];
     for (const [field, table, what] of refs) {
       const id = data[field];
-      if (id && !(await exists(table, id))) throw new InvalidError(`${what} ${id} not found.`, [{ path: [field], message: `${what} not found` }]);
+      if (id && !(await exists(table, id))) throw new InvalidError(`${what} ${id} not found.`, [{ path: [field], message: `${what} not found` }], { reason: "missing_reference" });
     }
   };
 
@@ -334,7 +334,7 @@ export function deploymentRepository(context: RepositoryContext): DeploymentRepo
       const data = parseInput(DeploymentCreate, input, "deployment");
       if (q.inTransaction === false) return withTx((repo) => repo.create(input));
       const flows = await q.query<{ labels: unknown }>(sql`SELECT labels FROM flow WHERE id = ${data.flow_id}`);
-      if (!flows[0]) throw new InvalidError(`Flow ${data.flow_id} not found.`, [{ path: ["flow_id"], message: "Flow not found" }]);
+      if (!flows[0]) throw new InvalidError(`Flow ${data.flow_id} not found.`, [{ path: ["flow_id"], message: "Flow not found" }], { reason: "missing_reference" });
       await checkReferences(data);
       const flowLabels = (d.decodeJson(flows[0].labels) as Record<string, unknown> | null) ?? {};
       const labels = { ...flowLabels, "prefect.flow.id": data.flow_id, ...(data.labels ?? {}) };

@@ -1,6 +1,7 @@
 /**
- * What flow runs and task runs share: building state rows, writing a state and moving the run's
- * pointer in one atomic step, reading a run together with its current state, and the state history.
+ * The states of flow runs and task runs: building state rows, writing a state and moving the run's
+ * pointer in one atomic step, reading a run together with its current state, the state history, and
+ * the run history of Prefect's dashboards. runs.ts builds the run repositories on them.
  */
 import { randomUUID } from "node:crypto";
 import type { Dialect } from "../dialect.js";
@@ -61,29 +62,30 @@ export interface RunReader<Run> {
   decode(row: Record<string, unknown>): Run;
 }
 
-/**
- * Selects a run (alias `r`) with its current state (columns prefixed `s_`) and decodes both. Flow runs
- * also carry the work pool of their work queue (`work_pool_id`, `work_pool_name`), as Prefect's API
- * shows them.
- */
-export function runReader<Run>(dialect: Dialect, t: RunTables): RunReader<Run> {
+/** What a run is read with beyond its own columns and its current state (a flow run's work pool). */
+export interface RunJoin {
+  /** `, x AS y, ...` added to the select list. */
+  readonly columns: Sql;
+  /** ` LEFT JOIN ...` added after the run (alias `r`). */
+  readonly joins: Sql;
+  /** Sets the joined fields on `run` from `row` (null when `row` lacks them). */
+  decode(row: Record<string, unknown>, run: Record<string, unknown>): void;
+  /** Whether a run just inserted with these columns has joined values to read back; else they are null. */
+  readBack(run: Record<string, unknown>): boolean;
+}
+
+/** Selects a run (alias `r`) with its current state (columns prefixed `s_`), and `join`, and decodes them. */
+export function runReader<Run>(dialect: Dialect, t: RunTables, join?: RunJoin): RunReader<Run> {
   const decodeRun = rowDecoder(dialect, t.run);
   const decodeState = rowDecoder(dialect, t.state, "s_");
-  const withPool = t.run.name === "flow_run";
-  const pool = withPool
-    ? { columns: sql`, wp.id AS wp_id, wp.name AS wp_name`, joins: sql` LEFT JOIN work_queue wq ON wq.id = r.work_queue_id LEFT JOIN work_pool wp ON wp.id = wq.work_pool_id` }
-    : { columns: sql.empty, joins: sql.empty };
   return {
-    select: sql`SELECT ${selectList(t.run, "r")}, ${selectList(t.state, "s", "s_")}${pool.columns} FROM ${sql.ident(t.run.name)} r LEFT JOIN ${sql.ident(
+    select: sql`SELECT ${selectList(t.run, "r")}, ${selectList(t.state, "s", "s_")}${join?.columns ?? sql.empty} FROM ${sql.ident(t.run.name)} r LEFT JOIN ${sql.ident(
       t.state.name,
-    )} s ON s.id = r.state_id${pool.joins}`,
+    )} s ON s.id = r.state_id${join?.joins ?? sql.empty}`,
     decode(row) {
       const run = decodeRun(row) as Record<string, unknown>;
       run.state = row.s_id ? stateFromRow(decodeState(row)) : null;
-      if (withPool) {
-        run.work_pool_id = row.wp_id ?? null;
-        run.work_pool_name = row.wp_name ?? null;
-      }
+      join?.decode(row, run);
       return run as Run;
     },
   };
@@ -102,7 +104,8 @@ export interface StateHistory<S extends State> {
   deleteState(stateId: string): Promise<void>;
 }
 
-export function stateHistory<S extends State>({ q, writes }: RepositoryContext, t: RunTables, kind: string): StateHistory<S> {
+export function stateHistory<S extends State>({ q, backend }: RepositoryContext, t: RunTables, kind: string): StateHistory<S> {
+  const { writes } = backend;
   const decode = rowDecoder(q.dialect, t.state);
   const toState = (row: Record<string, unknown>) => {
     const d = decode(row);
@@ -122,7 +125,7 @@ export function stateHistory<S extends State>({ q, writes }: RepositoryContext, 
         try {
           result = await writes.writeState(q, t, runId, row, assignments);
         } catch (error) {
-          if (error instanceof InvalidError && /refers to a row that does not exist/.test(error.message)) {
+          if (error instanceof InvalidError && error.reason === "missing_reference") {
             throw new NotFoundError(`${kind} ${runId} not found.`, { cause: error });
           }
           throw error;

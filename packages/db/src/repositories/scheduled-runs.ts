@@ -151,8 +151,9 @@ export function scheduledRunRepository(context: RepositoryContext): ScheduledRun
     async lockDeployments(deploymentIds) {
       if (!q.inTransaction) throw new InvalidError("lockDeployments needs a transaction: call it as db.transaction((tx) => tx.scheduledRuns.lockDeployments(...)).");
       const ids = [...new Set(deploymentIds.map((id) => checkId(id, "deployment id")))].sort();
-      if (ids.length === 0 || d.name !== "postgres") return;
-      await q.query(sql`SELECT d.id FROM deployment d WHERE ${d.inList(sql.raw("d.id"), ids)} ORDER BY d.id FOR SHARE`);
+      const lock = d.forShare("d");
+      if (ids.length === 0 || lock.isEmpty) return;
+      await q.query(sql`SELECT d.id FROM deployment d WHERE ${d.inList(sql.raw("d.id"), ids)} ORDER BY d.id${lock}`);
     },
 
     async insert(input) {

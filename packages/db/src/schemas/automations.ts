@@ -68,7 +68,8 @@ export interface AutomationRelatedResource {
   created: Timestamp;
   updated: Timestamp;
   automation_id: string;
-  resource_id: string;
+  /** Nullable in Prefect's table; the repositories always write one. */
+  resource_id: string | null;
   automation_owned_by_resource: boolean;
 }
 

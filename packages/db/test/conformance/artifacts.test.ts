@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { backendFor } from "../../src/backends/index.js";
 import type { Driver } from "../../src/driver/types.js";
 import {
   type Artifact,
@@ -12,8 +13,6 @@ import {
   NotFoundError,
   type TaskRun,
 } from "../../src/index.js";
-import { PostgresDriver } from "../../src/postgres/driver.js";
-import { SqliteDriver } from "../../src/sqlite/driver.js";
 import { insertSql, tables } from "../../src/tables.js";
 import { selectedBackends, type TestBackend } from "../../src/testing/backends.js";
 import { describeEachBackend, openTestDatabase, type TestDatabase } from "../../src/testing/database.js";
@@ -452,7 +451,7 @@ describe.each(deploymentBackends)("artifacts by deployment [%s]", (backend) => {
   beforeEach(async () => {
     test = await openTestDatabase(backend);
     const config = test.config;
-    raw = config.backend === "sqlite" ? new SqliteDriver({ path: config.path, timeoutSeconds: 5 }) : await PostgresDriver.open(config);
+    raw = await backendFor(config).connect({ ...config, timeoutSeconds: 5 });
     const { db } = test;
     const nightly = (await db.flows.create({ name: "nightly-etl" })).row;
     const adhoc = (await db.flows.create({ name: "adhoc" })).row;

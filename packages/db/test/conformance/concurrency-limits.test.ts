@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { backendFor } from "../../src/backends/index.js";
 import type { Driver } from "../../src/driver/types.js";
 import { AlreadyExistsError, type ConcurrencyLimitV2, type Database, type DatabaseConfig, InvalidError, NotFoundError } from "../../src/index.js";
-import { PostgresDriver } from "../../src/postgres/driver.js";
 import { sql } from "../../src/sql.js";
-import { SqliteDriver } from "../../src/sqlite/driver.js";
 import { insertSql, tables } from "../../src/tables.js";
 import { selectedBackends } from "../../src/testing/backends.js";
 import { describeEachBackend, openTestDatabase, type TestDatabase } from "../../src/testing/database.js";
@@ -609,7 +608,7 @@ describeEachBackend("tag concurrency limits (v1 adapter)", (t) => {
 
 /** A second connection to the test database, to write what this package never writes (legacy v1 rows). */
 async function openRaw(config: DatabaseConfig): Promise<Driver> {
-  return config.backend === "sqlite" ? new SqliteDriver({ path: config.path, timeoutSeconds: 5 }) : PostgresDriver.open(config);
+  return backendFor(config).connect({ ...config, timeoutSeconds: 5 });
 }
 
 // Legacy rows need a second connection, which an in-memory SQLite database cannot have.

@@ -93,6 +93,25 @@ describeEachBackend("transactions", (t) => {
     expect((await t.db.flows.read()).map((f) => f.name)).toEqual(["after", "etl", "outer"]);
   });
 
+  it("gives a nested transaction, on the transaction or on the database, the repositories of its parent", async () => {
+    await t.db.transaction(async (tx) => {
+      await tx.transaction(async (inner) => expect(inner).toBe(tx));
+      await t.db.transaction(async (inner) => expect(inner).toBe(tx));
+      expect(tx.flowRuns).toBe(tx.flowRuns);
+      expect(tx.flowRuns).not.toBe(t.db.flowRuns);
+    });
+  });
+
+  it("serves its repositories through a wrapper that forwards property reads", async () => {
+    const wrapped = new Proxy(t.db, { get: (target, property, receiver) => Reflect.get(target, property, receiver) });
+    await wrapped.flows.create({ name: "wrapped" });
+    await wrapped.transaction(async (tx) => {
+      const inner = new Proxy(tx, { get: (target, property, receiver) => Reflect.get(target, property, receiver) });
+      await inner.flows.create({ name: "wrapped-tx" });
+    });
+    expect((await t.db.flows.read()).map((f) => f.name)).toEqual(["etl", "wrapped", "wrapped-tx"]);
+  });
+
   it("recovers from a database error inside a nested transaction", async () => {
     await t.db.transaction(async (tx) => {
       await tx.flowRuns.create({ flow_id: flow.id, name: "outer", id: "00000000-0000-4000-8000-000000000001" });

@@ -1,24 +1,20 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type DatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
-import { postgresMigrations, sqliteMigrations } from "../../src/generated/migrations.js";
+import { backendFor } from "../../src/backends/index.js";
 import type { Driver } from "../../src/driver/types.js";
 import { Migrator } from "../../src/migrations/migrator.js";
 import type { EmbeddedMigration } from "../../src/migrations/types.js";
-import { PostgresDriver } from "../../src/postgres/driver.js";
 import { sql } from "../../src/sql.js";
-import { SqliteDriver } from "../../src/sqlite/driver.js";
 import { selectedBackends } from "../../src/testing/backends.js";
 import { freshConfig } from "../../src/testing/database.js";
 
-async function driverFor(config: DatabaseConfig): Promise<Driver> {
-  return config.backend === "sqlite" ? new SqliteDriver(config) : PostgresDriver.open(config);
-}
+const driverFor = (config: DatabaseConfig): Promise<Driver> => backendFor(config).connect(config);
+const embedded = (config: DatabaseConfig) => backendFor(config).migrations;
+const migrator = (driver: Driver, config: DatabaseConfig, migrations = embedded(config)) => new Migrator(driver, backendFor(config).migrationHooks, migrations);
 
-const embedded = (config: DatabaseConfig) => (config.backend === "sqlite" ? sqliteMigrations : postgresMigrations);
-
-async function tables(driver: Driver): Promise<string[]> {
+async function tables(config: DatabaseConfig, driver: Driver): Promise<string[]> {
   const rows =
-    driver.dialect.name === "sqlite"
+    config.backend === "sqlite"
       ? await driver.query<{ name: string }>(sql`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
       : await driver.query<{ name: string }>(sql`SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()`);
   return rows.map((r) => r.name).sort();
@@ -55,24 +51,24 @@ for (const backend of selectedBackends().filter((b) => b !== "sqlite-memory")) {
       expect(status.applied.map((m) => m.name)).toEqual(embedded(config).map((m) => m.name));
       const driver = await open();
       expect(await history(driver)).toEqual(embedded(config).map((m) => ({ migration_name: m.name, checksum: m.checksum, applied_steps_count: 1 })));
-      expect(await tables(driver)).toEqual(expect.arrayContaining(["flow", "flow_run", "task_run", "log", "events", "block_document", "configuration"]));
+      expect(await tables(config, driver)).toEqual(expect.arrayContaining(["flow", "flow_run", "task_run", "log", "events", "block_document", "configuration"]));
     });
 
     it("applies nothing the second time and reports pending migrations before the first", async () => {
-      const migrator = new Migrator(await open(), embedded(config));
-      expect((await migrator.status()).pending).toEqual(embedded(config).map((m) => m.name));
-      expect(await migrator.upgrade()).toEqual(embedded(config).map((m) => m.name));
-      expect(await migrator.upgrade()).toEqual([]);
+      const m = migrator(await open(), config);
+      expect((await m.status()).pending).toEqual(embedded(config).map((m) => m.name));
+      expect(await m.upgrade()).toEqual(embedded(config).map((x) => x.name));
+      expect(await m.upgrade()).toEqual([]);
     });
 
     it("leaves the database alone when migrating on start is turned off", async () => {
       const db = await openDatabase({ ...config, migrateOnStart: false });
       await db.close();
-      expect(await tables(await open())).toEqual([]);
+      expect(await tables(config, await open())).toEqual([]);
     });
 
     it("lets many processes start at once: each migration is applied exactly once", async () => {
-      const migrators = await Promise.all(Array.from({ length: 4 }, async () => new Migrator(await open(), embedded(config))));
+      const migrators = await Promise.all(Array.from({ length: 4 }, async () => migrator(await open(), config)));
       const applied = await Promise.all(migrators.map((m) => m.upgrade()));
       expect(applied.flat().sort()).toEqual(embedded(config).map((m) => m.name));
       expect((await history(drivers[0]!)).length).toBe(embedded(config).length);
@@ -85,31 +81,31 @@ for (const backend of selectedBackends().filter((b) => b !== "sqlite-memory")) {
         sql: `CREATE TABLE half_done (id INTEGER PRIMARY KEY);\nINSERT INTO no_such_table VALUES (1);`,
       };
       const driver = await open();
-      const error = await new Migrator(driver, [...embedded(config), broken]).upgrade().catch((e: unknown) => e);
+      const error = await migrator(driver, config, [...embedded(config), broken]).upgrade().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MigrationError);
       expect((error as MigrationError).migration).toBe(broken.name);
       expect((error as Error).message).toMatch(/29990101000000_broken failed: .*no_such_table/);
-      expect(await tables(driver)).not.toContain("half_done");
+      expect(await tables(config, driver)).not.toContain("half_done");
       expect((await history(driver)).map((h) => h.migration_name)).toEqual(embedded(config).map((m) => m.name));
       // The next start retries it, and a fixed migration goes through.
       const fixed = { ...broken, sql: "CREATE TABLE half_done (id INTEGER PRIMARY KEY);" };
-      expect(await new Migrator(driver, [...embedded(config), fixed]).upgrade()).toEqual([broken.name]);
+      expect(await migrator(driver, config, [...embedded(config), fixed]).upgrade()).toEqual([broken.name]);
     });
 
     it("refuses to run when an applied migration was edited", async () => {
       const driver = await open();
-      await new Migrator(driver, embedded(config)).upgrade();
+      await migrator(driver, config).upgrade();
       const edited = embedded(config).map((m, i) => (i === 0 ? { ...m, checksum: "f".repeat(64) } : m));
-      await expect(new Migrator(driver, edited).upgrade()).rejects.toThrow(/was changed after it was applied/);
+      await expect(migrator(driver, config, edited).upgrade()).rejects.toThrow(/was changed after it was applied/);
     });
 
     it("refuses to run against a database migrated by a newer version", async () => {
       const driver = await open();
       const newer: EmbeddedMigration = { name: "29990101000000_newer", checksum: "a".repeat(64), sql: "CREATE TABLE newer (id INTEGER);" };
-      await new Migrator(driver, [...embedded(config), newer]).upgrade();
-      const status = await new Migrator(driver, embedded(config)).status();
+      await migrator(driver, config, [...embedded(config), newer]).upgrade();
+      const status = await migrator(driver, config).status();
       expect(status.unknown).toEqual([newer.name]);
-      await expect(new Migrator(driver, embedded(config)).upgrade()).rejects.toThrow(/migrated by a newer version/);
+      await expect(migrator(driver, config).upgrade()).rejects.toThrow(/migrated by a newer version/);
     });
 
     it("resets: drops every table and data, then migrates again", async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { InvalidError, loadDatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
-import { checkPostgresVersion, parsePostgresTimestamp } from "../../src/postgres/driver.js";
+import { checkPostgresVersion, parsePostgresTimestamp } from "../../src/backends/postgres/driver.js";
 import { withDatabase } from "../../src/testing/postgres.js";
 
 describe("PostgreSQL", () => {

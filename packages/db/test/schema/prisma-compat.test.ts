@@ -14,11 +14,10 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaClient as PostgresPrismaClient } from "../../src/generated/postgres/client.js";
 import { PrismaClient as SqlitePrismaClient } from "../../src/generated/sqlite/client.js";
+import { backendFor } from "../../src/backends/index.js";
 import type { Driver } from "../../src/driver/types.js";
 import { type Database, type DatabaseConfig, openDatabase, type Timestamp, toDate } from "../../src/index.js";
-import { PostgresDriver } from "../../src/postgres/driver.js";
 import { sql } from "../../src/sql.js";
-import { SqliteDriver } from "../../src/sqlite/driver.js";
 import { rowDecoder, selectList, tables } from "../../src/tables.js";
 import { selectedBackends, type TestBackend } from "../../src/testing/backends.js";
 import { freshConfig } from "../../src/testing/database.js";
@@ -49,7 +48,7 @@ function delegate(prisma: PrismaLike, model: string): Delegate {
 }
 
 async function openDriver(config: DatabaseConfig): Promise<Driver> {
-  return config.backend === "sqlite" ? new SqliteDriver({ path: config.path, timeoutSeconds: 5 }) : PostgresDriver.open(config);
+  return backendFor(config).connect({ ...config, timeoutSeconds: 5 });
 }
 
 /** Every row of every table as this package's own SQL and decoders read it, by table, sorted by id. */

@@ -7,7 +7,7 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidError, loadDatabaseConfig, openDatabase } from "../../src/index.js";
 import { sqliteMigrations } from "../../src/generated/migrations.js";
-import { checkSqliteVersion } from "../../src/sqlite/driver.js";
+import { checkSqliteVersion } from "../../src/backends/sqlite/driver.js";
 
 const run = promisify(execFile);
 const built = join(import.meta.dirname, "../../dist/index.js");

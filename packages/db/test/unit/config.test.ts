@@ -8,6 +8,7 @@ const fails = (env: Record<string, string>) => {
     loadDatabaseConfig(env);
   } catch (error) {
     expect(error).toBeInstanceOf(InvalidError);
+    expect((error as InvalidError).reason).toBe("misconfigured");
     return (error as Error).message;
   }
   throw new Error("expected the settings to be refused");

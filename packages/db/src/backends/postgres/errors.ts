@@ -1,39 +1,8 @@
 /**
- * Driver errors become the package's own errors here, once, at the edge. Callers never see a
- * better-sqlite3 or node-postgres error.
+ * node-postgres' errors become the package's own errors here, once, at the edge: callers never see
+ * a driver error.
  */
-import { AlreadyExistsError, BusyError, DatabaseError, InvalidError } from "../errors.js";
-
-interface SqliteError {
-  code: string;
-  message: string;
-}
-
-export function isSqliteBusy(error: unknown): boolean {
-  const code = (error as Partial<SqliteError> | null)?.code;
-  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
-}
-
-export function translateSqliteError(error: unknown): unknown {
-  if (error instanceof DatabaseError) return error;
-  const e = error as Partial<SqliteError> | null;
-  if (!e || typeof e.code !== "string" || !e.code.startsWith("SQLITE_")) return error;
-  const message = e.message ?? e.code;
-  if (isSqliteBusy(error)) {
-    return new BusyError("The SQLite database is locked by another writer; try again.", { cause: error });
-  }
-  if (e.code === "SQLITE_CONSTRAINT_UNIQUE" || e.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
-    const columns = message.split("constraint failed: ")[1];
-    return new AlreadyExistsError(`A row with the same ${columns ?? "key"} already exists.`, columns, { cause: error });
-  }
-  if (e.code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
-    return new InvalidError("The row refers to a row that does not exist.", [], { cause: error });
-  }
-  if (e.code.startsWith("SQLITE_CONSTRAINT")) {
-    return new InvalidError(`The row breaks a constraint: ${message}`, [], { cause: error });
-  }
-  return error;
-}
+import { AlreadyExistsError, BusyError, DatabaseError, InvalidError } from "../../errors.js";
 
 interface PgError {
   code: string;
@@ -78,17 +47,21 @@ export function translatePostgresError(error: unknown): unknown {
   if (code === "25P02") {
     return new InvalidError("An earlier statement in this transaction failed, so PostgreSQL ignores the rest of it; nothing will be committed.", [], {
       cause: error,
+      reason: "transaction_aborted",
     });
   }
   if (code === "23505") {
     return new AlreadyExistsError(`A row with the same key already exists${e.detail ? `: ${e.detail}` : "."}`, e.constraint, { cause: error });
   }
   if (code === "23503") {
-    return new InvalidError(`The row refers to a row that does not exist${e.detail ? `: ${e.detail}` : "."}`, [], { cause: error });
+    return new InvalidError(`The row refers to a row that does not exist${e.detail ? `: ${e.detail}` : "."}`, [], { cause: error, reason: "missing_reference" });
   }
   if (code.startsWith("23") || code.startsWith("22")) {
     // integrity (not null, check) and data exceptions (malformed uuid, out-of-range number, bad JSON)
-    return new InvalidError(e.message ?? "invalid value", e.column ? [{ path: [e.column], message: e.message ?? "" }] : [], { cause: error });
+    return new InvalidError(e.message ?? "invalid value", e.column ? [{ path: [e.column], message: e.message ?? "" }] : [], {
+      cause: error,
+      reason: code.startsWith("23") ? "constraint_violation" : "invalid_value",
+    });
   }
   return error;
 }

@@ -1,17 +1,16 @@
 /**
- * Work pools on SQLite. A claim is a handful of synchronous statements inside the caller's IMMEDIATE
- * transaction: select the eligible runs, then write each its new state and move its pointer. The
+ * Claims of scheduled runs on SQLite. A claim is a handful of synchronous statements inside the
+ * caller's IMMEDIATE transaction: select the eligible runs, then write each its new state and move its pointer. The
  * write lock excludes every other writer (in this process and in others) until the transaction ends,
  * so two claims can neither take the same run nor share a free slot.
  */
 import { randomUUID } from "node:crypto";
-import type { Queryable } from "../driver/types.js";
-import { type Sql, sql } from "../sql.js";
-import { bindValue, type TableSpec, tables } from "../tables.js";
-import { fromMicros, toMicros } from "../timestamps.js";
-import { type ClaimedRun, claimOrder, eligibleRunsSql, limitSql, type WorkPoolSql } from "../work-pools.js";
+import { type ClaimedRun, claimOrder, eligibleRunsSql, limitSql, type RunClaims, type RunSelection } from "../../claims.js";
+import { type Sql, sql } from "../../sql.js";
+import { bindValue, type TableSpec, tables } from "../../tables.js";
+import { fromMicros, toMicros } from "../../timestamps.js";
 import { sqliteDialect } from "./dialect.js";
-import { SqliteDriver, SqliteTransaction } from "./driver.js";
+import { syncConnection as connection } from "./driver.js";
 
 const state: TableSpec = tables.flow_run_state;
 const stateColumns = Object.keys(state.columns);
@@ -21,11 +20,12 @@ const insertState =
   `ON CONFLICT ("flow_run_id", "timestamp") DO NOTHING RETURNING id`;
 const movePointer = `UPDATE flow_run SET "state_id" = ?, "state_type" = ?, "state_name" = ?, "state_timestamp" = ?, "updated" = ? WHERE id = ?`;
 
-function connection(q: Queryable): { driver: SqliteDriver; atomic: <T>(work: () => T) => Promise<T> } {
-  if (q instanceof SqliteDriver) return { driver: q, atomic: (work) => q.atomic(work) };
-  if (q instanceof SqliteTransaction) return { driver: q.driver, atomic: (work) => q.atomic(work) };
-  throw new Error("not a SQLite connection");
-}
+/** The runs a claim takes, with their current state's time. */
+const pickSql = (s: RunSelection): Sql =>
+  sql`${eligibleRunsSql(sqliteDialect, s)}SELECT e.id, e.work_pool_id, fr.state_timestamp FROM eligible e JOIN flow_run fr ON fr.id = e.id ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
+
+/** The runs a lock holds. */
+const lockSql = (s: RunSelection): Sql => sql`${eligibleRunsSql(sqliteDialect, s)}SELECT e.id, e.work_pool_id FROM eligible e ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
 
 interface Picked {
   id: string;
@@ -33,14 +33,10 @@ interface Picked {
   state_timestamp: string | null;
 }
 
-export const sqliteWorkPools: WorkPoolSql = {
+export const sqliteClaims: RunClaims = {
   claim(tx, selection, target, now) {
     const { driver, atomic } = connection(tx);
-    const pick = sqliteDialect.render(
-      sql`${eligibleRunsSql(sqliteDialect, selection)}SELECT e.id, e.work_pool_id, fr.state_timestamp FROM eligible e JOIN flow_run fr ON fr.id = e.id ORDER BY ${claimOrder(
-        "e",
-      )}${limitSql(selection.limit)}`,
-    );
+    const pick = sqliteDialect.render(pickSql(selection));
     const encode = (column: string, value: unknown) => sqliteDialect.encode(bindValue(state.columns[column]!, value));
     return atomic(() => {
       const claimed: ClaimedRun[] = [];
@@ -73,16 +69,12 @@ export const sqliteWorkPools: WorkPoolSql = {
     // The IMMEDIATE transaction holds SQLite's write lock: no other writer, in this process or in
     // another, runs until it ends, so the runs selected here stay the caller's to move.
     if (!tx.inTransaction) throw new Error("runs are locked inside a transaction: the lock lasts until it ends");
-    return tx.query<ClaimedRun>(
-      sql`${eligibleRunsSql(sqliteDialect, selection)}SELECT e.id, e.work_pool_id FROM eligible e ORDER BY ${claimOrder("e")}${limitSql(selection.limit)}`,
-    );
+    return tx.query<ClaimedRun>(lockSql(selection));
   },
 
-
-  randomUuid(): Sql {
-    return sql.raw(
-      "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || " +
-        "substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
-    );
+  // The write lock stands for the limit rows' locks: every limit is "held".
+  statements: {
+    claim: (selection) => [pickSql(selection), sql.raw(insertState), sql.raw(movePointer)],
+    lock: (selection) => [lockSql(selection)],
   },
 };

@@ -5,8 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type BetterSqlite3 from "better-sqlite3";
 import type pg from "pg";
-import { randomRunName } from "../names.js";
-import { now } from "../timestamps.js";
+import { now, randomRunName } from "@prefect/db";
 
 export interface RawPaths {
   createRun(flowId: string): Promise<void> | void;

@@ -14,12 +14,13 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { Statement } from "better-sqlite3";
-import { InvalidError } from "../errors.js";
-import type { Sql } from "../sql.js";
-import { isSqliteBusy, translateSqliteError } from "../driver/errors.js";
-import { Mutex } from "../driver/mutex.js";
-import type { Driver, Queryable, Row } from "../driver/types.js";
+import type { SqliteConfig } from "../../config.js";
+import { Mutex } from "../../driver/mutex.js";
+import type { Driver, Queryable, Row } from "../../driver/types.js";
+import { InvalidError } from "../../errors.js";
+import type { Sql } from "../../sql.js";
 import { sqliteDialect } from "./dialect.js";
+import { isSqliteBusy, translateSqliteError } from "./errors.js";
 
 /**
  * Prefect needs 3.24 (`INSERT ... ON CONFLICT DO UPDATE`); our statements also use `RETURNING` (3.35),
@@ -39,6 +40,8 @@ export function checkSqliteVersion(version: string): void {
       throw new InvalidError(
         `SQLite ${version} is too old: this server needs SQLite ${MIN_SQLITE_VERSION} or newer. ` +
           "Reinstall better-sqlite3 (which bundles a current SQLite) or upgrade the system SQLite it was built against.",
+        [],
+        { reason: "misconfigured" },
       );
     }
   }
@@ -50,12 +53,8 @@ const STATEMENT_CACHE_SIZE = 500;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export interface SqliteDriverOptions {
-  /** File path, or `:memory:`. */
-  readonly path: string;
-  /** How long to keep trying when another process holds the write lock. */
-  readonly timeoutSeconds: number;
-}
+/** File path (or `:memory:`), and how long to keep trying when another process holds the write lock. */
+export type SqliteDriverOptions = Pick<SqliteConfig, "path" | "timeoutSeconds">;
 
 export class SqliteDriver implements Driver {
   readonly dialect = sqliteDialect;
@@ -357,4 +356,14 @@ export class SqliteTransaction implements Queryable {
       throw translateSqliteError(error);
     }
   }
+}
+
+/**
+ * The connection under `q` (the driver itself, or one of its transactions), with a way to run
+ * synchronous statements on it as one atomic step: the hot write paths use it to skip the event loop.
+ */
+export function syncConnection(q: Queryable): { driver: SqliteDriver; atomic: <T>(work: () => T) => Promise<T> } {
+  if (q instanceof SqliteDriver) return { driver: q, atomic: (work) => q.atomic(work) };
+  if (q instanceof SqliteTransaction) return { driver: q.driver, atomic: (work) => q.atomic(work) };
+  throw new Error("not a SQLite connection");
 }

@@ -1,6 +1,6 @@
-import type { Dialect } from "../dialect.js";
-import { ArrayValue, JsonValue, render, sql } from "../sql.js";
-import { type Timestamp, toTimestamp } from "../timestamps.js";
+import type { Dialect } from "../../dialect.js";
+import { ArrayValue, JsonValue, render, sql } from "../../sql.js";
+import { type Timestamp, toTimestamp } from "../../timestamps.js";
 
 function encode(value: unknown): unknown {
   if (value === undefined || value === null) return null;
@@ -14,7 +14,6 @@ function encode(value: unknown): unknown {
 const placeholder = (index: number) => `$${index}`;
 
 export const postgresDialect: Dialect = {
-  name: "postgres",
   placeholder,
   encode,
   render: (query) => render(query, placeholder, encode),
@@ -52,4 +51,8 @@ export const postgresDialect: Dialect = {
   startsWith: (column, prefix) => sql`starts_with(${column}, ${prefix}::text)`,
   containsInsensitive: (column, text) => sql`${column} ILIKE ${`%${text}%`}`,
   forUpdate: (alias) => sql.raw(` FOR UPDATE OF ${alias}`),
+  forNoKeyUpdate: (alias) => sql.raw(` FOR NO KEY UPDATE OF ${alias}`),
+  forShare: (alias) => sql.raw(` FOR SHARE OF ${alias}`),
+  noLimit: sql.empty,
+  randomUuid: () => sql.raw("gen_random_uuid()"),
 };

@@ -1,6 +1,6 @@
-import type { Dialect } from "../dialect.js";
-import { ArrayValue, JsonValue, render, sql } from "../sql.js";
-import { type Timestamp, toTimestamp } from "../timestamps.js";
+import type { Dialect } from "../../dialect.js";
+import { ArrayValue, JsonValue, render, sql } from "../../sql.js";
+import { type Timestamp, toTimestamp } from "../../timestamps.js";
 
 function encode(value: unknown): unknown {
   if (value === undefined || value === null) return null;
@@ -16,7 +16,6 @@ function encode(value: unknown): unknown {
 const placeholder = () => "?";
 
 export const sqliteDialect: Dialect = {
-  name: "sqlite",
   placeholder,
   encode,
   render: (query) => render(query, placeholder, encode),
@@ -60,7 +59,16 @@ export const sqliteDialect: Dialect = {
   asText: (column) => column,
   startsWith: (column, prefix) => sql`substr(${column}, 1, ${[...prefix].length}) = ${prefix}`,
   containsInsensitive: (column, text) => sql`${column} LIKE ${`%${text}%`}`,
+  // An IMMEDIATE transaction holds the database's write lock: no row lock is needed, nor possible.
   forUpdate: () => sql.empty,
+  forNoKeyUpdate: () => sql.empty,
+  forShare: () => sql.empty,
+  noLimit: sql.raw(" LIMIT -1"),
+  randomUuid: () =>
+    sql.raw(
+      "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || " +
+        "substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
+    ),
 };
 
 function jsonPath(key: string): string {

@@ -1,5 +1,5 @@
 /**
- * Work pools on PostgreSQL. A claim is two statements in the caller's transaction:
+ * Claims of scheduled runs on PostgreSQL. A claim is two statements in the caller's transaction:
  *
  * 1. Lock the rows of the pools, queues and deployments in reach that have a concurrency limit
  *    (`FOR NO KEY UPDATE`, in id order, so claimers queue up instead of deadlocking; flow runs can
@@ -12,9 +12,6 @@
  *
  * Claims that touch no limit take no row locks but the runs', and run side by side.
  */
-import type { Queryable } from "../driver/types.js";
-import { JsonValue, type Sql, sql } from "../sql.js";
-import type { Timestamp } from "../timestamps.js";
 import {
   type ClaimedRun,
   type ClaimStateRow,
@@ -23,9 +20,12 @@ import {
   type HeldLimits,
   limitSql,
   poolAndQueueNames,
+  type RunClaims,
   type RunSelection,
-  type WorkPoolSql,
-} from "../work-pools.js";
+} from "../../claims.js";
+import type { Queryable } from "../../driver/types.js";
+import { JsonValue, type Sql, sql } from "../../sql.js";
+import type { Timestamp } from "../../timestamps.js";
 import { postgresDialect as d } from "./dialect.js";
 
 function lockLimitsSql(s: RunSelection): Sql {
@@ -104,16 +104,10 @@ async function lockLimits(tx: Queryable, selection: RunSelection): Promise<HeldL
   };
 }
 
-export const postgresWorkPools: WorkPoolSql = {
+export const postgresClaims: RunClaims = {
   async claim(tx, selection, target, now) {
     if (!tx.inTransaction) throw new Error("claims run inside a transaction: the limit locks last until it ends");
-    const locked = await tx.query<{ kind: "pool" | "queue" | "deployment"; id: string }>(lockLimitsSql(selection));
-    const held = {
-      pools: locked.filter((l) => l.kind === "pool").map((l) => l.id),
-      queues: locked.filter((l) => l.kind === "queue").map((l) => l.id),
-      deployments: locked.filter((l) => l.kind === "deployment").map((l) => l.id),
-    };
-    return tx.query<ClaimedRun>(claimSql(selection, held, target, now));
+    return tx.query<ClaimedRun>(claimSql(selection, await lockLimits(tx, selection), target, now));
   },
 
   async lock(tx, selection) {
@@ -123,8 +117,8 @@ export const postgresWorkPools: WorkPoolSql = {
     return tx.query<ClaimedRun>(lockSql(selection, await lockLimits(tx, selection)));
   },
 
-
-  randomUuid(): Sql {
-    return sql.raw("gen_random_uuid()");
+  statements: {
+    claim: (selection, held, target, now) => [lockLimitsSql(selection), claimSql(selection, held, target, now)],
+    lock: (selection, held) => [lockLimitsSql(selection), lockSql(selection, held)],
   },
 };

@@ -7,13 +7,13 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { readFileSync } from "node:fs";
 import pg from "pg";
-import type { PostgresConfig } from "../config.js";
-import { InvalidError } from "../errors.js";
-import type { Sql } from "../sql.js";
-import type { Timestamp } from "../timestamps.js";
-import { translatePostgresError } from "../driver/errors.js";
-import type { Driver, Queryable, Row } from "../driver/types.js";
+import type { PostgresConfig } from "../../config.js";
+import type { Driver, Queryable, Row } from "../../driver/types.js";
+import { InvalidError } from "../../errors.js";
+import type { Sql } from "../../sql.js";
+import type { Timestamp } from "../../timestamps.js";
 import { postgresDialect } from "./dialect.js";
+import { translatePostgresError } from "./errors.js";
 
 export const MIN_POSTGRES_VERSION_NUM = 130000;
 
@@ -41,7 +41,7 @@ const typeParsers = {
 /** Throws unless the server is PostgreSQL 13 or newer (gen_random_uuid() in core, ...). */
 export function checkPostgresVersion(versionNum: number, version: string): void {
   if (versionNum < MIN_POSTGRES_VERSION_NUM) {
-    throw new InvalidError(`PostgreSQL ${version} is too old: this server needs PostgreSQL 13 or newer.`);
+    throw new InvalidError(`PostgreSQL ${version} is too old: this server needs PostgreSQL 13 or newer.`, [], { reason: "misconfigured" });
   }
 }
 
@@ -191,7 +191,7 @@ export class PostgresDriver implements Driver {
         // answers COMMIT with a rollback, without an error.
         const committed = await run(client, "COMMIT", []);
         if (committed.command === "ROLLBACK") {
-          throw new InvalidError("The transaction was rolled back because a statement in it failed; nothing was committed.");
+          throw new InvalidError("The transaction was rolled back because a statement in it failed; nothing was committed.", [], { reason: "transaction_aborted" });
         }
         return result;
       } catch (error) {

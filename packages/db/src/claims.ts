@@ -1,7 +1,7 @@
 /**
  * The SQL behind workers' scheduled runs, shared by both backends, and what each backend implements
- * on its own (sqlite/work-pools.ts, postgres/work-pools.ts): claiming runs atomically, time arithmetic,
- * fresh ids inside a statement.
+ * on its own (backends/sqlite/claims.ts, backends/postgres/claims.ts): claiming or locking runs
+ * atomically.
  *
  * The selection follows Prefect's get-runs-from-worker-queues query: SCHEDULED runs (not awaiting an
  * in-process retry) in pools and queues that are not paused, at most as many per queue and per pool as
@@ -53,7 +53,7 @@ export interface ClaimedRun {
   readonly work_pool_id: string;
 }
 
-export interface WorkPoolSql {
+export interface RunClaims {
   /**
    * Inside the caller's transaction: selects runs as `eligibleRunsSql` does and moves each to `state`
    * (a new state row, and the run's pointer). Concurrent claims never take the same run or exceed a
@@ -68,8 +68,14 @@ export interface WorkPoolSql {
    * Returns the locked runs in claim order.
    */
   lock(tx: Queryable, selection: RunSelection): Promise<ClaimedRun[]>;
-  /** A new random UUID for each row a statement writes. */
-  randomUuid(): Sql;
+  /**
+   * The SQL `claim` and `lock` send, in order, when `held` are the limit rows a claimer holds, for
+   * review (test/sql keeps them as snapshots).
+   */
+  readonly statements: {
+    claim(selection: RunSelection, held: HeldLimits, state: ClaimStateRow, now: Timestamp): readonly Sql[];
+    lock(selection: RunSelection, held: HeldLimits): readonly Sql[];
+  };
 }
 
 const SLOT_STATES = sql.raw(`('PENDING', 'RUNNING')`);

@@ -1,0 +1,77 @@
+/**
+ * Run writes on PostgreSQL: one statement with data-modifying CTEs per write, atomic by itself and
+ * one round trip.
+ */
+import type { Queryable } from "../../driver/types.js";
+import { bindValue, type ColumnKind, type TableSpec } from "../../tables.js";
+import { quote, type RunTables, type RunWrites, type StateWriteResult, TextCache } from "../../writes.js";
+import { postgresDialect } from "./dialect.js";
+
+const texts = new TextCache();
+
+/** Explicit types for parameters in a SELECT list, where PostgreSQL cannot infer them. */
+const CASTS: Record<ColumnKind, string> = {
+  uuid: "uuid",
+  text: "text",
+  int: "integer",
+  float: "double precision",
+  bool: "boolean",
+  json: "jsonb",
+  timestamp: "timestamptz",
+  enum: "state_type",
+};
+
+function encodeRow(spec: TableSpec, columns: readonly string[], values: Record<string, unknown>): unknown[] {
+  return columns.map((c) => postgresDialect.encode(bindValue(spec.columns[c]!, values[c])));
+}
+
+/** A run, and with `withState` its first state too, in one statement (the foreign keys between them are checked at its end). */
+function insertRunText(t: RunTables, withState: boolean): string {
+  return texts.get(`insert:${t.run.name}:${withState ? "with-state" : "bare"}`, () => {
+    const runColumns = Object.keys(t.run.columns);
+    const stateColumns = Object.keys(t.state.columns);
+    const runMarks = runColumns.map((_, i) => `$${i + 1}`).join(", ");
+    const insertRun = `INSERT INTO ${quote(t.run.name)} (${runColumns.map(quote).join(", ")}) VALUES (${runMarks}) ON CONFLICT (${t.upsertKey
+      .map(quote)
+      .join(", ")}) DO NOTHING RETURNING id`;
+    if (!withState) return `WITH r AS (${insertRun}) SELECT count(*) AS inserted FROM r`;
+    const stateValues = stateColumns.map((c, i) => `$${runColumns.length + i + 1}::${CASTS[t.state.columns[c]!]}`).join(", ");
+    const insertState = `INSERT INTO ${quote(t.state.name)} (${stateColumns.map(quote).join(", ")}) SELECT ${stateValues} FROM r`;
+    return `WITH r AS (${insertRun}), s AS (${insertState} RETURNING id) SELECT count(*) AS inserted FROM r`;
+  });
+}
+
+/** A state, and the `assigned` columns of its run, in one statement; nothing when the state's timestamp is taken. */
+function writeStateText(t: RunTables, assigned: readonly string[]): string {
+  return texts.get(`state:${t.run.name}:${assigned.join(",")}`, () => {
+    const stateColumns = Object.keys(t.state.columns);
+    const marks = stateColumns.map((_, i) => `$${i + 1}`).join(", ");
+    const sets = assigned.map((c, i) => `${quote(c)} = $${stateColumns.length + i + 1}`).join(", ");
+    const runParam = `$${stateColumns.length + assigned.length + 1}`;
+    return (
+      `WITH s AS (INSERT INTO ${quote(t.state.name)} (${stateColumns.map(quote).join(", ")}) VALUES (${marks}) ` +
+      `ON CONFLICT (${quote(t.parentColumn)}, "timestamp") DO NOTHING RETURNING id) ` +
+      `UPDATE ${quote(t.run.name)} AS run SET ${sets} FROM s WHERE run.id = ${runParam} RETURNING run.id`
+    );
+  });
+}
+
+export const postgresWrites: RunWrites = {
+  async insertRun(q: Queryable, t: RunTables, run, state) {
+    const params = [...encodeRow(t.run, Object.keys(t.run.columns), run), ...(state ? encodeRow(t.state, Object.keys(t.state.columns), state) : [])];
+    const rows = await q.queryText<{ inserted: number }>(insertRunText(t, state !== null), params);
+    return Number(rows[0]?.inserted ?? 0) > 0;
+  },
+
+  async writeState(q, t, runId, state, assignments): Promise<StateWriteResult> {
+    const assigned = Object.keys(assignments);
+    const params = [...encodeRow(t.state, Object.keys(t.state.columns), state), ...encodeRow(t.run, assigned, assignments), runId];
+    const rows = await q.queryText(writeStateText(t, assigned), params);
+    return rows.length > 0 ? "written" : "taken";
+  },
+
+  statements: {
+    insertRun: (t, withState) => [insertRunText(t, withState)],
+    writeState: (t, assigned) => [writeStateText(t, assigned)],
+  },
+};
