@@ -45,7 +45,7 @@ export const INTEGRITY_CONFLICT_MESSAGE =
 export const integrityConflict = () => conflict(INTEGRITY_CONFLICT_MESSAGE);
 
 /** Whether a data-layer error is a reference to a missing row (a foreign key). */
-export const isMissingReference = (error: unknown): boolean => error instanceof InvalidError && /refers to a row that does not exist/.test(error.message);
+export const isMissingReference = (error: unknown): boolean => error instanceof InvalidError && error.reason === "missing_reference";
 
 /** A taken unique key or a reference to a missing row, as Prefect answers both (409); anything else as it is. */
 export function asIntegrityConflict(error: unknown): never {

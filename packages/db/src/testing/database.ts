@@ -28,7 +28,7 @@ export async function freshConfig(backend: TestBackend, options: TestDatabaseOpt
       remove: async () => rmSync(dir, { recursive: true, force: true }),
     };
   }
-  const created = await createTestDatabase(inject("postgresUrl"), { empty: options.empty ?? false });
+  const created = await createTestDatabase(inject("postgresUrl"), inject("postgresTemplate"), { empty: options.empty ?? false });
   return { config: loadDatabaseConfig({ PREFECT_DATABASE_URL: created.url }), remove: created.drop };
 }
 

@@ -5,32 +5,47 @@
  */
 import type { TestProject } from "vitest/node";
 import { selectedBackends } from "./backends.js";
-import { startPostgres, TEMPLATE_DATABASE, withDatabase } from "./postgres.js";
+import { startPostgres, templateDatabaseName, withDatabase } from "./postgres.js";
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   if (!selectedBackends().includes("postgres")) return undefined;
   const server = await startPostgres();
+  const template = templateDatabaseName();
   try {
-    await buildTemplate(server.url);
+    await buildTemplate(server.url, template);
   } catch (error) {
     await server.stop();
     throw error;
   }
   project.provide("postgresUrl", server.url);
-  return server.stop;
+  project.provide("postgresTemplate", template);
+  return async () => {
+    await dropDatabase(server.url, template);
+    await server.stop();
+  };
 }
 
-async function buildTemplate(adminUrl: string): Promise<void> {
+async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  const pg = (await import("pg")).default;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+async function buildTemplate(adminUrl: string, template: string): Promise<void> {
   const { openDatabase, loadDatabaseConfig } = await import("../index.js");
   const pg = (await import("pg")).default;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DATABASE} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${TEMPLATE_DATABASE}`);
+    await admin.query(`CREATE DATABASE ${template}`);
   } finally {
     await admin.end();
   }
-  const db = await openDatabase(loadDatabaseConfig({ PREFECT_DATABASE_URL: withDatabase(adminUrl, TEMPLATE_DATABASE) }));
+  const db = await openDatabase(loadDatabaseConfig({ PREFECT_DATABASE_URL: withDatabase(adminUrl, template) }));
   await db.close();
 }

@@ -5,11 +5,13 @@
  */
 export { selectedBackends, type TestBackend } from "./backends.js";
 export { type BackendContext, describeEachBackend, freshConfig, openTestDatabase, type TestDatabase, type TestDatabaseOptions } from "./database.js";
-export { createTestDatabase, startPostgres, TEMPLATE_DATABASE, withDatabase } from "./postgres.js";
+export { createTestDatabase, startPostgres, templateDatabaseName, withDatabase } from "./postgres.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
     /** Admin URL of the PostgreSQL server of this test run (set by the global setup). */
     postgresUrl: string;
+    /** The migrated template database each test clones (its name is this run's own). */
+    postgresTemplate: string;
   }
 }

@@ -1,7 +1,13 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 
-export const TEMPLATE_DATABASE = "prefect_test_template";
+/**
+ * The migrated template database of one test run: its own name per run, so that runs sharing one
+ * PostgreSQL server (PREFECT_TEST_POSTGRES_URL) never drop each other's template.
+ */
+export function templateDatabaseName(): string {
+  return `prefect_test_template_${randomBytes(6).toString("hex")}`;
+}
 
 export function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
@@ -41,12 +47,12 @@ export async function startPostgres(): Promise<PostgresServer> {
 }
 
 /** Creates a database for one test: a copy of the migrated template, or an empty one. */
-export async function createTestDatabase(adminUrl: string, options: { empty?: boolean } = {}): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function createTestDatabase(adminUrl: string, template: string, options: { empty?: boolean } = {}): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `prefect_test_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`);
+    await admin.query(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${template}`);
   } finally {
     await admin.end();
   }

@@ -16,7 +16,7 @@ import {
 } from "@prefect/db";
 import type { PrefectEvent } from "@prefect/orchestration";
 import type { AppContext, Logger } from "../../context.js";
-import { badRequest, conflict, integrityConflict, notFound, unprocessable } from "../../prefect/errors.js";
+import { badRequest, conflict, integrityConflict, isMissingReference, notFound, unprocessable } from "../../prefect/errors.js";
 import { HydrationError, hydrate, workspaceVariables } from "../../prefect/hydration.js";
 import { isRecord } from "../../prefect/json.js";
 import { schemaCheck } from "../../prefect/json-schema.js";
@@ -67,7 +67,7 @@ function concurrencyOptionsOf<S extends string>(options: { collision_strategy: S
 
 /** The flow of a new deployment must exist: Prefect's foreign key answers 409. */
 function missingFlow(error: unknown): never {
-  if (error instanceof InvalidError && error.issues[0]?.path[0] === "flow_id") throw integrityConflict();
+  if (isMissingReference(error) && (error as InvalidError).issues[0]?.path[0] === "flow_id") throw integrityConflict();
   throw error;
 }
 
