@@ -68,7 +68,7 @@ describe("PostgreSQL", () => {
 
   it("keeps at most the configured number of connections", async () => {
     const database = `prefect_pool_${randomBytes(4).toString("hex")}`;
-    await admin((c) => c.query(`CREATE DATABASE ${database} TEMPLATE prefect_test_template`));
+    await admin((c) => c.query(`CREATE DATABASE ${database} TEMPLATE ${inject("postgresTemplate")}`));
     cleanups.push(async () => {
       await admin((c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
     });
