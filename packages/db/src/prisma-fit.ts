@@ -16,7 +16,7 @@ import type { Prisma as PostgresPrisma } from "./generated/postgres/client.js";
 import type { Prisma as SqlitePrisma } from "./generated/sqlite/client.js";
 import type { Log } from "./repositories/logs.js";
 import type { Artifact, ArtifactCollection } from "./schemas/artifacts.js";
-import type { Automation, AutomationBucket, AutomationEventFollower, AutomationRelatedResource, CompositeTriggerChildFiring } from "./schemas/automations.js";
+import type { Automation, AutomationActionQueueEntry, AutomationBucket, AutomationEventFollower, AutomationRelatedResource, CompositeTriggerChildFiring } from "./schemas/automations.js";
 import type { BlockDocument, BlockDocumentReference, BlockSchema, BlockSchemaReference, BlockType } from "./schemas/blocks.js";
 import type { ConcurrencyLimitV2 } from "./schemas/concurrency-limits.js";
 import type { CsrfToken } from "./schemas/csrf-tokens.js";
@@ -150,6 +150,7 @@ type ReturnedRows = {
   AutomationRelatedResource: [AutomationRelatedResource, "automation_related_resource"];
   CompositeTriggerChildFiring: [CompositeTriggerChildFiring, "composite_trigger_child_firing"];
   AutomationEventFollower: [AutomationEventFollower, "automation_event_follower"];
+  AutomationActionQueue: [AutomationActionQueueEntry, "automation_action_queue"];
 };
 
 /** Every table has a model in both clients, and every model of both clients has a table. */

@@ -315,6 +315,13 @@ export const tables = {
     received: "timestamp",
     follower: "json",
   }),
+  automation_action_queue: table("automation_action_queue", "AutomationActionQueue", {
+    automation_id: "uuid",
+    action_index: "int",
+    triggered_action: "json",
+    available_at: "timestamp",
+    attempts: "int",
+  }),
 } as const;
 
 export type Tables = typeof tables;

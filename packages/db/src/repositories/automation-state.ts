@@ -3,13 +3,16 @@
  * `models/composite_trigger_child_firing.py` and `ordering/db.py` do: buckets counting events per
  * trigger and bucketing key, the child firings of composite triggers, and events that arrived before
  * the event they follow. Every upsert is one `INSERT ... ON CONFLICT ... DO UPDATE` on Prefect's
- * unique key, returning the row as it now is.
+ * unique key, returning the row as it now is. And the actions service's queue: the actions of each
+ * firing, written in the transaction that fired, each taken by one process at a time.
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { page } from "../filters.js";
 import { checkId } from "../ids.js";
 import {
+  type AutomationActionQueueEntry,
+  ActionQueueEntryCreate,
   type AutomationBucket,
   type AutomationEventFollower,
   BucketEnsure,
@@ -23,7 +26,7 @@ import {
 import { Limit, Offset, TimestampSchema, Uuid } from "../schemas/common.js";
 import { type Sql, sql } from "../sql.js";
 import { insertSql, rowDecoder, selectList, tables } from "../tables.js";
-import { now, type Timestamp, toMicros } from "../timestamps.js";
+import { addSeconds, now, type Timestamp, toMicros } from "../timestamps.js";
 import { parseInput, type RepositoryContext } from "./context.js";
 import { orderBy } from "./run-states.js";
 
@@ -70,11 +73,27 @@ export interface AutomationStateRepository {
   removeFollower(scope: string, followerEventId: string): Promise<boolean>;
   /** Removes and returns the events of a scope received before `receivedBefore` (their leader never came), in the order they occurred. */
   takeLostFollowers(scope: string, receivedBefore: Timestamp | string): Promise<AutomationEventFollower[]>;
+
+  /** Queues actions of a firing, available now. */
+  enqueueActions(entries: readonly ActionQueueEntryCreate[]): Promise<AutomationActionQueueEntry[]>;
+  /**
+   * Takes up to `limit` available actions, oldest first, holding each for `holdSeconds` (then it is
+   * available again, for when its taker died) and counting the attempt. Concurrent takers never take
+   * the same action (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one statement, one writer).
+   */
+  claimActions(limit: number, holdSeconds: number): Promise<AutomationActionQueueEntry[]>;
+  /** Removes an action that was acted on; false when it was not queued (any more). */
+  finishAction(id: string): Promise<boolean>;
+  /** Makes a taken action available again at `availableAt` (a retry); false when it was not queued. */
+  releaseAction(id: string, availableAt: Timestamp | string): Promise<boolean>;
+  /** The queued actions (taken or not), oldest first. */
+  readQueuedActions(): Promise<AutomationActionQueueEntry[]>;
 }
 
 const B = tables.automation_bucket;
 const F = tables.composite_trigger_child_firing;
 const E = tables.automation_event_follower;
+const A = tables.automation_action_queue;
 
 const PageInput = z.object({ limit: Limit.nullish(), offset: Offset.nullish() });
 const IdList = z.array(Uuid);
@@ -99,7 +118,9 @@ export function automationStateRepository({ q }: RepositoryContext): AutomationS
   const decodeBucket = rowDecoder<AutomationBucket>(d, B);
   const decodeFiring = rowDecoder<CompositeTriggerChildFiring>(d, F);
   const decodeFollower = rowDecoder<AutomationEventFollower>(d, E);
+  const decodeAction = rowDecoder<AutomationActionQueueEntry>(d, A);
   const bucketColumns = selectList(B, "automation_bucket");
+  const byAge = (rows: AutomationActionQueueEntry[]) => rows.sort((a, b) => toMicros(a.created) - toMicros(b.created) || (a.id < b.id ? -1 : 1));
 
   const bucketWhere = (key: z.output<typeof BucketKey>, alias: string) =>
     sql`${sql.raw(alias)}.automation_id = ${key.automation_id} AND ${sql.raw(alias)}.trigger_id = ${key.trigger_id} AND ${sql.raw(alias)}.bucketing_key = ${sql.json(key.bucketing_key)}`;
@@ -289,6 +310,45 @@ export function automationStateRepository({ q }: RepositoryContext): AutomationS
         sql`DELETE FROM automation_event_follower WHERE scope = ${scope} AND received < ${before} RETURNING ${selectList(E, "automation_event_follower")}`,
       );
       return inOccurredOrder(rows.map(decodeFollower).sort((a, b) => (a.received < b.received ? -1 : a.received > b.received ? 1 : a.id < b.id ? -1 : 1)));
+    },
+
+    async enqueueActions(entries) {
+      const data = entries.map((e) => parseInput(ActionQueueEntryCreate, e, "queued action"));
+      const out: AutomationActionQueueEntry[] = [];
+      for (const entry of data) {
+        const ts = now();
+        const rows = await q.query(
+          insertSql(A, { id: randomUUID(), created: ts, updated: ts, ...entry, available_at: ts, attempts: 0 }, sql` RETURNING ${selectList(A, "automation_action_queue")}`),
+        );
+        out.push(decodeAction(rows[0]!));
+      }
+      return out;
+    },
+
+    async claimActions(limit, holdSeconds) {
+      const n = parseInput(z.number().int().positive(), limit, "limit");
+      const hold = parseInput(z.number().positive(), holdSeconds, "hold seconds");
+      const ts = now();
+      const rows = await q.query(
+        sql`UPDATE automation_action_queue SET available_at = ${addSeconds(ts, hold)}, attempts = attempts + 1, updated = ${ts}
+            WHERE id IN (SELECT a.id FROM automation_action_queue a WHERE a.available_at <= ${ts} ORDER BY a.available_at, a.created LIMIT ${n}${d.forUpdateSkipLocked("a")})
+            RETURNING ${selectList(A, "automation_action_queue")}`,
+      );
+      return byAge(rows.map(decodeAction));
+    },
+
+    async finishAction(id) {
+      return (await q.execute(sql`DELETE FROM automation_action_queue WHERE id = ${checkId(id, "queued action id")}`)) > 0;
+    },
+
+    async releaseAction(id, availableAt) {
+      const at = parseInput(TimestampSchema, availableAt, "available at");
+      return (await q.execute(sql`UPDATE automation_action_queue SET available_at = ${at}, updated = ${now()} WHERE id = ${checkId(id, "queued action id")}`)) > 0;
+    },
+
+    async readQueuedActions() {
+      const rows = await q.query(sql`SELECT ${selectList(A, "a")} FROM automation_action_queue a`);
+      return byAge(rows.map(decodeAction));
     },
   };
 }

@@ -176,3 +176,24 @@ export const FollowerCreate = z.object({
   follower: JsonDocument,
 });
 export type FollowerCreate = z.input<typeof FollowerCreate>;
+
+/** One action of a firing waiting in the actions service's queue (its TriggeredAction as JSON). */
+export interface AutomationActionQueueEntry {
+  id: string;
+  created: Timestamp;
+  updated: Timestamp;
+  automation_id: string;
+  action_index: number;
+  triggered_action: JsonDocument;
+  /** When the action may be taken (again): a claim holds it until then. */
+  available_at: Timestamp;
+  /** How many times it has been taken. */
+  attempts: number;
+}
+
+export const ActionQueueEntryCreate = z.object({
+  automation_id: Uuid,
+  action_index: z.number().int().min(0),
+  triggered_action: JsonDocument,
+});
+export type ActionQueueEntryCreate = z.input<typeof ActionQueueEntryCreate>;

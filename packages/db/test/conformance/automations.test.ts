@@ -586,4 +586,35 @@ describeEachBackend("automations", (t) => {
       ).rejects.toBeInstanceOf(InvalidError);
     });
   });
+
+  describe("action queue", () => {
+    const entry = (index: number) => ({ automation_id: randomUUID(), action_index: index, triggered_action: { id: randomUUID(), action: { type: "do-nothing" } } });
+
+    it("hands each queued action to one taker until it is finished or its hold ends", async () => {
+      const queued = await t.db.automations.enqueueActions([entry(0), entry(1), entry(2)]);
+      expect(queued.map((a) => [a.action_index, a.attempts])).toEqual([
+        [0, 0],
+        [1, 0],
+        [2, 0],
+      ]);
+      const takers = await Promise.all([1, 2, 3].map(() => t.db.transaction((tx) => tx.automations.claimActions(1, 60))));
+      const taken = takers.flat();
+      expect(taken.map((a) => a.id).sort()).toEqual(queued.map((a) => a.id).sort());
+      expect(taken.every((a) => a.attempts === 1)).toBe(true);
+      expect(await t.db.automations.claimActions(10, 60)).toEqual([]);
+
+      expect(await t.db.automations.finishAction(queued[0]!.id)).toBe(true);
+      expect(await t.db.automations.finishAction(queued[0]!.id)).toBe(false);
+      expect(await t.db.automations.releaseAction(queued[1]!.id, T0)).toBe(true);
+      const again = await t.db.automations.claimActions(10, 60);
+      expect(again.map((a) => [a.id, a.attempts])).toEqual([[queued[1]!.id, 2]]);
+      expect((await t.db.automations.readQueuedActions()).map((a) => a.id)).toEqual([queued[1]!.id, queued[2]!.id]);
+    });
+
+    it("refuses malformed input", async () => {
+      await expect(t.db.automations.enqueueActions([{ ...entry(0), action_index: -1 }])).rejects.toBeInstanceOf(InvalidError);
+      await expect(t.db.automations.claimActions(0, 60)).rejects.toBeInstanceOf(InvalidError);
+      await expect(t.db.automations.finishAction("nope")).rejects.toBeInstanceOf(InvalidError);
+    });
+  });
 });

@@ -228,6 +228,7 @@ async function writeSample(db: Database) {
     received: "2026-11-22T10:00:01.000003Z",
     follower: { event: "prefect.flow-run.Running", occurred: "2026-11-22T10:00:01Z" },
   });
+  await db.automations.enqueueActions([{ automation_id: randomUUID(), action_index: 2, triggered_action: { id: randomUUID(), action: { type: "do-nothing" } } }]);
   const deployment = (
     await db.deployments.create({
       name: "nightly-etl",
