@@ -97,6 +97,10 @@ export interface ServerSettings {
     readonly lateRuns: ServiceSettings & { readonly afterSeconds: number };
     readonly foreman: ForemanSettings;
     readonly cancellationCleanup: ServiceSettings & { readonly cancellingTimeoutSeconds: number };
+    /** Prefect's triggers service; `loopSeconds` is its proactive granularity (PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY). */
+    readonly triggers: ServiceSettings;
+    /** Prefect's actions service; `loopSeconds` is how often it looks for queued actions. */
+    readonly actions: ServiceSettings;
   };
 }
 
@@ -195,6 +199,11 @@ export function loadServerSettings(env: Env = process.env): ServerSettings {
         ...service(env, "CANCELLATION_CLEANUP", 20),
         cancellingTimeoutSeconds: serviceSetting(env, "CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS", seconds, 300, true),
       },
+      triggers: {
+        enabled: service(env, "TRIGGERS", 5).enabled,
+        loopSeconds: parse(duration, read(env, "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY", "PREFECT_EVENTS_PROACTIVE_GRANULARITY"), 5),
+      },
+      actions: service(env, "ACTIONS", 1),
     },
   };
 }

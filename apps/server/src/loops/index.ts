@@ -8,6 +8,7 @@ import { repossessor } from "./repossessor.js";
 import { schedulers } from "./scheduler.js";
 import type { Service } from "./loop.js";
 import { taskRunRecorder } from "./task-run-recorder.js";
+import { actionsService, triggerServices } from "./triggers.js";
 
 export async function startLoops(context: AppContext, log: Logger): Promise<Service[]> {
   const services: Service[] = [];
@@ -18,6 +19,8 @@ export async function startLoops(context: AppContext, log: Logger): Promise<Serv
   if (context.settings.services.lateRuns.enabled) services.push(lateRuns(context, log));
   if (context.settings.services.foreman.enabled) services.push(foreman(context, log));
   if (context.settings.services.cancellationCleanup.enabled) services.push(cancellationCleanup(context, log));
+  if (context.settings.services.triggers.enabled) services.push(...triggerServices(context, log));
+  if (context.settings.services.actions.enabled) services.push(actionsService(context, log));
   for (const service of services) {
     await service.start();
     log.debug({ service: service.name }, "service started");

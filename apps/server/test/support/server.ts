@@ -39,6 +39,8 @@ const TEST_DEFAULTS: Record<string, string> = {
   PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED: "false",
   PREFECT_SERVER_SERVICES_FOREMAN_ENABLED: "false",
   PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED: "false",
+  PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: "false",
+  PREFECT_SERVER_SERVICES_ACTIONS_ENABLED: "false",
 };
 
 export async function startServer(backend: TestBackend, env: Record<string, string> = {}): Promise<TestServer> {

@@ -53,6 +53,8 @@ export function toWireEvent(event: ReceivedEvent | StoredEvent): WireEvent {
 const globCache = new Map<string, RegExp>();
 
 /** Python's fnmatchcase: `*`, `?`, `[seq]`, `[!seq]`. */
+export const fnmatchcase = (value: string, pattern: string): boolean => glob(pattern).test(value);
+
 function glob(pattern: string): RegExp {
   let compiled = globCache.get(pattern);
   if (compiled) return compiled;
