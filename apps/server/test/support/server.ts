@@ -2,7 +2,7 @@
  * Starts the real server on a free port over a fresh database of the given backend, and talks HTTP to
  * it. Every response is checked against Prefect's OpenAPI document.
  */
-import { type Database, openDatabase } from "@prefect/db";
+import { type Database, type DatabaseConfig, openDatabase } from "@prefect/db";
 import { freshConfig, type TestBackend } from "@prefect/db/testing";
 import { afterEach, beforeEach, describe } from "vitest";
 import { selectedBackends } from "@prefect/db/testing";
@@ -43,8 +43,9 @@ const TEST_DEFAULTS: Record<string, string> = {
   PREFECT_SERVER_SERVICES_ACTIONS_ENABLED: "false",
 };
 
-export async function startServer(backend: TestBackend, env: Record<string, string> = {}): Promise<TestServer> {
-  const { config, remove } = await freshConfig(backend);
+/** A server over a fresh database, or over `shared` (another server's database, which it leaves in place). */
+export async function startServer(backend: TestBackend, env: Record<string, string> = {}, shared?: DatabaseConfig): Promise<TestServer> {
+  const { config, remove } = shared ? { config: shared, remove: async () => {} } : await freshConfig(backend);
   const db = await openDatabase(config);
   const settings: ServerSettings = { ...loadServerSettings({ ...TEST_DEFAULTS, ...env }), port: 0 };
   const running = await start({ ...settings, host: "127.0.0.1" }, { db, logger: false });
