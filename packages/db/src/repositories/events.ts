@@ -103,11 +103,12 @@ function labelConditions(d: Dialect, column: Sql, labels: ResourceSpecification)
   );
 }
 
+/** A list condition applies only when the list has entries: an empty list means "no filter", as in Prefect. */
+const given = <T>(list: readonly T[] | null | undefined): list is readonly T[] => Array.isArray(list) && list.length > 0;
+const givenLabels = (labels: ResourceSpecification | null | undefined): labels is ResourceSpecification => !!labels && Object.keys(labels).length > 0;
+
 function idConditions(d: Dialect, column: Sql, ids?: readonly string[] | null, prefixes?: readonly string[] | null): Sql[] {
-  return [
-    ids ? d.inList(column, ids) : sql.empty,
-    prefixes ? sql.or(prefixes.map((p) => d.startsWith(column, p))) : sql.empty,
-  ];
+  return [given(ids) ? d.inList(column, ids) : sql.empty, given(prefixes) ? sql.or(prefixes.map((p) => d.startsWith(column, p))) : sql.empty];
 }
 
 const asList = <T>(value: T | T[] | null | undefined): T[] => (value === null || value === undefined ? [] : Array.isArray(value) ? value : [value]);
@@ -120,28 +121,28 @@ export function eventFilterSql(d: Dialect, input: EventFilter | null | undefined
   if (f.occurred?.since) conditions.push(sql`${col("occurred")} >= ${f.occurred.since}`);
   if (f.occurred?.until) conditions.push(sql`${col("occurred")} <= ${f.occurred.until}`);
   if (f.event) {
-    if (f.event.prefix) conditions.push(sql.or(f.event.prefix.map((p) => d.startsWith(col("event"), p))));
-    if (f.event.exclude_prefix) conditions.push(...f.event.exclude_prefix.map((p) => sql`NOT (${d.startsWith(col("event"), p)})`));
-    if (f.event.name) conditions.push(d.inList(col("event"), f.event.name));
-    if (f.event.exclude_name) conditions.push(d.notInList(col("event"), f.event.exclude_name));
+    if (given(f.event.prefix)) conditions.push(sql.or(f.event.prefix.map((p) => d.startsWith(col("event"), p))));
+    if (given(f.event.exclude_prefix)) conditions.push(...f.event.exclude_prefix.map((p) => sql`NOT (${d.startsWith(col("event"), p)})`));
+    if (given(f.event.name)) conditions.push(d.inList(col("event"), f.event.name));
+    if (given(f.event.exclude_name)) conditions.push(d.notInList(col("event"), f.event.exclude_name));
   }
   if (f.resource) {
     conditions.push(...idConditions(d, col("resource_id"), f.resource.id, f.resource.id_prefix));
-    if (f.resource.labels) conditions.push(labelConditions(d, col("resource"), f.resource.labels));
+    if (givenLabels(f.resource.labels)) conditions.push(labelConditions(d, col("resource"), f.resource.labels));
   }
   for (const related of asList(f.related)) {
     const er = sql.raw("rer");
     const rowConditions = sql.and([
       sql`rer.resource_role <> ''`,
-      related.id ? d.inList(sql`${er}.resource_id`, related.id) : sql.empty,
-      related.role ? d.inList(sql`${er}.resource_role`, related.role) : sql.empty,
-      related.labels ? labelConditions(d, sql`${er}.resource`, related.labels) : sql.empty,
+      given(related.id) ? d.inList(sql`${er}.resource_id`, related.id) : sql.empty,
+      given(related.role) ? d.inList(sql`${er}.resource_role`, related.role) : sql.empty,
+      givenLabels(related.labels) ? labelConditions(d, sql`${er}.resource`, related.labels) : sql.empty,
     ]);
-    if (related.id || related.role || related.labels) {
+    if (given(related.id) || given(related.role) || givenLabels(related.labels)) {
       conditions.push(sql`EXISTS (SELECT 1 FROM event_resources rer WHERE rer.event_id = ${col("id")} AND ${rowConditions})`);
     }
-    const pairs = related.resources_in_roles ?? [];
-    if (pairs.length > 0) {
+    const pairs = related.resources_in_roles;
+    if (given(pairs)) {
       conditions.push(
         sql`EXISTS (SELECT 1 FROM event_resources rir WHERE rir.event_id = ${col("id")} AND ${sql.or(
           pairs.map(([id, role]) => sql`rir.resource_id = ${id} AND rir.resource_role = ${role}`),
@@ -152,11 +153,11 @@ export function eventFilterSql(d: Dialect, input: EventFilter | null | undefined
   for (const any of asList(f.any_resource)) {
     const rowConditions = sql.and([
       ...idConditions(d, sql.raw("aer.resource_id"), any.id, any.id_prefix),
-      any.labels ? labelConditions(d, sql.raw("aer.resource"), any.labels) : sql.empty,
+      givenLabels(any.labels) ? labelConditions(d, sql.raw("aer.resource"), any.labels) : sql.empty,
     ]);
     conditions.push(sql`EXISTS (SELECT 1 FROM event_resources aer WHERE aer.event_id = ${col("id")} AND ${rowConditions})`);
   }
-  if (f.id?.id) conditions.push(d.inList(col("id"), f.id.id));
+  if (given(f.id?.id)) conditions.push(d.inList(col("id"), f.id.id));
   if (f.text?.query.trim()) {
     conditions.push(
       textSearchSql(d, f.text.query, [col("event"), d.asText(col("resource")), d.asText(col("related")), d.asText(col("payload"))]),
