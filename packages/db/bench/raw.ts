@@ -27,7 +27,7 @@ const RUN_COLUMNS =
   "id, created, updated, name, state_type, state_name, state_timestamp, run_count, expected_start_time, next_scheduled_start_time, start_time, end_time, total_run_time, flow_id, deployment_id, work_queue_name, flow_version, deployment_version, parameters, idempotency_key, context, empirical_policy, tags, labels, created_by, infrastructure_pid, job_variables, infrastructure_document_id, parent_task_run_id, auto_scheduled, state_id, work_queue_id";
 const STATE_COLUMNS = "id, created, updated, flow_run_id, type, timestamp, name, message, state_details, data, result_artifact_id";
 const LOG_COLUMNS = "id, created, updated, name, level, flow_run_id, task_run_id, message, timestamp";
-const EVENT_COLUMNS = "id, created, updated, occurred, event, resource_id, resource, related_resource_ids, related, payload, received, recorded, follows";
+const EVENT_COLUMNS = "id, created, updated, occurred, event, resource_id, resource, related_resource_ids, related, payload, received, recorded, follows, position";
 const RESOURCE_COLUMNS = "id, created, updated, occurred, resource_id, resource_role, resource, event_id";
 
 function runValues(flowId: string, stateId: string, ts: string, bool: (b: boolean) => unknown): unknown[] {
@@ -46,11 +46,12 @@ function logValues(logs: Parameters<RawPaths["insertLogs"]>[0]): unknown[] {
   return logs.flatMap((l) => [randomUUID(), ts, ts, l.name, l.level, l.flow_run_id, null, l.message, l.timestamp]);
 }
 
-function eventRows(events: readonly RawEvent[]) {
+/** The events' rows, numbered after `head` (the highest position stored). */
+function eventRows(events: readonly RawEvent[], head: number) {
   const ts = now();
-  const eventParams = events.flatMap((e) => [
+  const eventParams = events.flatMap((e, i) => [
     e.id, ts, ts, e.occurred, e.event, e.resource["prefect.resource.id"], JSON.stringify(e.resource),
-    JSON.stringify(e.related.map((r) => r["prefect.resource.id"])), JSON.stringify(e.related), JSON.stringify(e.payload), ts, ts, null,
+    JSON.stringify(e.related.map((r) => r["prefect.resource.id"])), JSON.stringify(e.related), JSON.stringify(e.payload), ts, ts, null, head + i + 1,
   ]);
   const resourceParams = events.flatMap((e) =>
     [{ ...e.resource, "prefect.resource.role": "" }, ...e.related].flatMap(({ "prefect.resource.role": role, ...resource }) => [
@@ -87,10 +88,11 @@ export function sqliteRaw(db: BetterSqlite3.Database): RawPaths {
     }
   });
   const logStatement = db.prepare(`INSERT INTO log (${LOG_COLUMNS}) VALUES ${tuples(100, 9, q)}`);
-  const eventStatement = db.prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES ${tuples(50, 13, q)} ON CONFLICT (id) DO NOTHING RETURNING id`);
+  const eventStatement = db.prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES ${tuples(50, 14, q)} ON CONFLICT (id) DO NOTHING RETURNING id`);
   const resourceStatement = db.prepare(`INSERT INTO event_resources (${RESOURCE_COLUMNS}) VALUES ${tuples(150, 8, q)}`);
+  const headStatement = db.prepare("SELECT COALESCE(MAX(position), 0) AS head FROM events");
   const insertEvents = db.transaction((events: readonly RawEvent[]) => {
-    const { eventParams, resourceParams } = eventRows(events);
+    const { eventParams, resourceParams } = eventRows(events, (headStatement.get() as { head: number }).head);
     eventStatement.all(eventParams);
     resourceStatement.run(resourceParams);
   });
@@ -112,7 +114,7 @@ export function postgresRaw(pool: pg.Pool): RawPaths {
     `WITH s AS (INSERT INTO flow_run_state (${STATE_COLUMNS}) VALUES (${tuples(1, 11, d).slice(1, -1)}) ON CONFLICT (flow_run_id, "timestamp") DO NOTHING RETURNING id) ` +
     "UPDATE flow_run AS run SET state_id = $12, state_type = $13, state_name = $14, state_timestamp = $15, updated = $16, run_count = $17 FROM s WHERE run.id = $18 RETURNING run.id";
   const logText = `INSERT INTO log (${LOG_COLUMNS}) VALUES ${tuples(100, 9, d)}`;
-  const eventText = `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${tuples(50, 13, d)} ON CONFLICT (id) DO NOTHING RETURNING id`;
+  const eventText = `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${tuples(50, 14, d)} ON CONFLICT (id) DO NOTHING RETURNING id`;
   const resourceText = `INSERT INTO event_resources (${RESOURCE_COLUMNS}) VALUES ${tuples(150, 8, d)}`;
   return {
     async createRun(flowId) {
@@ -134,10 +136,12 @@ export function postgresRaw(pool: pg.Pool): RawPaths {
       await pool.query({ name: "raw_logs", text: logText, values: logValues(logs) });
     },
     async insertEvents(events) {
-      const { eventParams, resourceParams } = eventRows(events);
       const client = await pool.connect();
       try {
         await client.query("BEGIN");
+        await client.query({ name: "raw_events_lock", text: "SELECT pg_advisory_xact_lock(72707369455179)" });
+        const head = await client.query({ name: "raw_events_head", text: "SELECT COALESCE(MAX(position), 0) AS head FROM events" });
+        const { eventParams, resourceParams } = eventRows(events, Number(head.rows[0].head));
         await client.query({ name: "raw_events", text: eventText, values: eventParams });
         await client.query({ name: "raw_resources", text: resourceText, values: resourceParams });
         await client.query("COMMIT");

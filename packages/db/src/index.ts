@@ -22,7 +22,7 @@ export type { CsrfTokenRepository } from "./repositories/csrf-tokens.js";
 export type { FlowRunInputRepository } from "./repositories/flow-run-inputs.js";
 export type { SavedSearchRepository } from "./repositories/saved-searches.js";
 export type { VariableReadOptions, VariableRepository } from "./repositories/variables.js";
-export type { EventGroupCount, EventGrouping, EventReadOptions, EventRepository } from "./repositories/events.js";
+export type { EventGroupCount, EventGrouping, EventReadAfterOptions, EventReadOptions, EventRepository, PositionedEvent } from "./repositories/events.js";
 export type { FlowRunReadOptions, FlowRunRepository } from "./repositories/flow-runs.js";
 export type { FlowReadOptions, FlowRepository } from "./repositories/flows.js";
 export { type Log, LogCreate, type LogReadOptions, type LogRepository } from "./repositories/logs.js";

@@ -58,7 +58,7 @@ type BuiltIn = "String" | "Int" | "Float" | "Boolean" | "Json" | "DateTime" | "D
 type KindFits<K, N> = K extends "uuid" | "text"
   ? N extends "String" ? true : false
   : K extends "int"
-    ? N extends "Int" ? true : false
+    ? N extends "Int" | "BigInt" ? true : false
     : K extends "float"
       ? N extends "Float" ? true : false
       : K extends "bool"

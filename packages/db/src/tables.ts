@@ -114,7 +114,9 @@ export const tables = {
     received: "timestamp",
     recorded: "timestamp",
     follows: "uuid",
+    position: "int",
   }),
+  event_consumer_group: table("event_consumer_group", "EventConsumerGroup", { name: "text", position: "int" }),
   event_resources: table("event_resources", "EventResource", {
     occurred: "timestamp",
     resource_id: "text",

@@ -7,6 +7,7 @@ import type { RunClaims } from "../claims.js";
 import type { BackendName, DatabaseConfig } from "../config.js";
 import type { Dialect } from "../dialect.js";
 import type { Driver } from "../driver/types.js";
+import type { EventLog } from "../event-log.js";
 import type { EmbeddedMigration, MigrationHooks } from "../migrations/types.js";
 import type { RunWrites } from "../writes.js";
 
@@ -20,6 +21,8 @@ export interface Backend {
   readonly writes: RunWrites;
   /** Claiming and locking workers' scheduled runs. */
   readonly claims: RunClaims;
+  /** Appending events in position order. */
+  readonly eventLog: EventLog;
   /** This backend's migrations (prisma/<name>/migrations), embedded at build time. */
   readonly migrations: readonly EmbeddedMigration[];
   readonly migrationHooks: MigrationHooks;

@@ -7,6 +7,7 @@ import { InvalidError } from "../errors.js";
 import { checkId } from "../ids.js";
 import type { Page } from "../schemas/common.js";
 import { EventCreate, type EventFilter, EventFilter as EventFilterSchema, type ResourceSpecification, type StoredEvent } from "../schemas/events.js";
+import type { Queryable } from "../driver/types.js";
 import { type Sql, sql } from "../sql.js";
 import { rowDecoder, selectList, tables } from "../tables.js";
 import { now, type Timestamp, toMicros } from "../timestamps.js";
@@ -17,12 +18,38 @@ export interface EventReadOptions extends Page {
   readonly filter?: EventFilter | null | undefined;
 }
 
+/** A stored event with its position in the events table (increasing in the order events were stored). */
+export interface PositionedEvent extends StoredEvent {
+  position: number;
+}
+
+export interface EventReadAfterOptions {
+  readonly limit: number;
+  readonly filter?: EventFilter | null | undefined;
+}
+
 export interface EventRepository {
   /**
    * Stores a batch of events with one row per resource in event_resources, atomically. Events whose
    * id is already stored are skipped (clients resend after reconnecting); returns those stored now.
    */
   createMany(events: readonly EventCreate[]): Promise<StoredEvent[]>;
+  /**
+   * The position of the newest stored event (0 when there is none). Positions become visible in
+   * increasing order: once a reader sees position n, no event with a lower position appears later.
+   */
+  head(): Promise<number>;
+  /** Up to `limit` events after `position` (that the filter selects), in position order. */
+  readAfter(position: number, options: EventReadAfterOptions): Promise<PositionedEvent[]>;
+  /**
+   * Consumer groups: each event handled once by a group, whichever process reads it. Inside
+   * `db.transaction`, locks the group's cursor until the transaction ends (a group seen for the first
+   * time starts at the head) and returns up to `limit` events after it, in position order. Save
+   * progress with `advanceGroup` in the same transaction as the handler's own writes.
+   */
+  claimGroupBatch(group: string, limit: number): Promise<PositionedEvent[]>;
+  /** Moves the group's cursor forward to `position` (never back), inside the transaction of `claimGroupBatch`. */
+  advanceGroup(group: string, position: number): Promise<void>;
   get(id: string): Promise<StoredEvent | null>;
   read(options?: EventReadOptions): Promise<StoredEvent[]>;
   count(filter?: EventFilter | null): Promise<number>;
@@ -51,6 +78,7 @@ export interface EventGroupCount {
 const EventBatch = z.array(EventCreate);
 const eventSpec = tables.events;
 const resourceSpec = tables.event_resources;
+const groupSpec = tables.event_consumer_group;
 const EVENT_COLUMNS = Object.keys(eventSpec.columns);
 const RESOURCE_COLUMNS = Object.keys(resourceSpec.columns);
 
@@ -75,11 +103,12 @@ function labelConditions(d: Dialect, column: Sql, labels: ResourceSpecification)
   );
 }
 
+/** A list condition applies only when the list has entries: an empty list means "no filter", as in Prefect. */
+const given = <T>(list: readonly T[] | null | undefined): list is readonly T[] => Array.isArray(list) && list.length > 0;
+const givenLabels = (labels: ResourceSpecification | null | undefined): labels is ResourceSpecification => !!labels && Object.keys(labels).length > 0;
+
 function idConditions(d: Dialect, column: Sql, ids?: readonly string[] | null, prefixes?: readonly string[] | null): Sql[] {
-  return [
-    ids ? d.inList(column, ids) : sql.empty,
-    prefixes ? sql.or(prefixes.map((p) => d.startsWith(column, p))) : sql.empty,
-  ];
+  return [given(ids) ? d.inList(column, ids) : sql.empty, given(prefixes) ? sql.or(prefixes.map((p) => d.startsWith(column, p))) : sql.empty];
 }
 
 const asList = <T>(value: T | T[] | null | undefined): T[] => (value === null || value === undefined ? [] : Array.isArray(value) ? value : [value]);
@@ -92,28 +121,28 @@ export function eventFilterSql(d: Dialect, input: EventFilter | null | undefined
   if (f.occurred?.since) conditions.push(sql`${col("occurred")} >= ${f.occurred.since}`);
   if (f.occurred?.until) conditions.push(sql`${col("occurred")} <= ${f.occurred.until}`);
   if (f.event) {
-    if (f.event.prefix) conditions.push(sql.or(f.event.prefix.map((p) => d.startsWith(col("event"), p))));
-    if (f.event.exclude_prefix) conditions.push(...f.event.exclude_prefix.map((p) => sql`NOT (${d.startsWith(col("event"), p)})`));
-    if (f.event.name) conditions.push(d.inList(col("event"), f.event.name));
-    if (f.event.exclude_name) conditions.push(d.notInList(col("event"), f.event.exclude_name));
+    if (given(f.event.prefix)) conditions.push(sql.or(f.event.prefix.map((p) => d.startsWith(col("event"), p))));
+    if (given(f.event.exclude_prefix)) conditions.push(...f.event.exclude_prefix.map((p) => sql`NOT (${d.startsWith(col("event"), p)})`));
+    if (given(f.event.name)) conditions.push(d.inList(col("event"), f.event.name));
+    if (given(f.event.exclude_name)) conditions.push(d.notInList(col("event"), f.event.exclude_name));
   }
   if (f.resource) {
     conditions.push(...idConditions(d, col("resource_id"), f.resource.id, f.resource.id_prefix));
-    if (f.resource.labels) conditions.push(labelConditions(d, col("resource"), f.resource.labels));
+    if (givenLabels(f.resource.labels)) conditions.push(labelConditions(d, col("resource"), f.resource.labels));
   }
   for (const related of asList(f.related)) {
     const er = sql.raw("rer");
     const rowConditions = sql.and([
       sql`rer.resource_role <> ''`,
-      related.id ? d.inList(sql`${er}.resource_id`, related.id) : sql.empty,
-      related.role ? d.inList(sql`${er}.resource_role`, related.role) : sql.empty,
-      related.labels ? labelConditions(d, sql`${er}.resource`, related.labels) : sql.empty,
+      given(related.id) ? d.inList(sql`${er}.resource_id`, related.id) : sql.empty,
+      given(related.role) ? d.inList(sql`${er}.resource_role`, related.role) : sql.empty,
+      givenLabels(related.labels) ? labelConditions(d, sql`${er}.resource`, related.labels) : sql.empty,
     ]);
-    if (related.id || related.role || related.labels) {
+    if (given(related.id) || given(related.role) || givenLabels(related.labels)) {
       conditions.push(sql`EXISTS (SELECT 1 FROM event_resources rer WHERE rer.event_id = ${col("id")} AND ${rowConditions})`);
     }
-    const pairs = related.resources_in_roles ?? [];
-    if (pairs.length > 0) {
+    const pairs = related.resources_in_roles;
+    if (given(pairs)) {
       conditions.push(
         sql`EXISTS (SELECT 1 FROM event_resources rir WHERE rir.event_id = ${col("id")} AND ${sql.or(
           pairs.map(([id, role]) => sql`rir.resource_id = ${id} AND rir.resource_role = ${role}`),
@@ -124,11 +153,11 @@ export function eventFilterSql(d: Dialect, input: EventFilter | null | undefined
   for (const any of asList(f.any_resource)) {
     const rowConditions = sql.and([
       ...idConditions(d, sql.raw("aer.resource_id"), any.id, any.id_prefix),
-      any.labels ? labelConditions(d, sql.raw("aer.resource"), any.labels) : sql.empty,
+      givenLabels(any.labels) ? labelConditions(d, sql.raw("aer.resource"), any.labels) : sql.empty,
     ]);
     conditions.push(sql`EXISTS (SELECT 1 FROM event_resources aer WHERE aer.event_id = ${col("id")} AND ${rowConditions})`);
   }
-  if (f.id?.id) conditions.push(d.inList(col("id"), f.id.id));
+  if (given(f.id?.id)) conditions.push(d.inList(col("id"), f.id.id));
   if (f.text?.query.trim()) {
     conditions.push(
       textSearchSql(d, f.text.query, [col("event"), d.asText(col("resource")), d.asText(col("related")), d.asText(col("payload"))]),
@@ -137,13 +166,40 @@ export function eventFilterSql(d: Dialect, input: EventFilter | null | undefined
   return sql.and(conditions);
 }
 
-export function eventRepository({ q }: RepositoryContext): EventRepository {
+/** Stored events in an order readers can follow: by occurred time (a batch's own order for equal times). */
+const byOccurred = (a: { occurred: string }, b: { occurred: string }) => (a.occurred < b.occurred ? -1 : a.occurred > b.occurred ? 1 : 0);
+
+function checkGroup(group: string): string {
+  if (typeof group !== "string" || group.length === 0) throw new InvalidError("A consumer group needs a name.");
+  return group;
+}
+
+function checkPosition(position: number): number {
+  if (!Number.isSafeInteger(position) || position < 0) throw new InvalidError(`Invalid event position: ${position}`);
+  return position;
+}
+
+export function eventRepository({ q, backend }: RepositoryContext): EventRepository {
   const decodeRow = rowDecoder(q.dialect, eventSpec);
-  const decode = (row: Record<string, unknown>): StoredEvent => {
+  const decodePositioned = (row: Record<string, unknown>): PositionedEvent => {
     const { created: _c, updated: _u, resource_id: _r, related_resource_ids: _ids, ...event } = decodeRow(row);
-    return event as unknown as StoredEvent;
+    return event as unknown as PositionedEvent;
+  };
+  const decode = (row: Record<string, unknown>): StoredEvent => {
+    const { position: _p, ...event } = decodePositioned(row);
+    return event;
   };
   const select = sql`SELECT ${selectList(eventSpec, "e")} FROM events e`;
+  const headOf = async (on: Queryable) => Number((await on.query<{ head: unknown }>(sql`SELECT COALESCE(MAX(position), 0) AS head FROM events`))[0]?.head ?? 0);
+  const readAfter = async (position: number, options: EventReadAfterOptions) => {
+    const rows = await q.query(
+      sql`${select}${where(sql.and([sql`e.position > ${checkPosition(position)}`, eventFilterSql(q.dialect, options.filter, "e")]))} ORDER BY e.position${page(q.dialect, options.limit, 0)}`,
+    );
+    return rows.map(decodePositioned);
+  };
+  const requireTransaction = (what: string) => {
+    if (!q.inTransaction) throw new Error(`${what} runs inside db.transaction, which holds the group's cursor until the handler's writes commit.`);
+  };
 
   return {
     async createMany(input) {
@@ -151,7 +207,7 @@ export function eventRepository({ q }: RepositoryContext): EventRepository {
       if (batch.length === 0) return [];
       const recorded = now();
       const rows = new Map<string, StoredEvent & Record<string, unknown>>();
-      for (const e of batch) {
+      for (const e of [...batch].sort(byOccurred)) {
         if (rows.has(e.id)) continue;
         rows.set(e.id, {
           id: e.id,
@@ -170,6 +226,13 @@ export function eventRepository({ q }: RepositoryContext): EventRepository {
         });
       }
       const write = async (tx: typeof q) => {
+        // Under the append lock: skip the events stored already, then number the rest from the head.
+        await backend.eventLog.lockAppends(tx);
+        const known = await tx.query<{ id: string }>(sql`SELECT id FROM events WHERE ${tx.dialect.inList(sql.raw("id"), [...rows.keys()])}`);
+        for (const { id } of known) rows.delete(id);
+        if (rows.size === 0) return [];
+        let position = await headOf(tx);
+        for (const row of rows.values()) row.position = ++position;
         const insertedIds = await insertMany(tx, eventSpec, EVENT_COLUMNS, [...rows.values()], {
           conflict: "ON CONFLICT (id) DO NOTHING",
           returnIds: true,
@@ -188,9 +251,37 @@ export function eventRepository({ q }: RepositoryContext): EventRepository {
           })),
         );
         await insertMany(tx, resourceSpec, RESOURCE_COLUMNS, resources);
-        return stored.map(({ created: _c, updated: _u, resource_id: _r, related_resource_ids: _i, ...event }) => event as StoredEvent);
+        await backend.eventLog.announceAppends(tx);
+        return stored.map(({ created: _c, updated: _u, resource_id: _r, related_resource_ids: _i, position: _p, ...event }) => event as StoredEvent);
       };
       return q.inTransaction ? write(q) : q.transaction(write);
+    },
+
+    head: () => headOf(q),
+
+    readAfter,
+
+    async claimGroupBatch(group, limit) {
+      requireTransaction("claimGroupBatch");
+      const name = checkGroup(group);
+      const cursor = sql`SELECT g.position AS position FROM event_consumer_group g WHERE g.name = ${name}${q.dialect.forUpdate("g")}`;
+      let rows = await q.query<{ position: unknown }>(cursor);
+      if (rows.length === 0) {
+        const at = now();
+        await q.execute(
+          sql`INSERT INTO event_consumer_group (id, created, updated, name, position) SELECT ${randomUUID()}, ${at}, ${at}, ${name}, COALESCE(MAX(position), 0) FROM events WHERE true ON CONFLICT (name) DO NOTHING`,
+        );
+        rows = await q.query<{ position: unknown }>(cursor);
+      }
+      return readAfter(Number(rows[0]!.position), { limit });
+    },
+
+    async advanceGroup(group, position) {
+      requireTransaction("advanceGroup");
+      const name = checkGroup(group);
+      await q.execute(
+        sql`UPDATE event_consumer_group SET position = ${checkPosition(position)}, updated = ${now()} WHERE name = ${name} AND position < ${position}`,
+      );
     },
 
     async get(id) {

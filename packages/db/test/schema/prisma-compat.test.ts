@@ -21,7 +21,7 @@ import { sql } from "../../src/sql.js";
 import { rowDecoder, selectList, tables } from "../../src/tables.js";
 import { selectedBackends, type TestBackend } from "../../src/testing/backends.js";
 import { freshConfig } from "../../src/testing/database.js";
-import { engineCall, loadDatamodel, migrationsList, NO_FILTER, openSchemaEngine, type Provider, readMigrations, readSchema, tableOf } from "./prisma.js";
+import { columnOf, engineCall, loadDatamodel, migrationsList, NO_FILTER, openSchemaEngine, type Provider, readMigrations, readSchema, tableOf } from "./prisma.js";
 
 type Row = Record<string, unknown>;
 interface Delegate {
@@ -69,12 +69,14 @@ async function readAllOurWay(config: DatabaseConfig): Promise<Map<string, Row[]>
 const byId = (a: Row, b: Row) => String(a.id).localeCompare(String(b.id));
 
 /** What Prisma should return for a row we read: timestamps become Dates (millisecond precision). */
-function asPrismaSees(table: string, row: Row): Row {
+function asPrismaSees(table: string, row: Row, bigIntColumns: ReadonlySet<string>): Row {
   const spec = Object.values(tables).find((t) => t.name === table)!;
   const out: Row = {};
   for (const [column, kind] of Object.entries(spec.columns)) {
     const value = row[column];
-    out[column] = kind === "timestamp" && value !== null ? toDate(value as Timestamp) : value;
+    if (value !== null && kind === "timestamp") out[column] = toDate(value as Timestamp);
+    else if (value !== null && bigIntColumns.has(column)) out[column] = BigInt(value as number);
+    else out[column] = value;
   }
   return out;
 }
@@ -221,6 +223,7 @@ async function writeSample(db: Database) {
     child_fired_at: "2026-11-22T10:01:00.000002Z",
     child_firing: { trigger_states: ["Triggered"], triggering_labels: {} },
   });
+  await db.transaction((tx) => tx.events.claimGroupBatch("sample", 1));
   await db.automations.addFollower({
     scope: "triggers",
     leader_event_id: randomUUID(),
@@ -327,7 +330,8 @@ for (const backend of targets) {
       const empty: string[] = [];
       for (const model of dm.models) {
         const table = tableOf(model);
-        const expected = (ours.get(table) ?? []).map((row) => asPrismaSees(table, row));
+        const bigInts = new Set(model.fields.filter((f) => f.type === "BigInt").map((f) => columnOf(f)));
+        const expected = (ours.get(table) ?? []).map((row) => asPrismaSees(table, row, bigInts));
         if (expected.length === 0) empty.push(table);
         const actual = (await delegate(prisma, model.name).findMany()).sort(byId);
         expect(actual, `table ${table} read by Prisma (model ${model.name})`).toEqual(expected);

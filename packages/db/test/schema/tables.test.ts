@@ -15,6 +15,8 @@ function kindsFor(provider: Provider, field: Field): ColumnKind[] {
       if (provider === "sqlite") return ["uuid", "text"];
       return field.nativeType?.[0] === "Uuid" ? ["uuid"] : ["text"];
     case "Int":
+    case "BigInt":
+      // A BigInt (event positions) is read as a number: it stays far below 2^53.
       return ["int"];
     case "Float":
       return ["float"];

@@ -4,6 +4,7 @@ import { postgresMigrations } from "../../generated/migrations.js";
 import type { Backend } from "../backend.js";
 import { postgresClaims } from "./claims.js";
 import { postgresDialect } from "./dialect.js";
+import { postgresEventLog } from "./event-log.js";
 import { PostgresDriver } from "./driver.js";
 import { translatePostgresError } from "./errors.js";
 import { postgresMigrationHooks } from "./migrations.js";
@@ -18,6 +19,7 @@ export const postgresBackend: Backend = {
   },
   writes: postgresWrites,
   claims: postgresClaims,
+  eventLog: postgresEventLog,
   migrations: postgresMigrations,
   migrationHooks: postgresMigrationHooks,
   translateError: translatePostgresError,

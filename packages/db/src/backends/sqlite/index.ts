@@ -4,6 +4,7 @@ import { sqliteMigrations } from "../../generated/migrations.js";
 import type { Backend } from "../backend.js";
 import { sqliteClaims } from "./claims.js";
 import { sqliteDialect } from "./dialect.js";
+import { sqliteEventLog } from "./event-log.js";
 import { SqliteDriver } from "./driver.js";
 import { translateSqliteError } from "./errors.js";
 import { sqliteMigrationHooks } from "./migrations.js";
@@ -18,6 +19,7 @@ export const sqliteBackend: Backend = {
   },
   writes: sqliteWrites,
   claims: sqliteClaims,
+  eventLog: sqliteEventLog,
   migrations: sqliteMigrations,
   migrationHooks: sqliteMigrationHooks,
   translateError: translateSqliteError,
