@@ -1,32 +1,57 @@
 /**
  * The triggers and actions services (Prefect's `ReactiveTriggers`, its proactive evaluation and its
  * `Actions` consumer):
- *  - reactive: every event on the event stream is evaluated against the enabled automations' event
- *    triggers as it arrives, in order (features/triggers/service.ts);
+ *  - reactive: stored events are read in the order they were stored through the consumer group
+ *    `reactive-triggers` and evaluated against the enabled automations' event triggers
+ *    (features/triggers/service.ts); the group's cursor moves in the transaction of the evaluation,
+ *    so each event is evaluated once across every server, and a server that dies mid-batch leaves the
+ *    batch to the next reader;
  *  - proactive: every PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY seconds the proactive triggers are
  *    checked, events whose leader never came are evaluated and expired buckets swept;
  *  - actions: queued actions of firings are taken and performed (features/actions/service.ts).
  * State lives in the database, so several servers may run these services side by side.
  */
-import type { AppContext, Logger } from "../context.js";
+import type { ReceivedEvent } from "@prefect/orchestration";
+import type { AppContext, EventStream, Logger } from "../context.js";
 import { runQueuedActions } from "../features/actions/service.js";
 import { EventOrdering, evaluateEvents, evaluateProactiveTriggers, triggersHousekeeping } from "../features/triggers/service.js";
-import { EventBatcher } from "./event-batcher.js";
 import { LoopService, type Service } from "./loop.js";
 
-const MAX_BATCH = 100;
+/** Prefect's consumer group of the reactive triggers service. */
+export const REACTIVE_TRIGGERS_GROUP = "reactive-triggers";
+/** Events evaluated per transaction. */
+const BATCH = 50;
+/** How often the group looks for new events when it has caught up. */
+const POLL_SECONDS = 0.25;
+
+/**
+ * Evaluates the group's next batch of stored events in one transaction with the cursor's move; what
+ * the evaluation emits is published once that commits. Returns how many events it evaluated.
+ */
+export async function evaluateNextEvents(context: AppContext, ordering: EventOrdering): Promise<number> {
+  const emitted: ReceivedEvent[] = [];
+  const held: EventStream = { publish: (events) => emitted.push(...events), subscribe: (listener) => context.events.subscribe(listener) };
+  const count = await context.db.transaction(async (tx) => {
+    const batch = await tx.events.claimGroupBatch(REACTIVE_TRIGGERS_GROUP, BATCH);
+    if (batch.length === 0) return 0;
+    await evaluateEvents({ db: context.db, events: held }, batch, ordering);
+    await tx.events.advanceGroup(REACTIVE_TRIGGERS_GROUP, batch[batch.length - 1]!.position);
+    return batch.length;
+  });
+  context.events.publish(emitted);
+  return count;
+}
 
 export function triggerServices(context: AppContext, log: Logger): Service[] {
   const ordering = new EventOrdering();
-  const reactive = new EventBatcher({
-    name: "ReactiveTriggers",
-    bus: context.events,
-    log,
-    batchSize: 1,
-    flushIntervalMs: 1000,
-    maxBatch: MAX_BATCH,
-    write: (batch) => evaluateEvents(context, batch, ordering),
-  });
+  const reactive = new LoopService(
+    "ReactiveTriggers",
+    POLL_SECONDS,
+    async (signal) => {
+      for (let count = 1; count > 0 && !signal.aborted; ) count = await evaluateNextEvents(context, ordering);
+    },
+    (error) => log.error({ err: error, service: "ReactiveTriggers" }, "evaluating events failed; trying again on the next loop"),
+  );
   const proactive = new LoopService(
     "ProactiveTriggers",
     context.settings.services.triggers.loopSeconds,

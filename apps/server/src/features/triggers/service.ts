@@ -171,8 +171,8 @@ export async function loadTriggers(db: Repositories): Promise<TriggerIndex> {
 }
 
 /**
- * Causal ordering (Prefect's `ordering/db.py`): an event that follows one this process has not
- * evaluated yet waits in the follower table until its leader comes (or for at most 15 minutes).
+ * Causal ordering (Prefect's `ordering/db.py`): an event that follows one not evaluated yet waits in
+ * the follower table until its leader is evaluated (or for at most 15 minutes).
  * The ids of evaluated events are kept for 30 minutes, so that a redelivered event is skipped.
  */
 export class EventOrdering {
@@ -192,18 +192,22 @@ export class EventOrdering {
     }
   }
 
-  /** The event must wait for the event it follows. */
-  mustWait(event: ReceivedEvent): boolean {
+  /**
+   * The event must wait for the event it follows: one neither evaluated here nor stored yet (stored
+   * events are evaluated in the order they were stored, by whichever process reads them).
+   */
+  async mustWait(db: Repositories, event: ReceivedEvent): Promise<boolean> {
     const leader = event.follows;
     if (!leader || leader === event.id || this.seen(leader)) return false;
-    return Date.now() - Date.parse(event.received) < PRECEDING_EVENT_LOOKBACK_SECONDS * 1000;
+    if (Date.now() - Date.parse(event.received) >= PRECEDING_EVENT_LOOKBACK_SECONDS * 1000) return false;
+    return (await db.events.get(leader)) === null;
   }
 }
 
 /** Evaluates one event against every trigger that covers it, then the events that were waiting for it. */
 async function evaluateInOrder(context: Context, index: TriggerIndex, ordering: EventOrdering, event: ReceivedEvent, depth: number): Promise<void> {
   if (event.event === "prefect.log.write" || ordering.seen(event.id)) return;
-  if (depth === 0 && ordering.mustWait(event)) {
+  if (depth === 0 && (await ordering.mustWait(context.db, event))) {
     await context.db.automations.addFollower({
       scope: SCOPE,
       leader_event_id: event.follows!,
