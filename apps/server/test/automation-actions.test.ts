@@ -5,7 +5,7 @@
  * The first suite runs the triggers and actions services as the server does.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { runQueuedActions } from "../src/features/actions/service.js";
+import { MAX_ATTEMPTS, runQueuedActions } from "../src/features/actions/service.js";
 import { evaluateEvents } from "../src/features/triggers/service.js";
 import { createAutomation, createDeployment, named, Receiver, receivedEvent, recordEvents, runsOf } from "./support/automations.js";
 import { waitFor } from "./support/events.js";
@@ -112,6 +112,21 @@ describeApi("actions: performed", (t) => {
     const [failed] = named(events, "prefect.automation.action.failed");
     expect(failed!.payload.reason).toMatch(/pager-duty-webhook.*not supported/);
     expect((await t.server.request("GET", `/automations/${automation.id}`)).body.enabled).toBe(true);
+  });
+
+  it("a notification the receiver refuses is tried again, then reported failed", async () => {
+    const block = await blockDocument("custom-webhook", { name: "hook", url: `${receiver.url}/status/500`, method: "POST", json_data: { text: "{{body}}" } });
+    await createAutomation(t.server, { trigger: onPing, actions: [{ type: "send-notification", block_document_id: block, body: "b" }] });
+    const events = recordEvents(t.server);
+    const before = receiver.received.length;
+    await evaluateEvents(t.server.context, [receivedEvent("test.ping", { "prefect.resource.id": "test.thing" })]);
+    const failed = await waitFor(async () => {
+      await runQueuedActions(t.server.context);
+      return named(events, "prefect.automation.action.failed")[0];
+    }, "the action to fail for good");
+    expect(failed.payload.reason).toMatch(/failed 3 times.*HTTP 500/);
+    expect(receiver.received.length - before).toBe(MAX_ATTEMPTS);
+    expect(named(events, "prefect.automation.action.executed")).toEqual([]);
   });
 
   it("an action naming a missing deployment fails that action, runs the others and leaves the automation enabled", async () => {

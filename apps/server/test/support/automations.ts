@@ -55,7 +55,7 @@ export interface Received {
   body: string;
 }
 
-/** A local HTTP receiver: records each request and answers 200. */
+/** A local HTTP receiver: records each request and answers 200 (`/status/<n>`: that status). */
 export class Receiver {
   readonly received: Received[] = [];
   #server: Server | undefined;
@@ -69,7 +69,8 @@ export class Receiver {
       });
       request.on("end", () => {
         this.received.push({ method: request.method ?? "", url: request.url ?? "", body });
-        response.writeHead(200, { "content-type": "text/plain" });
+        const status = /^\/status\/(\d+)/.exec(request.url ?? "");
+        response.writeHead(status ? Number(status[1]) : 200, { "content-type": "text/plain" });
         response.end("ok");
       });
     });
