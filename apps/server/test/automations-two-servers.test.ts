@@ -61,6 +61,15 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
       expect(receiver.received.map((r) => r.body).sort()).toEqual(events.map((e) => e.id).sort());
     });
 
+    it("a proactive trigger checked by both servers fires once per window", async () => {
+      await webhookAutomation({ type: "event", posture: "Proactive", expect: ["test.heartbeat"], within: 10 });
+      await waitFor(() => receiver.received.length > 0, "the proactive firing", 30_000);
+      // Both servers check proactive triggers every second: give each a few more passes in the same window.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect(receiver.received).toHaveLength(1);
+      expect(receiver.received[0]!.body).toBe("");
+    });
+
     it("a server that goes away mid-window loses no firing: the other one fires with the stored bucket", async () => {
       const automation = await webhookAutomation({ type: "event", posture: "Reactive", expect: ["test.crash"], threshold: 2, within: 600 });
       await send(second, receivedEvent("test.crash", { "prefect.resource.id": "test.thing" }));

@@ -44,11 +44,16 @@ export async function evaluateNextEvents(context: AppContext, ordering: EventOrd
 
 export function triggerServices(context: AppContext, log: Logger): Service[] {
   const ordering = new EventOrdering();
+  // The newest stored event this process has seen handled: while it stays the newest, there is nothing to read.
+  let handledHead = -1;
   const reactive = new LoopService(
     "ReactiveTriggers",
     POLL_SECONDS,
     async (signal) => {
+      const head = await context.db.events.head();
+      if (head === handledHead) return;
       for (let count = 1; count > 0 && !signal.aborted; ) count = await evaluateNextEvents(context, ordering);
+      if (!signal.aborted) handledHead = head;
     },
     (error) => log.error({ err: error, service: "ReactiveTriggers" }, "evaluating events failed; trying again on the next loop"),
   );

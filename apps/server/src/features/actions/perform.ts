@@ -96,13 +96,16 @@ const refusal = (status: string, details: unknown): string => (isRecord(details)
 
 const targetResource = (kind: string, id: string, extra: Labels = {}): Labels => ({ "prefect.resource.id": `prefect.${kind}.${id}`, "prefect.resource.role": "target", ...extra });
 
+/** Where the UI's links point (Prefect: PREFECT_UI_URL, else the API's address without `/api`). */
+const uiUrlOf = (context: Context): string | null => context.settings.ui.apiUrl?.replace(/\/api\/?$/, "") ?? null;
+
 function templateSource(ta: TriggeredAction, automation: Automation): TemplateSource {
   return { automation, triggeringEvent: ta.triggering_event, triggeringLabels: ta.triggering_labels, firing: ta.firing as unknown as Json };
 }
 
 async function render(context: Context, ta: TriggeredAction, automation: Automation, templates: string[]): Promise<string[]> {
   try {
-    return await renderActionTemplates(context.db, templates, templateSource(ta, automation), context.settings.ui.apiUrl ?? null);
+    return await renderActionTemplates(context.db, templates, templateSource(ta, automation), uiUrlOf(context));
   } catch (error) {
     if (error instanceof TemplateRenderError) {
       throw new ActionFailed(`Template rendering failed: ${error.message}`, { template_error: error.reason, template_source: error.template });
@@ -125,7 +128,7 @@ async function runDeployment(context: Context, ta: TriggeredAction, automation: 
   const id = target(ta, "deployment_id", "deployment", "deployment");
   let parameters: Json;
   try {
-    parameters = await renderRunDeploymentParameters(context.db, isRecord(action.parameters) ? action.parameters : null, templateSource(ta, automation), context.settings.ui.apiUrl ?? null);
+    parameters = await renderRunDeploymentParameters(context.db, isRecord(action.parameters) ? action.parameters : null, templateSource(ta, automation), uiUrlOf(context));
   } catch (error) {
     if (error instanceof HydrationError || error instanceof TemplateRenderError) throw new ActionFailed(`Unable to create flow run from deployment: ${error.message}`);
     throw error;
