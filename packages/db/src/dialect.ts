@@ -56,6 +56,8 @@ export interface Dialect {
   forNoKeyUpdate(alias: string): Sql;
   /** Appended to a SELECT whose rows must not change until the transaction ends; nothing on SQLite. */
   forShare(alias: string): Sql;
+  /** As `forUpdate`, passing over rows another transaction holds (`FOR UPDATE SKIP LOCKED`); nothing on SQLite. */
+  forUpdateSkipLocked(alias: string): Sql;
   /** What an OFFSET without a LIMIT needs before it (SQLite accepts no OFFSET alone). */
   readonly noLimit: Sql;
   /** A new random UUID for each row a statement writes. */

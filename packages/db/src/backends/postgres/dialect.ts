@@ -53,6 +53,7 @@ export const postgresDialect: Dialect = {
   forUpdate: (alias) => sql.raw(` FOR UPDATE OF ${alias}`),
   forNoKeyUpdate: (alias) => sql.raw(` FOR NO KEY UPDATE OF ${alias}`),
   forShare: (alias) => sql.raw(` FOR SHARE OF ${alias}`),
+  forUpdateSkipLocked: (alias) => sql.raw(` FOR UPDATE OF ${alias} SKIP LOCKED`),
   noLimit: sql.empty,
   randomUuid: () => sql.raw("gen_random_uuid()"),
 };

@@ -63,6 +63,7 @@ export const sqliteDialect: Dialect = {
   forUpdate: () => sql.empty,
   forNoKeyUpdate: () => sql.empty,
   forShare: () => sql.empty,
+  forUpdateSkipLocked: () => sql.empty,
   noLimit: sql.raw(" LIMIT -1"),
   randomUuid: () =>
     sql.raw(
