@@ -2,7 +2,7 @@
  * Starts the real server on a free port over a fresh database of the given backend, and talks HTTP to
  * it. Every response is checked against Prefect's OpenAPI document.
  */
-import { type Database, openDatabase } from "@prefect/db";
+import { type Database, type DatabaseConfig, openDatabase } from "@prefect/db";
 import { freshConfig, type TestBackend } from "@prefect/db/testing";
 import { afterEach, beforeEach, describe } from "vitest";
 import { selectedBackends } from "@prefect/db/testing";
@@ -43,6 +43,15 @@ const TEST_DEFAULTS: Record<string, string> = {
 
 export async function startServer(backend: TestBackend, env: Record<string, string> = {}): Promise<TestServer> {
   const { config, remove } = await freshConfig(backend);
+  return startServerOn(config, env, remove);
+}
+
+/**
+ * Starts another server on the database `config` names, with a connection of its own, as a second
+ * server process would; `remove` is what closing it also does (nothing by default: the database is
+ * the first server's).
+ */
+export async function startServerOn(config: DatabaseConfig, env: Record<string, string> = {}, remove: () => Promise<void> = async () => undefined): Promise<TestServer> {
   const db = await openDatabase(config);
   const settings: ServerSettings = { ...loadServerSettings({ ...TEST_DEFAULTS, ...env }), port: 0 };
   const running = await start({ ...settings, host: "127.0.0.1" }, { db, logger: false });
