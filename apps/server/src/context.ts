@@ -1,10 +1,10 @@
 /**
- * What every part of the server is given: the database, the settings, the event stream and the
- * concurrency leases. Types only, importing nothing of the server but its settings' type, so that
+ * What every part of the server is given: the database (concurrency leases included), the settings
+ * and the event stream. Types only, importing nothing of the server but its settings' type, so that
  * anything may depend on it without depending on the HTTP application.
  */
 import type { Database } from "@prefect/db";
-import type { LeaseStorage, ReceivedEvent } from "@prefect/orchestration";
+import type { ReceivedEvent } from "@prefect/orchestration";
 import type { ServerSettings } from "./settings.js";
 
 export type EventListener = (events: readonly ReceivedEvent[]) => void;
@@ -19,8 +19,6 @@ export interface AppContext {
   readonly db: Database;
   readonly settings: ServerSettings;
   readonly events: EventStream;
-  /** Concurrency leases, shared by the concurrency routes, orchestration and the repossessor. */
-  readonly leases: LeaseStorage;
 }
 
 /** The structured logger the server's parts write to (the HTTP application's, a pino logger). */

@@ -4,7 +4,6 @@
  * stop the services so they flush what they buffer, close the database).
  */
 import { type Database, openDatabase } from "@prefect/db";
-import { MemoryLeaseStorage } from "@prefect/orchestration";
 import { type App, buildApp } from "./app.js";
 import type { AppContext } from "./context.js";
 import { installSystemBlockTypes } from "./features/blocks/system.js";
@@ -24,7 +23,7 @@ export interface RunningServer {
 
 export async function startServer(settings: ServerSettings, options: { db?: Database; logger?: boolean } = {}): Promise<RunningServer> {
   const db = options.db ?? (await openDatabase());
-  const context: AppContext = { db, settings, events: new EventBus(), leases: new MemoryLeaseStorage() };
+  const context: AppContext = { db, settings, events: new EventBus() };
   let services: Service[] = [];
   let app: App | undefined;
   try {

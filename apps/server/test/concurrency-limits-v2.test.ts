@@ -126,7 +126,7 @@ describeApi(
       expect(locs((await renew("not-a-uuid")).body)).toEqual([["path", "lease_id"]]);
       expect(locs((await renew(randomUUID(), { lease_duration: 10 })).body)).toEqual([["body", "lease_duration"]]);
       expect(await slotsOf("kept")).toBe(0);
-      expect(await t.server.context.leases.readActiveLeaseIds()).toEqual([]);
+      expect(await t.server.context.db.concurrencyLeases.readActiveLeaseIds()).toEqual([]);
     });
 
     it("updates by id and by name (204), leaving other fields, and deletes by id and by name (204)", async () => {
@@ -215,7 +215,7 @@ describeApi(
       const leased = await withLease(["roomy", "tight"]);
       expect(leased.status).toBe(423);
       expect(await slotsOf("roomy")).toBe(0);
-      expect(await t.server.context.leases.readActiveLeaseIds()).toEqual([]);
+      expect(await t.server.context.db.concurrencyLeases.readActiveLeaseIds()).toEqual([]);
       // The refusals were counted as denied slots.
       const tight = (await t.server.db.concurrencyLimits.getByName("tight"))!;
       expect(tight.denied_slots).toBeGreaterThanOrEqual(1);
@@ -270,7 +270,7 @@ describeApi(
       });
       expect((await raw(t.server, "POST", "/v2/concurrency_limits/increment-with-lease", { names: ["small"], slots: 3 })).status).toBe(422);
       expect([await slotsOf("small"), await slotsOf("plain"), await slotsOf("decaying")]).toEqual([0, 0, 0]);
-      expect(await t.server.context.leases.readActiveLeaseIds()).toEqual([]);
+      expect(await t.server.context.db.concurrencyLeases.readActiveLeaseIds()).toEqual([]);
     });
 
     it("frees the slots of a rate limit as they decay", async () => {
@@ -306,19 +306,19 @@ describeApi(
       expect(leased.body.limits).toHaveLength(3);
       expect([await slotsOf("a"), await slotsOf("b"), await slotsOf("idle")]).toEqual([2, 2, 0]);
 
-      const lease = (await t.server.context.leases.readLease(leased.body.lease_id))!;
+      const lease = (await t.server.context.db.concurrencyLeases.readLease(leased.body.lease_id))!;
       expect(lease.metadata).toEqual({ slots: 2, holder });
       expect(Date.parse(lease.expiration) - Date.parse(lease.created_at)).toBe(120_000);
-      expect(await t.server.context.leases.listHoldersForLimit(a.body.id)).toEqual([{ leaseId: leased.body.lease_id, holder }]);
+      expect(await t.server.context.db.concurrencyLeases.listHoldersForLimit(a.body.id)).toEqual([{ leaseId: leased.body.lease_id, holder }]);
 
       expect((await renew(leased.body.lease_id, { lease_duration: 600 })).status).toBe(204);
-      const renewed = (await t.server.context.leases.readLease(leased.body.lease_id))!;
+      const renewed = (await t.server.context.db.concurrencyLeases.readLease(leased.body.lease_id))!;
       expect(Date.parse(renewed.expiration)).toBeGreaterThan(Date.now() + 500_000);
       expect((await renew(leased.body.lease_id)).status).toBe(204);
 
       expect((await release(leased.body.lease_id)).status).toBe(204);
       expect([await slotsOf("a"), await slotsOf("b")]).toEqual([0, 0]);
-      expect(await t.server.context.leases.readLease(leased.body.lease_id)).toBeNull();
+      expect(await t.server.context.db.concurrencyLeases.readLease(leased.body.lease_id)).toBeNull();
       // A second release of the same lease frees nothing more.
       await increment(["a"], 3);
       expect((await release(leased.body.lease_id)).status).toBe(204);
@@ -339,14 +339,14 @@ describeApi(
       const limit = await create({ name: "lapsing", limit: 3 });
       await increment(["lapsing"], 2);
       // A lease that has already lapsed (the API's shortest lease is a minute).
-      const lapsed = await t.server.context.leases.createLease([limit.body.id], -1, { slots: 2, holder: null });
-      expect(await t.server.context.leases.readExpiredLeaseIds()).toEqual([lapsed.id]);
+      const lapsed = await t.server.context.db.concurrencyLeases.createLease([limit.body.id], -1, { slots: 2, holder: null });
+      expect(await t.server.context.db.concurrencyLeases.readExpiredLeaseIds()).toEqual([lapsed.id]);
       expect(await renew(lapsed.id)).toMatchObject({ status: 410, body: { detail: LEASE_GONE } });
       expect(await slotsOf("lapsing")).toBe(2);
       expect((await release(lapsed.id)).status).toBe(204);
       expect(await slotsOf("lapsing")).toBe(0);
       expect((await release(lapsed.id)).status).toBe(204);
-      expect(await t.server.context.leases.readExpiredLeaseIds()).toEqual([]);
+      expect(await t.server.context.db.concurrencyLeases.readExpiredLeaseIds()).toEqual([]);
     });
 
     it("never lets more than `limit` of 50 concurrent callers hold slots, round after round, and ends with none held", async () => {
@@ -401,7 +401,7 @@ describeApi(
       expect(most).toBeLessThanOrEqual(LIMIT);
       expect(mostSeenByServer).toBeLessThanOrEqual(LIMIT);
       expect(await slotsOf("pool")).toBe(0);
-      expect(await t.server.context.leases.readActiveLeaseIds()).toEqual([]);
+      expect(await t.server.context.db.concurrencyLeases.readActiveLeaseIds()).toEqual([]);
     });
   },
   { PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED: "false" },
@@ -418,10 +418,10 @@ describeApi(
       // Slots held under a live lease, and slots taken for a lease that lapses.
       const live = await withLease(["a", "b"], 1);
       await increment(["a", "b"], 2);
-      const lapsed = await t.server.context.leases.createLease([a.body.id, b.body.id], -1, { slots: 2, holder: { type: "task_run", id: randomUUID() } });
+      const lapsed = await t.server.context.db.concurrencyLeases.createLease([a.body.id, b.body.id], -1, { slots: 2, holder: { type: "task_run", id: randomUUID() } });
       expect([await slotsOf("a"), await slotsOf("b")]).toEqual([3, 3]);
 
-      expect(await eventually(() => t.server.context.leases.readLease(lapsed.id), (lease) => lease === null)).toBeNull();
+      expect(await eventually(() => t.server.context.db.concurrencyLeases.readLease(lapsed.id), (lease) => lease === null)).toBeNull();
       expect([await slotsOf("a"), await slotsOf("b")]).toEqual([1, 1]);
       expect(await renew(lapsed.id)).toMatchObject({ status: 410 });
       // Its holder's late release frees nothing more.

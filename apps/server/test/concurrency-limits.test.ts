@@ -166,7 +166,7 @@ describeApi(
       expect((await t.server.request("POST", "/concurrency_limits/tag/reset-me/reset", {})).status).toBe(200);
       expect((await byTag("reset-me")).active_slots).toEqual([]);
       expect(await v2Slots("reset-me")).toBe(0);
-      expect(await t.server.context.leases.readActiveLeaseIds()).toEqual([]);
+      expect(await t.server.context.db.concurrencyLeases.readActiveLeaseIds()).toEqual([]);
     });
 
     it("deletes by id and by tag (200), dropping its leases but not their slots on other limits", async () => {
@@ -188,7 +188,7 @@ describeApi(
       await increment(["by-tag"], run);
       expect((await t.server.request("DELETE", "/concurrency_limits/tag/by-tag")).status).toBe(200);
       expect(await t.server.request("GET", "/concurrency_limits/tag/by-tag")).toMatchObject(NOT_FOUND);
-      expect(await t.server.context.leases.readActiveLeaseIds()).toEqual([]);
+      expect(await t.server.context.db.concurrencyLeases.readActiveLeaseIds()).toEqual([]);
     });
   },
   { PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED: "false" },
@@ -237,6 +237,6 @@ describeApi("tag concurrency limits with task runs", (t) => {
     expect((await setState(run, "COMPLETED")).body).toMatchObject({ status: "ACCEPT" });
     expect(await holders("gpu")).toEqual([]);
     expect((await t.server.request("GET", "/v2/concurrency_limits/tag:gpu")).body.active_slots).toBe(0);
-    expect(await t.server.context.leases.readActiveLeaseIds()).toEqual([]);
+    expect(await t.server.context.db.concurrencyLeases.readActiveLeaseIds()).toEqual([]);
   });
 });

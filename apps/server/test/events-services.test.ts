@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { type Database, openDatabase, toTimestamp } from "@prefect/db";
-import { MemoryLeaseStorage } from "@prefect/orchestration";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import Fastify from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
@@ -42,7 +41,7 @@ for (const backend of selectedBackends()) {
         [{ PREFECT_API_SERVICES_TASK_RUN_RECORDER_ENABLED: "false" }, ["EventPersister"]],
       ];
       for (const [env, names] of cases) {
-        const services = await startServices({ db, settings: settingsWith(env), events: new EventBus(), leases: new MemoryLeaseStorage() }, silent);
+        const services = await startServices({ db, settings: settingsWith(env), events: new EventBus() }, silent);
         // The event services among the others the server runs.
         expect(services.map((s) => s.name).filter((name) => ["EventPersister", "TaskRunRecorder"].includes(name))).toEqual(names);
         for (const service of services) await service.stop();
@@ -117,7 +116,6 @@ for (const backend of selectedBackends()) {
         db,
         events: bus,
         settings: settingsWith({ PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_LOOP_SECONDS: "0.05" }),
-        leases: new MemoryLeaseStorage(),
       };
       const recorder = taskRunRecorder(context, silent);
       await recorder.start();

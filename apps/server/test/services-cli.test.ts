@@ -12,12 +12,9 @@ import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runServicesCommand } from "../src/cli/services.js";
 import { waitFor } from "./support/events.js";
+import { databaseEnv } from "./support/processes.js";
 
 const MAIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
-
-function databaseEnv(config: DatabaseConfig): Record<string, string> {
-  return config.backend === "sqlite" ? { PREFECT_DATABASE_PATH: config.path } : { PREFECT_DATABASE_URL: config.url };
-}
 
 /** A child process of the built CLI, with only the environment given (plus PATH and HOME). */
 class Cli {

@@ -17,6 +17,7 @@ export type { AutomationReadOptions, AutomationRepository, RelatedAutomationOpti
 export type { BlockDocumentReadOptions, BlockRepository, BlockSchemaReadOptions, BlockTypeReadOptions } from "./repositories/blocks.js";
 export type { ConfigurationRepository } from "./repositories/configuration.js";
 export type { DeploymentCriteria, DeploymentReadOptions, DeploymentRepository, FutureRunDeletionOptions } from "./repositories/deployments.js";
+export type { ConcurrencyLeaseRepository } from "./repositories/concurrency-leases.js";
 export type { ConcurrencyLimitRepository } from "./repositories/concurrency-limits.js";
 export type { CsrfTokenRepository } from "./repositories/csrf-tokens.js";
 export type { FlowRunInputRepository } from "./repositories/flow-run-inputs.js";
@@ -42,6 +43,7 @@ export * from "./schemas/automations.js";
 export * from "./schemas/blocks.js";
 export * from "./schemas/common.js";
 export * from "./schemas/deployments.js";
+export * from "./schemas/concurrency-leases.js";
 export * from "./schemas/concurrency-limits.js";
 export * from "./schemas/csrf-tokens.js";
 export * from "./schemas/events.js";

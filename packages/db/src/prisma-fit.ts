@@ -18,6 +18,7 @@ import type { Log } from "./repositories/logs.js";
 import type { Artifact, ArtifactCollection } from "./schemas/artifacts.js";
 import type { Automation, AutomationActionQueueEntry, AutomationBucket, AutomationEventFollower, AutomationRelatedResource, CompositeTriggerChildFiring } from "./schemas/automations.js";
 import type { BlockDocument, BlockDocumentReference, BlockSchema, BlockSchemaReference, BlockType } from "./schemas/blocks.js";
+import type { ConcurrencyLeaseRow } from "./schemas/concurrency-leases.js";
 import type { ConcurrencyLimitV2 } from "./schemas/concurrency-limits.js";
 import type { CsrfToken } from "./schemas/csrf-tokens.js";
 import type { Deployment, DeploymentConcurrencyLimit, DeploymentSchedule, DeploymentVersion } from "./schemas/deployments.js";
@@ -139,6 +140,7 @@ type ReturnedRows = {
   Worker: [Worker, "worker"];
   SlotHolder: [SlotHolder, "flow_run"];
   ConcurrencyLimitV2: [ConcurrencyLimitV2, "concurrency_limit_v2"];
+  ConcurrencyLeaseRow: [ConcurrencyLeaseRow, "concurrency_lease"];
   Variable: [Variable, "variable"];
   Artifact: [Artifact, "artifact"];
   ArtifactCollection: [ArtifactCollection, "artifact_collection"];

@@ -253,6 +253,13 @@ export const tables = {
     slot_decay_per_second: "float",
     avg_slot_occupancy_seconds: "float",
   }),
+  concurrency_lease: table("concurrency_lease", "ConcurrencyLease", {
+    resource_ids: "json",
+    expiration: "timestamp",
+    slots: "int",
+    holder_type: "text",
+    holder_id: "uuid",
+  }),
   variable: table("variable", "Variable", { name: "text", value: "json", tags: "json" }),
   artifact: table("artifact", "Artifact", {
     key: "text",

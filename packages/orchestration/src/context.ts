@@ -17,7 +17,6 @@ import {
   type TaskRun,
   type Timestamp,
 } from "@prefect/db";
-import type { LeaseStorage } from "./leases.js";
 import type { PrefectEvent } from "./prefect-event.js";
 import { copyState, type OrchestrationState } from "./states.js";
 import { isoformat, isPlainObject, type RandomSource } from "./util.js";
@@ -66,12 +65,6 @@ export interface ContextEnvironment {
   readonly clientVersion: string | null;
   readonly settings: OrchestrationSettings;
   readonly random: RandomSource;
-  readonly leases: LeaseStorage;
-  /**
-   * Undo steps for changes made outside the database (leases), run when the transaction of the
-   * transition rolls back.
-   */
-  readonly onRollback: (() => Promise<void>)[];
   readonly nested: NestedOrchestration;
 }
 
@@ -94,8 +87,6 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
   readonly clientVersion: string | null;
   readonly settings: OrchestrationSettings;
   readonly random: RandomSource;
-  readonly leases: LeaseStorage;
-  readonly onRollback: (() => Promise<void>)[];
   readonly nested: NestedOrchestration;
   /** Events for the server to publish once the transition has committed. */
   readonly events: OrchestrationEvent[] = [];
@@ -114,8 +105,6 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
     this.clientVersion = env.clientVersion;
     this.settings = env.settings;
     this.random = env.random;
-    this.leases = env.leases;
-    this.onRollback = env.onRollback;
     this.nested = env.nested;
   }
 

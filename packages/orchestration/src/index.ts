@@ -16,15 +16,6 @@ export {
 export { flowRunStateChangeEvent, statePayload, truncatedTo } from "./events.js";
 export { type EventParts, type PrefectEvent, prefectEvent, type ReceivedEvent, receivedAt, type ResourceLabels } from "./prefect-event.js";
 export {
-  type ConcurrencyLease,
-  type ConcurrencyLeaseHolder,
-  type ConcurrencyLeaseMetadata,
-  defaultLeaseStorage,
-  type LeaseStorage,
-  MemoryLeaseStorage,
-  TASK_LEASE_TTL_SECONDS,
-} from "./leases.js";
-export {
   type CreatedRun,
   createFlowRun,
   createTaskRun,

@@ -27,7 +27,6 @@ import {
   type StateResponseDetails,
   TaskOrchestrationContext,
 } from "./context.js";
-import { defaultLeaseStorage, type LeaseStorage } from "./leases.js";
 import { BackgroundTaskPolicy, CoreFlowPolicy, CoreTaskPolicy, MinimalFlowPolicy, MinimalTaskPolicy } from "./policies/core.js";
 import { GlobalFlowPolicy, GlobalTaskPolicy } from "./policies/global.js";
 import { type FlowPolicy, governTransition, type TaskPolicy } from "./rules.js";
@@ -42,8 +41,6 @@ export interface SetStateOptions {
   /** Prefect's orchestration parameters; the API passes `{"api-version": "<X-PREFECT-API-VERSION>"}`. */
   readonly orchestrationParameters?: Record<string, unknown> | undefined;
   readonly settings?: Partial<OrchestrationSettings> | undefined;
-  /** Where task runs' concurrency leases live; the process-wide memory storage by default. */
-  readonly leases?: LeaseStorage | undefined;
   /** Uniform random numbers for retry and wait jitter (Math.random by default). */
   readonly random?: RandomSource | undefined;
 }
@@ -80,20 +77,13 @@ export interface TaskOrchestrationResult extends OrchestrationResult {
   readonly taskQueue: "enqueue" | "retry" | null;
 }
 
-interface Runner {
-  readonly environment: (db: Repositories) => ContextEnvironment;
-  readonly rollback: () => Promise<void>;
-}
-
-function runner(options: SetStateOptions): Runner {
-  const onRollback: (() => Promise<void>)[] = [];
+/** The environment of the transitions of one call, on the repositories of its transaction. */
+function environmentFor(options: SetStateOptions): (db: Repositories) => ContextEnvironment {
   const base = {
     parameters: { ...(options.orchestrationParameters ?? {}) },
     clientVersion: options.clientVersion ?? null,
     settings: { ...DEFAULT_SETTINGS, ...options.settings },
     random: options.random ?? Math.random,
-    leases: options.leases ?? defaultLeaseStorage,
-    onRollback,
   };
   const environment = (db: Repositories): ContextEnvironment => ({
     ...base,
@@ -105,29 +95,16 @@ function runner(options: SetStateOptions): Runner {
       },
     },
   });
-  return {
-    environment,
-    rollback: async () => {
-      for (const undo of onRollback.splice(0).reverse()) {
-        try {
-          await undo();
-        } catch {
-          // best effort: the database transaction is already rolled back
-        }
-      }
-    },
-  };
+  return environment;
 }
 
-/** Runs `work` in one transaction; on failure, undoes what it changed outside the database. */
-async function inTransaction<T>(db: Database | Repositories, options: SetStateOptions, work: (run: Runner, tx: Repositories) => Promise<T>): Promise<T> {
-  const run = runner(options);
-  try {
-    return await db.transaction((tx) => work(run, tx));
-  } catch (error) {
-    await run.rollback();
-    throw error;
-  }
+/**
+ * Runs `work` in one transaction: everything a transition changes (the run, its state, slot counts
+ * and concurrency leases) commits or rolls back together.
+ */
+function inTransaction<T>(db: Database | Repositories, options: SetStateOptions, work: (env: ContextEnvironment, tx: Repositories) => Promise<T>): Promise<T> {
+  const environment = environmentFor(options);
+  return db.transaction((tx) => work(environment(tx), tx));
 }
 
 function result(context: OrchestrationContext) {
@@ -182,7 +159,7 @@ export async function setFlowRunState(
   options: SetFlowRunStateOptions = {},
 ): Promise<OrchestrationResult> {
   const proposed = parseStateInput(state);
-  return inTransaction(db, options, (run, tx) => orchestrateFlowRun(run.environment(tx), flowRunId, proposed, { force: options.force, policy: options.policy }));
+  return inTransaction(db, options, (env) => orchestrateFlowRun(env, flowRunId, proposed, { force: options.force, policy: options.policy }));
 }
 
 /** Proposes a state for a task run (`POST /task_runs/{id}/set_state`); as `setFlowRunState`. */
@@ -193,7 +170,7 @@ export async function setTaskRunState(
   options: SetTaskRunStateOptions = {},
 ): Promise<TaskOrchestrationResult> {
   const proposed = parseStateInput(state);
-  return inTransaction(db, options, (run, tx) => orchestrateTaskRun(run.environment(tx), taskRunId, proposed, { force: options.force, policy: options.policy }));
+  return inTransaction(db, options, (env) => orchestrateTaskRun(env, taskRunId, proposed, { force: options.force, policy: options.policy }));
 }
 
 export interface CreatedRun<Run, Result> {
@@ -219,10 +196,10 @@ export async function createFlowRun(
 ): Promise<CreatedRun<FlowRun, OrchestrationResult>> {
   const { state, ...fields } = input;
   const proposed = parseStateInput(state ?? { type: "PENDING" });
-  return inTransaction(db, options, async (run, tx) => {
+  return inTransaction(db, options, async (env, tx) => {
     const created = await tx.flowRuns.create(fields);
     if (!created.created) return { run: created.row, created: false, orchestration: null };
-    const orchestration = await orchestrateFlowRun(run.environment(tx), created.row.id, proposed, { force: true });
+    const orchestration = await orchestrateFlowRun(env, created.row.id, proposed, { force: true });
     const stored = await tx.flowRuns.get(created.row.id);
     return { run: stored ?? created.row, created: true, orchestration };
   });
@@ -236,10 +213,10 @@ export async function createTaskRun(
 ): Promise<CreatedRun<TaskRun, TaskOrchestrationResult>> {
   const { state, ...fields } = input;
   const proposed = parseStateInput(state ?? { type: "PENDING" });
-  return inTransaction(db, options, async (run, tx) => {
+  return inTransaction(db, options, async (env, tx) => {
     const created = await tx.taskRuns.create(fields);
     if (!created.created) return { run: created.row, created: false, orchestration: null };
-    const orchestration = await orchestrateTaskRun(run.environment(tx), created.row.id, proposed, { force: true });
+    const orchestration = await orchestrateTaskRun(env, created.row.id, proposed, { force: true });
     const stored = await tx.taskRuns.get(created.row.id);
     return { run: stored ?? created.row, created: true, orchestration };
   });

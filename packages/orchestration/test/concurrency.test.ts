@@ -9,7 +9,6 @@ import { expect, it } from "vitest";
 import {
   ALL_ORCHESTRATION_STATES,
   MarkLateRunsPolicy,
-  type MemoryLeaseStorage,
   OrchestrationRule,
   type OrchestrationState,
   ReleaseFlowConcurrencySlots,
@@ -17,7 +16,7 @@ import {
   SecureFlowConcurrencySlots,
   SecureTaskConcurrencySlots,
 } from "../src/index.js";
-import { commitState, makeDeployment, newLeases, orchestration } from "./support.js";
+import { commitState, makeDeployment, orchestration } from "./support.js";
 
 const ALL: readonly StateType[] = ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED", "PAUSED", "CANCELLING"];
 const ACTIVE: readonly StateType[] = ["PENDING", "RUNNING", "CANCELLING"];
@@ -222,15 +221,14 @@ describeEachBackend("tag concurrency", (t) => {
   const task = (tags: string[], initial: StateType = "PENDING") => orchestration(t.db, "task", { initial, taskRun: { tags } });
 
   it("takes a slot entering RUNNING, waits while the limit is full, and gives it back", async () => {
-    const leases = newLeases();
     await limit("some tag", 1);
     const first = await task(["some tag"]);
-    expect((await first.propose({ type: "RUNNING" }, { policy, leases })).status).toBe("ACCEPT");
+    expect((await first.propose({ type: "RUNNING" }, { policy })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "some tag")).toBe(1);
-    expect(await leases.readActiveLeaseIds()).toHaveLength(1);
+    expect(await t.db.concurrencyLeases.readActiveLeaseIds()).toHaveLength(1);
 
     const second = await task(["some tag"]);
-    const waited = await second.propose({ type: "RUNNING" }, { policy, leases });
+    const waited = await second.propose({ type: "RUNNING" }, { policy });
     expect(waited.status).toBe("WAIT");
     const details = waited.details.type === "wait_details" ? waited.details : null;
     expect(details?.reason).toBe("Concurrency limit reached for tags: some tag");
@@ -238,157 +236,145 @@ describeEachBackend("tag concurrency", (t) => {
     expect(details?.delay_seconds).toBeLessThanOrEqual(13);
     expect(await tagSlots(t.db, "some tag")).toBe(1);
 
-    expect((await first.propose({ type: "COMPLETED" }, { policy, leases })).status).toBe("ACCEPT");
+    expect((await first.propose({ type: "COMPLETED" }, { policy })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "some tag")).toBe(0);
-    expect(await leases.readActiveLeaseIds()).toHaveLength(0);
-    expect((await second.propose({ type: "RUNNING" }, { policy, leases })).status).toBe("ACCEPT");
+    expect(await t.db.concurrencyLeases.readActiveLeaseIds()).toHaveLength(0);
+    expect((await second.propose({ type: "RUNNING" }, { policy })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "some tag")).toBe(1);
   });
 
   it("keeps the slot while CANCELLING and gives it back CANCELLED", async () => {
-    const leases = newLeases();
     await limit("some tag", 1);
     const o = await task(["some tag"]);
-    await o.propose({ type: "RUNNING" }, { policy, leases });
-    expect((await o.propose({ type: "CANCELLING" }, { policy, leases })).status).toBe("ACCEPT");
+    await o.propose({ type: "RUNNING" }, { policy });
+    expect((await o.propose({ type: "CANCELLING" }, { policy })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "some tag")).toBe(1);
-    expect((await o.propose({ type: "CANCELLED" }, { policy, leases })).status).toBe("ACCEPT");
+    expect((await o.propose({ type: "CANCELLED" }, { policy })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "some tag")).toBe(0);
   });
 
   it("aborts when a limit is 0", async () => {
     await limit("the worst limit", 0);
     const o = await task(["the worst limit"]);
-    const result = await o.propose({ type: "RUNNING" }, { policy, leases: newLeases() });
+    const result = await o.propose({ type: "RUNNING" }, { policy });
     expect(result.status).toBe("ABORT");
     expect(result.details).toEqual({ type: "abort_details", reason: 'The concurrency limit on tag "the worst limit" is 0 and will deadlock if the task tries to run again.' });
   });
 
   it("gives the slot back when a later rule changes the transition", async () => {
-    const leases = newLeases();
     await limit("a nice little limit", 1);
     const o = await task(["a nice little limit"]);
-    const result = await o.propose({ type: "RUNNING" }, { policy: [...policy, mutating(false)], leases });
+    const result = await o.propose({ type: "RUNNING" }, { policy: [...policy, mutating(false)] });
     expect(result.status).toBe("REJECT");
     expect(await tagSlots(t.db, "a nice little limit")).toBe(0);
-    expect(await leases.readActiveLeaseIds()).toHaveLength(0);
+    expect(await t.db.concurrencyLeases.readActiveLeaseIds()).toHaveLength(0);
   });
 
   it("a run takes one slot however often it proposes RUNNING", async () => {
-    const leases = newLeases();
     await limit("a generous limit", 10);
     const o = await task(["a generous limit"]);
-    expect((await o.propose({ type: "RUNNING" }, { policy, leases })).status).toBe("ACCEPT");
-    expect((await o.propose({ type: "RUNNING" }, { policy, leases })).status).toBe("ACCEPT");
-    expect((await o.propose({ type: "RUNNING" }, { policy: [SecureTaskConcurrencySlots], leases })).status).toBe("ACCEPT");
+    expect((await o.propose({ type: "RUNNING" }, { policy })).status).toBe("ACCEPT");
+    expect((await o.propose({ type: "RUNNING" }, { policy })).status).toBe("ACCEPT");
+    expect((await o.propose({ type: "RUNNING" }, { policy: [SecureTaskConcurrencySlots] })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "a generous limit")).toBe(1);
   });
 
   it("a limit created while a run ran is not released by that run", async () => {
-    const leases = newLeases();
     await limit("primary tag", 2);
     const first = await task(["primary tag", "secondary tag"]);
-    await first.propose({ type: "RUNNING" }, { policy, leases });
+    await first.propose({ type: "RUNNING" }, { policy });
     await limit("secondary tag", 1);
     expect(await tagSlots(t.db, "primary tag")).toBe(1);
     expect(await tagSlots(t.db, "secondary tag")).toBe(0);
     const second = await task(["primary tag", "secondary tag"]);
-    expect((await second.propose({ type: "RUNNING" }, { policy, leases })).status).toBe("ACCEPT");
+    expect((await second.propose({ type: "RUNNING" }, { policy })).status).toBe("ACCEPT");
     expect([await tagSlots(t.db, "primary tag"), await tagSlots(t.db, "secondary tag")]).toEqual([2, 1]);
-    await first.propose({ type: "COMPLETED" }, { policy, leases });
+    await first.propose({ type: "COMPLETED" }, { policy });
     expect([await tagSlots(t.db, "primary tag"), await tagSlots(t.db, "secondary tag")]).toEqual([1, 1]);
-    await second.propose({ type: "COMPLETED" }, { policy, leases });
+    await second.propose({ type: "COMPLETED" }, { policy });
     expect([await tagSlots(t.db, "primary tag"), await tagSlots(t.db, "secondary tag")]).toEqual([0, 0]);
   });
 
   it("a deleted limit no longer holds runs back", async () => {
-    const leases = newLeases();
     await limit("big limit", 2);
     await limit("small limit", 1);
-    await (await task(["big limit", "small limit"])).propose({ type: "RUNNING" }, { policy, leases });
-    expect((await (await task(["big limit", "small limit"])).propose({ type: "RUNNING" }, { policy, leases })).status).toBe("WAIT");
+    await (await task(["big limit", "small limit"])).propose({ type: "RUNNING" }, { policy });
+    expect((await (await task(["big limit", "small limit"])).propose({ type: "RUNNING" }, { policy })).status).toBe("WAIT");
     await t.db.concurrencyLimits.deleteTagLimitByTag("small limit");
-    expect((await (await task(["big limit", "small limit"])).propose({ type: "RUNNING" }, { policy, leases })).status).toBe("ACCEPT");
+    expect((await (await task(["big limit", "small limit"])).propose({ type: "RUNNING" }, { policy })).status).toBe("ACCEPT");
   });
 
   it("a raised limit admits more runs; a lowered one admits fewer but lets running ones finish", async () => {
-    const leases = newLeases();
     await limit("changing limit", 1);
-    await (await task(["changing limit"])).propose({ type: "RUNNING" }, { policy, leases });
+    await (await task(["changing limit"])).propose({ type: "RUNNING" }, { policy });
     await limit("changing limit", 2);
-    expect((await (await task(["changing limit"])).propose({ type: "RUNNING" }, { policy, leases })).status).toBe("ACCEPT");
+    expect((await (await task(["changing limit"])).propose({ type: "RUNNING" }, { policy })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "changing limit")).toBe(2);
 
     await limit("shrinking limit", 2);
     const running = await task(["shrinking limit"]);
-    await running.propose({ type: "RUNNING" }, { policy, leases });
+    await running.propose({ type: "RUNNING" }, { policy });
     await limit("shrinking limit", 1);
-    expect((await (await task(["shrinking limit"])).propose({ type: "RUNNING" }, { policy, leases })).status).toBe("WAIT");
+    expect((await (await task(["shrinking limit"])).propose({ type: "RUNNING" }, { policy })).status).toBe("WAIT");
     await limit("shrinking limit", 0);
-    expect((await running.propose({ type: "COMPLETED" }, { policy, leases })).status).toBe("ACCEPT");
+    expect((await running.propose({ type: "COMPLETED" }, { policy })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "shrinking limit")).toBe(0);
   });
 
   for (const order of ["first", "last"] as const) {
     it(`leaving RUNNING gives the slot back even when the transition is rejected (release ${order})`, async () => {
-      const leases = newLeases();
       await limit("small", 1);
       const o = await task(["small"]);
-      await o.propose({ type: "RUNNING" }, { policy, leases });
+      await o.propose({ type: "RUNNING" }, { policy });
       const reject = order === "first" ? [ReleaseTaskConcurrencySlots, SecureTaskConcurrencySlots, mutating(false)] : [mutating(false), SecureTaskConcurrencySlots, ReleaseTaskConcurrencySlots];
-      const result = await o.propose({ type: "PENDING" }, { policy: reject, leases });
+      const result = await o.propose({ type: "PENDING" }, { policy: reject });
       expect(result.status).toBe("REJECT");
       expect(result.state?.type).not.toBe("RUNNING");
       expect(await tagSlots(t.db, "small")).toBe(0);
     });
 
     it(`a nullified transition gives nothing back (release ${order})`, async () => {
-      const leases = newLeases();
       await limit("small", 1);
       const o = await task(["small"]);
-      await o.propose({ type: "RUNNING" }, { policy, leases });
+      await o.propose({ type: "RUNNING" }, { policy });
       const abort = order === "first" ? [ReleaseTaskConcurrencySlots, SecureTaskConcurrencySlots, Aborting] : [Aborting, SecureTaskConcurrencySlots, ReleaseTaskConcurrencySlots];
-      expect((await o.propose({ type: "COMPLETED" }, { policy: abort, leases })).status).toBe("ABORT");
+      expect((await o.propose({ type: "COMPLETED" }, { policy: abort })).status).toBe("ABORT");
       expect(await tagSlots(t.db, "small")).toBe(1);
     });
   }
 
   it("forced transitions out of RUNNING give the slot back", async () => {
-    const leases = newLeases();
     await limit("forced", 1);
     const o = await task(["forced"]);
-    await o.propose({ type: "RUNNING" }, { policy, leases });
-    await o.propose({ type: "CRASHED" }, { force: true, leases });
+    await o.propose({ type: "RUNNING" }, { policy });
+    await o.propose({ type: "CRASHED" }, { force: true });
     expect(await tagSlots(t.db, "forced")).toBe(0);
   });
 
   it("the whole CoreTaskPolicy secures and releases tag slots", async () => {
-    const leases = newLeases();
     await limit("etl", 1);
     const first = await task(["etl"]);
     const second = await task(["etl"]);
-    expect((await first.propose({ type: "RUNNING" }, { leases })).status).toBe("ACCEPT");
-    expect((await second.propose({ type: "RUNNING" }, { leases, random: () => 0.5 })).status).toBe("WAIT");
-    expect((await first.propose({ type: "COMPLETED" }, { leases })).status).toBe("ACCEPT");
-    expect((await second.propose({ type: "RUNNING" }, { leases })).status).toBe("ACCEPT");
+    expect((await first.propose({ type: "RUNNING" }, {})).status).toBe("ACCEPT");
+    expect((await second.propose({ type: "RUNNING" }, { random: () => 0.5 })).status).toBe("WAIT");
+    expect((await first.propose({ type: "COMPLETED" }, {})).status).toBe("ACCEPT");
+    expect((await second.propose({ type: "RUNNING" }, {})).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "etl")).toBe(1);
   });
 
   it("a failed transaction takes no slot and leaves no lease behind", async () => {
-    const leases: MemoryLeaseStorage = newLeases();
     await limit("fragile", 1);
     const o = await task(["fragile"]);
-    await expect(o.propose({ type: "RUNNING" }, { policy: [SecureTaskConcurrencySlots, ReleaseTaskConcurrencySlots, Exploding], leases })).rejects.toThrow("boom");
+    await expect(o.propose({ type: "RUNNING" }, { policy: [SecureTaskConcurrencySlots, ReleaseTaskConcurrencySlots, Exploding] })).rejects.toThrow("boom");
     expect(await tagSlots(t.db, "fragile")).toBe(0);
-    expect(await leases.readActiveLeaseIds()).toHaveLength(0);
+    expect(await t.db.concurrencyLeases.readActiveLeaseIds()).toHaveLength(0);
     expect((await t.db.taskRuns.get(o.runId))?.state_type).toBe("PENDING");
   });
 
   it("a failed release keeps the slot and the lease", async () => {
-    const leases = newLeases();
     await limit("sticky", 1);
     const o = await task(["sticky"]);
-    await o.propose({ type: "RUNNING" }, { policy, leases });
+    await o.propose({ type: "RUNNING" }, { policy });
     class ExplodeAfter extends OrchestrationRule {
       static override fromStates = ALL_ORCHESTRATION_STATES;
       static override toStates = ALL_ORCHESTRATION_STATES;
@@ -396,21 +382,20 @@ describeEachBackend("tag concurrency", (t) => {
         throw new Error("late boom");
       }
     }
-    await expect(o.propose({ type: "COMPLETED" }, { policy: [ExplodeAfter, ReleaseTaskConcurrencySlots], leases })).rejects.toThrow("late boom");
+    await expect(o.propose({ type: "COMPLETED" }, { policy: [ExplodeAfter, ReleaseTaskConcurrencySlots] })).rejects.toThrow("late boom");
     expect(await tagSlots(t.db, "sticky")).toBe(1);
-    const holders = await leases.listHoldersForLimit((await t.db.concurrencyLimits.getByName("tag:sticky"))!.id);
+    const holders = await t.db.concurrencyLeases.listHoldersForLimit((await t.db.concurrencyLimits.getByName("tag:sticky"))!.id);
     expect(holders.map((h) => h.holder)).toEqual([{ type: "task_run", id: o.runId }]);
-    expect((await o.propose({ type: "COMPLETED" }, { policy, leases })).status).toBe("ACCEPT");
+    expect((await o.propose({ type: "COMPLETED" }, { policy })).status).toBe("ACCEPT");
     expect(await tagSlots(t.db, "sticky")).toBe(0);
   });
 
   it("a task whose flow run is not running never takes a slot (CoreTaskPolicy)", async () => {
-    const leases = newLeases();
     await limit("guarded", 1);
     const o = await orchestration(t.db, "task", { initial: "PENDING", flowRunState: "COMPLETED", taskRun: { tags: ["guarded"] } });
-    expect((await o.propose({ type: "RUNNING" }, { leases })).status).toBe("ABORT");
+    expect((await o.propose({ type: "RUNNING" }, {})).status).toBe("ABORT");
     expect(await tagSlots(t.db, "guarded")).toBe(0);
     await commitState(t.db, "flow", o.flowRunId, "RUNNING");
-    expect((await o.propose({ type: "RUNNING" }, { leases })).status).toBe("ACCEPT");
+    expect((await o.propose({ type: "RUNNING" }, {})).status).toBe("ACCEPT");
   });
 });

@@ -2,7 +2,6 @@
 import { addSeconds, type Database, type Deployment, type DeploymentCreate, type FlowRun, type FlowRunCreate, now, type TaskRun, type TaskRunCreate } from "@prefect/db";
 import {
   type FlowPolicy,
-  MemoryLeaseStorage,
   type OrchestrationResult,
   type OrchestrationState,
   type SetStateOptions,
@@ -117,8 +116,6 @@ export async function readRun(db: Database, kind: RunKind, runId: string): Promi
   if (!run) throw new Error(`${kind} run ${runId} is gone`);
   return run;
 }
-
-export const newLeases = () => new MemoryLeaseStorage();
 
 /** A uniform source that always returns `value`. */
 export const fixedRandom = (value: number) => () => value;

@@ -9,7 +9,6 @@
  */
 import { parseArgs } from "node:util";
 import { type Database, loadDatabaseConfig, openDatabase } from "@prefect/db";
-import { MemoryLeaseStorage } from "@prefect/orchestration";
 import Fastify from "fastify";
 import type { AppContext } from "../context.js";
 import { EventBus } from "../features/events/bus.js";
@@ -135,7 +134,7 @@ export async function runServicesCommand(args: readonly string[], io: Omit<CliIO
     return 1;
   }
   const logger = Fastify({ logger: { level: settings.logLevel } });
-  const context: AppContext = { db, settings, events: new EventBus(), leases: new MemoryLeaseStorage() };
+  const context: AppContext = { db, settings, events: new EventBus() };
   // The services' timers do not keep the process alive on their own.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   let services: Service[] = [];

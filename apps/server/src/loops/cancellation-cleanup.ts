@@ -30,7 +30,7 @@ const BATCH = 200;
 /** How far back Prefect looks for cancelled flow runs with unfinished task runs. */
 const CANCELLED_WITHIN_SECONDS = 86_400;
 
-type CleanupContext = Pick<AppContext, "db" | "events" | "leases" | "settings">;
+type CleanupContext = Pick<AppContext, "db" | "events" | "settings">;
 
 export interface CleanupOptions {
   readonly cancellingTimeoutSeconds: number;

@@ -18,7 +18,7 @@ const BATCH = 400;
 
 /** Marks the runs late now; returns how many became Late. */
 export async function markLateRuns(
-  context: Pick<AppContext, "db" | "events" | "leases" | "settings">,
+  context: Pick<AppContext, "db" | "events" | "settings">,
   options: { readonly afterSeconds: number; readonly signal?: AbortSignal | undefined; readonly log?: Logger | undefined },
 ): Promise<number> {
   const { db } = context;

@@ -45,7 +45,17 @@ const TEST_DEFAULTS: Record<string, string> = {
 
 /** A server over a fresh database, or over `shared` (another server's database, which it leaves in place). */
 export async function startServer(backend: TestBackend, env: Record<string, string> = {}, shared?: DatabaseConfig): Promise<TestServer> {
-  const { config, remove } = shared ? { config: shared, remove: async () => {} } : await freshConfig(backend);
+  if (shared) return startServerOn(shared, env);
+  const { config, remove } = await freshConfig(backend);
+  return startServerOn(config, env, remove);
+}
+
+/**
+ * Starts another server on the database `config` names, with a connection of its own, as a second
+ * server process would; `remove` is what closing it also does (nothing by default: the database is
+ * the first server's).
+ */
+export async function startServerOn(config: DatabaseConfig, env: Record<string, string> = {}, remove: () => Promise<void> = async () => undefined): Promise<TestServer> {
   const db = await openDatabase(config);
   const settings: ServerSettings = { ...loadServerSettings({ ...TEST_DEFAULTS, ...env }), port: 0 };
   const running = await start({ ...settings, host: "127.0.0.1" }, { db, logger: false });

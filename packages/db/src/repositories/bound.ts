@@ -11,6 +11,7 @@ import { type ArtifactRepository, artifactRepository } from "./artifacts.js";
 import { type AutomationRepository, automationRepository } from "./automations.js";
 import { type BlockRepository, blockRepository } from "./blocks.js";
 import { type CancellationRepository, cancellationRepository } from "./cancellations.js";
+import { type ConcurrencyLeaseRepository, concurrencyLeaseRepository } from "./concurrency-leases.js";
 import { type ConcurrencyLimitRepository, concurrencyLimitRepository } from "./concurrency-limits.js";
 import { type ConfigurationRepository, configurationRepository } from "./configuration.js";
 import { type CsrfTokenRepository, csrfTokenRepository } from "./csrf-tokens.js";
@@ -38,6 +39,8 @@ export interface Repositories {
   readonly deployments: DeploymentRepository;
   readonly workPools: WorkPoolRepository;
   readonly concurrencyLimits: ConcurrencyLimitRepository;
+  /** Concurrency leases: who holds which limits' slots, until when. */
+  readonly concurrencyLeases: ConcurrencyLeaseRepository;
   readonly variables: VariableRepository;
   readonly savedSearches: SavedSearchRepository;
   readonly flowRunInputs: FlowRunInputRepository;
@@ -66,6 +69,7 @@ const FACTORIES: { readonly [K in RepositoryName]: (context: RepositoryContext) 
   deployments: deploymentRepository,
   workPools: workPoolRepository,
   concurrencyLimits: concurrencyLimitRepository,
+  concurrencyLeases: concurrencyLeaseRepository,
   variables: variableRepository,
   savedSearches: savedSearchRepository,
   flowRunInputs: flowRunInputRepository,
@@ -108,6 +112,7 @@ export class BoundRepositories implements Repositories {
   declare readonly deployments: DeploymentRepository;
   declare readonly workPools: WorkPoolRepository;
   declare readonly concurrencyLimits: ConcurrencyLimitRepository;
+  declare readonly concurrencyLeases: ConcurrencyLeaseRepository;
   declare readonly variables: VariableRepository;
   declare readonly savedSearches: SavedSearchRepository;
   declare readonly flowRunInputs: FlowRunInputRepository;

@@ -52,6 +52,8 @@ export interface BackendContext {
   /** The current test's database (fresh for every test). */
   readonly db: Database;
   readonly backend: TestBackend;
+  /** Where the current test's database is, for opening more connections to it (not sqlite-memory's). */
+  readonly config: DatabaseConfig;
 }
 
 /** Declares `body` once per selected backend; every test gets a fresh, migrated database. */
@@ -70,6 +72,10 @@ export function describeEachBackend(title: string, body: (t: BackendContext) => 
         get db() {
           if (!current) throw new Error("the database is only available inside a test");
           return current.db;
+        },
+        get config() {
+          if (!current) throw new Error("the database is only available inside a test");
+          return current.config;
         },
         backend,
       });

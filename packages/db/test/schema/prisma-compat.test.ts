@@ -169,7 +169,9 @@ async function writeSample(db: Database) {
   await db.concurrencyLimits.create({ name: "db-connections", limit: 10, active_slots: 2, denied_slots: 1, slot_decay_per_second: 0.5 });
   await db.concurrencyLimits.incrementActiveSlots({ names: ["db-connections"] }, 1);
   await db.concurrencyLimits.decrementActiveSlots({ names: ["db-connections"] }, 1, { occupancy_seconds: 3.25 });
-  await db.concurrencyLimits.createTagLimit({ tag: "etl", concurrency_limit: 3 });
+  const etl = await db.concurrencyLimits.createTagLimit({ tag: "etl", concurrency_limit: 3 });
+  await db.concurrencyLeases.createLease([etl.row.id], 300, { slots: 1, holder: { type: "task_run", id: flowRun.id } });
+  await db.concurrencyLeases.createLease([etl.row.id], 60);
   // A legacy v1 tag limit, as only a pre-2025 Prefect database holds (nothing in this package inserts one).
   const legacy = await openDriver(db.config);
   try {

@@ -13,12 +13,12 @@
  * moved to another state (e.g. marked CRASHED).
  *
  * Tag slots of task runs are counted in the `tag:<tag>` limits (or legacy v1 rows, which list their
- * holders), with a lease in the lease storage naming the task run, as Prefect does, so that release
- * frees exactly what the run holds.
+ * holders), with a lease naming the task run, as Prefect does, so that release frees exactly what the
+ * run holds. Leases are rows of the database, written in the transition's transaction: a transition
+ * that rolls back leaves them as they were.
  */
-import { addSeconds, type Deployment, now } from "@prefect/db";
+import { addSeconds, type ConcurrencyLease, type Deployment, now, TASK_LEASE_TTL_SECONDS } from "@prefect/db";
 import type { FlowOrchestrationContext, OrchestrationContext, TaskOrchestrationContext } from "../context.js";
-import { type ConcurrencyLease, TASK_LEASE_TTL_SECONDS } from "../leases.js";
 import { ALL_ORCHESTRATION_STATES, allStatesExcept, OrchestrationRule, type TransitionType, UniversalTransform } from "../rules.js";
 import { newState, type OrchestrationState } from "../states.js";
 import { clampedPoissonInterval, compareVersions } from "../util.js";
@@ -30,24 +30,17 @@ export const MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING = "3.4.11";
 
 const ACTIVE: ReadonlySet<TransitionType> = new Set(["PENDING", "RUNNING", "CANCELLING"]);
 
-/** Revokes a lease now, and recreates it (under a new id) if the transaction rolls back. */
-async function revokeLease(context: OrchestrationContext, lease: ConcurrencyLease): Promise<void> {
-  await context.leases.revokeLease(lease.id);
-  context.onRollback.push(async () => {
-    const remaining = Math.max(1, (Date.parse(lease.expiration) - Date.now()) / 1000);
-    await context.leases.createLease(lease.resource_ids, remaining, lease.metadata);
-  });
-}
-
-/** Frees a lease's slots and revokes it; without the lease, frees one slot of the fallback limits. */
+/**
+ * Frees a lease's slots and revokes it; without the lease, frees one slot of the fallback limits. The
+ * lease is taken out in the transition's transaction: a rollback puts it back.
+ */
 async function releaseLease(context: OrchestrationContext, leaseId: string, fallbackLimitIds: readonly string[]): Promise<void> {
-  const lease = await context.leases.readLease(leaseId);
+  const lease = await context.db.concurrencyLeases.takeLease(leaseId);
   if (!lease) {
     if (fallbackLimitIds.length > 0) await context.db.concurrencyLimits.decrementActiveSlots({ ids: fallbackLimitIds }, 1);
     return;
   }
   await context.db.concurrencyLimits.decrementActiveSlots({ ids: lease.resource_ids }, lease.metadata?.slots ?? 1);
-  await revokeLease(context, lease);
 }
 
 const deploymentOf = (context: FlowOrchestrationContext): Promise<Deployment | null> =>
@@ -121,8 +114,7 @@ export class RemoveDeploymentConcurrencyLeaseForOldClientVersions extends Orches
     if (context.clientVersion && compareVersions(context.clientVersion, MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING) >= 0) return;
     const leaseId = initial.state_details.deployment_concurrency_lease_id;
     if (!leaseId) return;
-    const lease = await context.leases.readLease(leaseId);
-    if (lease) await revokeLease(context, lease);
+    await context.db.concurrencyLeases.revokeLease(leaseId);
   }
 }
 
@@ -163,18 +155,19 @@ export class EnforceDeploymentConcurrencyOnLate extends OrchestrationRule<FlowOr
 /** The leases the task run holds on the `tag:` limits of its tags. */
 async function heldLeases(context: TaskOrchestrationContext): Promise<ConcurrencyLease[]> {
   const limits = await context.db.concurrencyLimits.readByNames(context.run.tags.map((tag) => `tag:${tag}`));
-  const leaseIds = new Set<string>();
-  for (const limit of limits) {
-    for (const { leaseId, holder } of await context.leases.listHoldersForLimit(limit.id)) {
-      if (holder.type === "task_run" && holder.id === context.run.id) leaseIds.add(leaseId);
-    }
+  const limitIds = new Set(limits.map((limit) => limit.id));
+  const held = await context.db.concurrencyLeases.listLeasesHeldBy({ type: "task_run", id: context.run.id });
+  return held.filter((lease) => lease.resource_ids.some((id) => limitIds.has(id)));
+}
+
+/** Takes the task run's leases out (in the transition's transaction), returning those it got. */
+async function takeHeldLeases(context: TaskOrchestrationContext): Promise<ConcurrencyLease[]> {
+  const taken: ConcurrencyLease[] = [];
+  for (const lease of await heldLeases(context)) {
+    const got = await context.db.concurrencyLeases.takeLease(lease.id);
+    if (got) taken.push(got);
   }
-  const leases: ConcurrencyLease[] = [];
-  for (const id of leaseIds) {
-    const lease = await context.leases.readLease(id);
-    if (lease) leases.push(lease);
-  }
-  return leases;
+  return taken;
 }
 
 /**
@@ -217,20 +210,18 @@ export class SecureTaskConcurrencySlots extends OrchestrationRule<TaskOrchestrat
     }
     this.#acquired = true;
     if (result.limits.length === 0) return;
-    const lease = await context.leases.createLease(
+    this.#lease = await context.db.concurrencyLeases.createLease(
       result.limits.map((l) => l.id),
       TASK_LEASE_TTL_SECONDS,
       { slots: 1, holder: { type: "task_run", id: context.run.id } },
     );
-    this.#lease = lease;
-    context.onRollback.push(() => context.leases.revokeLease(lease.id));
   }
 
   protected override async cleanup(_initial: OrchestrationState | null, _validated: OrchestrationState | null, context: TaskOrchestrationContext): Promise<void> {
     if (!this.#acquired) return;
     const lease = this.#lease;
     await context.db.concurrencyLimits.decrementTagSlots(context.run.tags, context.run.id, lease ? [{ resource_ids: [...lease.resource_ids], slots: 1 }] : []);
-    if (lease) await revokeLease(context, lease);
+    if (lease) await context.db.concurrencyLeases.revokeLease(lease.id);
     this.#acquired = false;
     this.#lease = null;
   }
@@ -244,12 +235,11 @@ export class ReleaseTaskConcurrencySlots extends UniversalTransform<TaskOrchestr
     if (!validated || validated.type === "RUNNING" || validated.type === "CANCELLING") return;
     const tags = context.run.tags;
     if (tags.length === 0) return;
-    const leases = await heldLeases(context);
+    const leases = await takeHeldLeases(context);
     await context.db.concurrencyLimits.decrementTagSlots(
       tags,
       context.run.id,
       leases.map((l) => ({ resource_ids: [...l.resource_ids], slots: l.metadata?.slots ?? 1 })),
     );
-    for (const lease of leases) await revokeLease(context, lease);
   }
 }

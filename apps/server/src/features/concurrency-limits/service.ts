@@ -5,17 +5,18 @@
  * while, renewed by their holder, given back with the lease, or by the repossessor once the lease
  * lapses. Each change of a limit publishes Prefect's `prefect.concurrency-limit.*` lifecycle event.
  *
- * Slot counts live in the database, where one conditional UPDATE per call decides: any number of
- * servers share them safely. Leases live in the server's lease storage (process memory, Prefect's
- * default), shared with orchestration's tag-concurrency rules; a lease this server does not know
- * answers as Prefect answers for an unknown lease (renew: 410, release: nothing freed).
+ * Slot counts and leases live in the database, where one conditional UPDATE per call decides: any
+ * number of servers share them safely, and a lease taken through one server is renewed or released
+ * through any other. A lease and the slots it holds change in one transaction; an unknown lease
+ * answers as Prefect answers (renew: 410, release: nothing freed).
  */
 import {
   AlreadyExistsError,
+  type ConcurrencyLease,
+  type ConcurrencyLeaseHolder,
   type ConcurrencyLimitV2,
   type ConcurrencyLimitV2Create,
   type ConcurrencyLimitV2Update,
-  type Database,
   InvalidError,
   NotFoundError,
   now,
@@ -25,7 +26,7 @@ import {
   type SlotWaitSettings,
   secondsBetween,
 } from "@prefect/db";
-import { type ConcurrencyLease, type ConcurrencyLeaseHolder, clampedPoissonInterval, type LeaseStorage } from "@prefect/orchestration";
+import { clampedPoissonInterval } from "@prefect/orchestration";
 import type { AppContext } from "../../context.js";
 import type { ServerSettings } from "../../settings.js";
 import { gone, integrityConflict, locked, notFound, unprocessableDetail } from "../../prefect/errors.js";
@@ -40,7 +41,7 @@ export const DEFAULT_LEASE_SECONDS = 300;
 /** The largest slot count a limit can hold (the column is a 32-bit integer). */
 const MAX_SLOTS = 2_147_483_647;
 
-type Context = Pick<AppContext, "db" | "events" | "leases" | "settings">;
+type Context = Pick<AppContext, "db" | "events" | "settings">;
 
 /** The server's bounds on how long refused callers are told to wait. */
 export function slotWaits(settings: ServerSettings): SlotWaitSettings {
@@ -120,10 +121,14 @@ function slotsRefused(hint: RetryHint): Error {
  * Takes `slots` on every active limit named, or on none. Returns every limit found (Prefect's answer
  * lists inactive ones too); refusals are Prefect's 422 and 423 answers.
  */
-export async function acquireSlots(context: Context, names: readonly string[], slots: number, mode: "concurrency" | "rate_limit") {
+export function acquireSlots(context: Context, names: readonly string[], slots: number, mode: "concurrency" | "rate_limit") {
+  return takeSlots(context.db, context.settings, names, slots, mode);
+}
+
+async function takeSlots(db: Repositories, settings: ServerSettings, names: readonly string[], slots: number, mode: "concurrency" | "rate_limit") {
   let result: SlotAcquisition;
   try {
-    result = await context.db.concurrencyLimits.incrementActiveSlots({ names }, slots, { mode, ...slotWaits(context.settings) });
+    result = await db.concurrencyLimits.incrementActiveSlots({ names }, slots, { mode, ...slotWaits(settings) });
   } catch (error) {
     // "Slots requested is greater than the limit" and the rate-limit refusal: Prefect's plain 422.
     if (error instanceof InvalidError && error.issues.length === 0) throw unprocessableDetail(error.message);
@@ -133,8 +138,11 @@ export async function acquireSlots(context: Context, names: readonly string[], s
   return result.limits;
 }
 
-/** `acquireSlots`, the slots held under a lease on the limits that gave them (inactive ones took none). */
-export async function acquireSlotsWithLease(
+/**
+ * `acquireSlots`, the slots held under a lease on the limits that gave them (inactive ones took
+ * none); the slots and the lease are written together.
+ */
+export function acquireSlotsWithLease(
   context: Context,
   names: readonly string[],
   slots: number,
@@ -142,13 +150,15 @@ export async function acquireSlotsWithLease(
   leaseSeconds: number,
   holder: ConcurrencyLeaseHolder | null | undefined,
 ) {
-  const limits = await acquireSlots(context, names, slots, mode);
-  const lease = await context.leases.createLease(
-    limits.filter((l) => l.active).map((l) => l.id),
-    leaseSeconds,
-    { slots, holder: holder ?? null },
-  );
-  return { lease, limits };
+  return context.db.transaction(async (tx) => {
+    const limits = await takeSlots(tx, context.settings, names, slots, mode);
+    const lease = await tx.concurrencyLeases.createLease(
+      limits.filter((l) => l.active).map((l) => l.id),
+      leaseSeconds,
+      { slots, holder: holder ?? null },
+    );
+    return { lease, limits };
+  });
 }
 
 /** Gives slots back on the limits named (more than a limit can hold frees them all). */
@@ -157,29 +167,26 @@ export function releaseSlots(context: Context, names: readonly string[], slots: 
 }
 
 /**
- * Gives back the slots of a lease its caller has taken out of the lease storage (so no other caller
- * can free them again), folding how long they were held into the limits' average occupancy. If the
- * database refuses, the lease is put back as it was, for a retry or the repossessor.
+ * Gives back the slots of a lease its caller has taken out (in the same transaction, so no other
+ * caller can free them again, and a failure puts the lease back), folding how long they were held
+ * into the limits' average occupancy.
  */
-export async function freeLeaseSlots(db: Database, leases: LeaseStorage, lease: ConcurrencyLease, waits: SlotWaitSettings): Promise<void> {
+export async function freeLeaseSlots(tx: Repositories, lease: ConcurrencyLease, waits: SlotWaitSettings): Promise<void> {
   const occupancy = Math.max(0, secondsBetween(now(), lease.created_at));
-  try {
-    await db.concurrencyLimits.decrementActiveSlots({ ids: lease.resource_ids }, Math.min(lease.metadata?.slots ?? 0, MAX_SLOTS), {
-      ...waits,
-      occupancy_seconds: occupancy > 0 ? occupancy : null,
-    });
-  } catch (error) {
-    await leases.saveLease(lease);
-    throw error;
-  }
+  await tx.concurrencyLimits.decrementActiveSlots({ ids: lease.resource_ids }, Math.min(lease.metadata?.slots ?? 0, MAX_SLOTS), {
+    ...waits,
+    occupancy_seconds: occupancy > 0 ? occupancy : null,
+  });
 }
 
 /** Releases a lease's slots; an unknown lease frees nothing. Taking it out first makes the release happen once. */
 export async function releaseLease(context: Context, leaseId: string): Promise<void> {
-  const lease = await context.leases.takeLease(leaseId);
-  if (lease) await freeLeaseSlots(context.db, context.leases, lease, slotWaits(context.settings));
+  await context.db.transaction(async (tx) => {
+    const lease = await tx.concurrencyLeases.takeLease(leaseId);
+    if (lease) await freeLeaseSlots(tx, lease, slotWaits(context.settings));
+  });
 }
 
 export async function renewLease(context: Context, leaseId: string, seconds: number): Promise<void> {
-  if (!(await context.leases.renewLease(leaseId, seconds))) throw gone(LEASE_GONE);
+  if (!(await context.db.concurrencyLeases.renewLease(leaseId, seconds))) throw gone(LEASE_GONE);
 }

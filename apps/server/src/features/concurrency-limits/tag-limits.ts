@@ -1,12 +1,19 @@
 /**
  * Tag-based (v1) concurrency limits, served as Prefect 3 serves them: an adapter over global limits
  * named `tag:<tag>`, falling back to legacy v1 rows of older databases. A task run's slots are leases
- * held by the task run in the server's lease storage (the one orchestration's tag-concurrency rules
- * use), so slots taken here are freed when the task run leaves RUNNING, and the task runs
- * `active_slots` lists are the leases' holders.
+ * held by the task run (the ones orchestration's tag-concurrency rules take), so slots taken here are
+ * freed when the task run leaves RUNNING, and the task runs `active_slots` lists are the leases'
+ * holders. Slot counts and leases change together, in one transaction.
  */
-import { type ConcurrencyLimitV2, type Database, NotFoundError, type Repositories, type TagConcurrencyLimit, type TagSlotRelease } from "@prefect/db";
-import { type ConcurrencyLease, type LeaseStorage, TASK_LEASE_TTL_SECONDS } from "@prefect/orchestration";
+import {
+  type ConcurrencyLease,
+  type ConcurrencyLimitV2,
+  NotFoundError,
+  type Repositories,
+  TASK_LEASE_TTL_SECONDS,
+  type TagConcurrencyLimit,
+  type TagSlotRelease,
+} from "@prefect/db";
 import type { AppContext } from "../../context.js";
 import { locked, notFound } from "../../prefect/errors.js";
 import { publishEvents } from "../events/bus.js";
@@ -16,7 +23,7 @@ import { publishLimitEvent } from "./service.js";
 const NOT_FOUND = "Concurrency limit not found";
 const TAG_PREFIX = "tag:";
 
-type Context = Pick<AppContext, "db" | "events" | "leases" | "settings">;
+type Context = Pick<AppContext, "db" | "events" | "settings">;
 
 /** The limit as Prefect's v1 API shows it, with the task runs holding its slots. */
 export interface TagLimitView {
@@ -25,9 +32,9 @@ export interface TagLimitView {
 }
 
 /** A limit on the tag (v2 first, then a legacy row), with the task runs holding its slots. */
-async function withHolders(leases: LeaseStorage, limit: TagConcurrencyLimit): Promise<TagLimitView> {
+async function withHolders(db: Repositories, limit: TagConcurrencyLimit): Promise<TagLimitView> {
   if (limit.source !== "v2") return { limit, holders: limit.active_slots };
-  const holders = (await leases.listHoldersForLimit(limit.id)).filter(({ holder }) => holder.type === "task_run").map(({ holder }) => holder.id);
+  const holders = (await db.concurrencyLeases.listHoldersForLimit(limit.id)).filter(({ holder }) => holder.type === "task_run").map(({ holder }) => holder.id);
   return { limit, holders };
 }
 
@@ -60,20 +67,13 @@ function publishDeleted(context: Context, limit: TagConcurrencyLimit, v2: Concur
  * them). Prefect revokes every lease on the limit; a lease that also holds slots on other limits that
  * still exist keeps those (it is narrowed to them), so they are still given back with it.
  */
-async function releaseLeasesOn(db: Database, leases: LeaseStorage, limitId: string, only?: readonly ConcurrencyLease[]): Promise<void> {
-  const affected = only ?? (await leases.listLeasesForLimit(limitId));
+async function releaseLeasesOn(tx: Repositories, limitId: string, only?: readonly ConcurrencyLease[]): Promise<void> {
+  const affected = only ?? (await tx.concurrencyLeases.listLeasesForLimit(limitId));
   for (const lease of affected) {
-    const others = lease.resource_ids.filter((id) => id !== limitId);
     const remaining: string[] = [];
-    for (const id of others) if (await db.concurrencyLimits.get(id)) remaining.push(id);
-    if (remaining.length === 0) {
-      await leases.revokeLease(lease.id);
-      continue;
-    }
-    // Take, then put back narrowed: a release racing with this one either takes the lease first
-    // (and frees every limit) or finds the narrowed one.
-    const current = await leases.takeLease(lease.id);
-    if (current) await leases.saveLease({ ...current, resource_ids: current.resource_ids.filter((id) => id !== limitId) });
+    for (const id of lease.resource_ids) if (id !== limitId && (await tx.concurrencyLimits.get(id))) remaining.push(id);
+    if (remaining.length === 0) await tx.concurrencyLeases.revokeLease(lease.id);
+    else await tx.concurrencyLeases.narrowLease(lease.id, remaining);
   }
 }
 
@@ -82,18 +82,18 @@ export async function createTagLimit(context: Context, input: { tag: string; con
   const { row, created } = await context.db.concurrencyLimits.createTagLimit(input);
   const v2 = await context.db.concurrencyLimits.get(row.id);
   if (v2) publishLimitEvent(context, created ? "created" : "updated", v2);
-  return { ...(await withHolders(context.leases, row)), created };
+  return { ...(await withHolders(context.db, row)), created };
 }
 
 export async function readTagLimits(context: Context, page: { limit: number; offset: number }): Promise<TagLimitView[]> {
   const limits = await context.db.concurrencyLimits.readTagLimits(page);
-  return Promise.all(limits.map((limit) => withHolders(context.leases, limit)));
+  return Promise.all(limits.map((limit) => withHolders(context.db, limit)));
 }
 
 async function found(context: Context, read: Promise<TagConcurrencyLimit | null>): Promise<TagLimitView> {
   const limit = await read;
   if (!limit) throw notFound(NOT_FOUND);
-  return withHolders(context.leases, limit);
+  return withHolders(context.db, limit);
 }
 
 export const readTagLimit = (context: Context, id: string) => found(context, context.db.concurrencyLimits.getTagLimit(id));
@@ -101,19 +101,22 @@ export const readTagLimitByTag = (context: Context, tag: string) => found(contex
 
 /** Takes a slot for the task run on each tag's limit (423 when one is full or zero). */
 export async function incrementTagSlots(context: Context, names: readonly string[], taskRunId: string): Promise<MinimalLimit[]> {
-  const result = await context.db.concurrencyLimits.incrementTagSlots([...names], taskRunId);
+  const result = await context.db.transaction(async (tx) => {
+    const taken = await tx.concurrencyLimits.incrementTagSlots([...names], taskRunId);
+    if (taken.status === "acquired" && taken.limits.length > 0) {
+      await tx.concurrencyLeases.createLease(
+        taken.limits.map((l) => l.id),
+        TASK_LEASE_TTL_SECONDS,
+        { slots: 1, holder: { type: "task_run", id: taskRunId } },
+      );
+    }
+    return taken;
+  });
   if (result.status === "zero_limit") {
     throw locked(`The concurrency limit on tag "${result.tag}" is 0 and will deadlock if the task tries to run again.`);
   }
   if (result.status === "limit_reached") {
     throw locked(`Concurrency limit for the ${result.tag} tag has been reached`, { "Retry-After": String(context.settings.concurrency.tagSlotWaitSeconds) });
-  }
-  if (result.limits.length > 0) {
-    await context.leases.createLease(
-      result.limits.map((l) => l.id),
-      TASK_LEASE_TTL_SECONDS,
-      { slots: 1, holder: { type: "task_run", id: taskRunId } },
-    );
   }
   return [
     ...result.limits.map((l) => ({ id: l.id, name: l.name.slice(TAG_PREFIX.length), limit: l.limit })),
@@ -123,62 +126,59 @@ export async function incrementTagSlots(context: Context, names: readonly string
 
 /** Gives back the task run's slots on each tag's limit (its leases there, taken out first). */
 export async function decrementTagSlots(context: Context, names: readonly string[], taskRunId: string): Promise<MinimalLimit[]> {
-  const { db, leases } = context;
-  const limits = await db.concurrencyLimits.readByNames(names.map((tag) => TAG_PREFIX + tag));
-  const leaseIds = new Set<string>();
-  for (const limit of limits) {
-    for (const { leaseId, holder } of await leases.listHoldersForLimit(limit.id)) if (holder.id === taskRunId) leaseIds.add(leaseId);
-  }
-  // Taken out of the storage first, so that no other release frees them again.
-  const taken: ConcurrencyLease[] = [];
-  for (const id of leaseIds) {
-    const lease = await leases.takeLease(id);
-    if (lease) taken.push(lease);
-  }
-  let released: TagSlotRelease;
-  try {
-    released = await db.concurrencyLimits.decrementTagSlots(
+  const released: TagSlotRelease = await context.db.transaction(async (tx) => {
+    const limits = await tx.concurrencyLimits.readByNames(names.map((tag) => TAG_PREFIX + tag));
+    const limitIds = new Set(limits.map((limit) => limit.id));
+    const held = await tx.concurrencyLeases.listLeasesHeldBy({ type: "task_run", id: taskRunId });
+    // Taken out first, so that no other release frees them again.
+    const taken: ConcurrencyLease[] = [];
+    for (const lease of held) {
+      if (!lease.resource_ids.some((id) => limitIds.has(id))) continue;
+      const got = await tx.concurrencyLeases.takeLease(lease.id);
+      if (got) taken.push(got);
+    }
+    return tx.concurrencyLimits.decrementTagSlots(
       [...names],
       taskRunId,
       taken.map((lease) => ({ resource_ids: [...lease.resource_ids], slots: lease.metadata?.slots ?? 0 })),
     );
-  } catch (error) {
-    for (const lease of taken) await leases.saveLease(lease);
-    throw error;
-  }
+  });
   // Prefect names the global limits by their own name here (`tag:<tag>`), legacy rows by tag.
   return [...released.limits.map((l) => ({ id: l.id, name: l.name, limit: l.limit })), ...released.legacy.map((l) => ({ id: l.id, name: l.tag, limit: l.concurrency_limit }))];
 }
 
 /** Resets the tag's slots to the task runs given (their leases replace those on the limit). */
 export async function resetTagLimit(context: Context, tag: string, slotOverride: readonly string[]): Promise<void> {
-  const { db, leases } = context;
   const holders = [...new Set(slotOverride)];
-  const before = await db.concurrencyLimits.getTagLimitByTag(tag);
-  // The leases on the limit before the reset: the reset's count replaces what they held.
-  const previous = before?.source === "v2" ? await leases.listLeasesForLimit(before.id) : [];
-  const limit = await db.concurrencyLimits.resetTagLimit(tag, holders);
-  if (!limit) throw notFound(NOT_FOUND);
-  if (limit.source !== "v2") return;
-  await releaseLeasesOn(db, leases, limit.id, before?.id === limit.id ? previous : undefined);
-  for (const taskRunId of holders) {
-    await leases.createLease([limit.id], TASK_LEASE_TTL_SECONDS, { slots: 1, holder: { type: "task_run", id: taskRunId } });
-  }
+  await context.db.transaction(async (tx) => {
+    const before = await tx.concurrencyLimits.getTagLimitByTag(tag);
+    // The leases on the limit before the reset: the reset's count replaces what they held.
+    const previous = before?.source === "v2" ? await tx.concurrencyLeases.listLeasesForLimit(before.id) : [];
+    const limit = await tx.concurrencyLimits.resetTagLimit(tag, holders);
+    if (!limit) throw notFound(NOT_FOUND);
+    if (limit.source !== "v2") return;
+    await releaseLeasesOn(tx, limit.id, before?.id === limit.id ? previous : undefined);
+    for (const taskRunId of holders) {
+      await tx.concurrencyLeases.createLease([limit.id], TASK_LEASE_TTL_SECONDS, { slots: 1, holder: { type: "task_run", id: taskRunId } });
+    }
+  });
 }
 
 /** Deletes the tag limit `find` reads and drops the leases on it; unknown: 404. */
 async function remove(context: Context, find: (db: Repositories) => Promise<TagConcurrencyLimit | null>, drop: (db: Repositories) => Promise<void>): Promise<void> {
-  const { db, leases } = context;
-  const limit = await find(db);
-  if (!limit) throw notFound(NOT_FOUND);
-  const v2 = limit.source === "v2" ? await db.concurrencyLimits.get(limit.id) : null;
-  try {
-    await drop(db);
-  } catch (error) {
-    if (error instanceof NotFoundError) throw notFound(NOT_FOUND);
-    throw error;
-  }
-  if (limit.source === "v2") await releaseLeasesOn(db, leases, limit.id);
+  const { limit, v2 } = await context.db.transaction(async (tx) => {
+    const limit = await find(tx);
+    if (!limit) throw notFound(NOT_FOUND);
+    const v2 = limit.source === "v2" ? await tx.concurrencyLimits.get(limit.id) : null;
+    try {
+      await drop(tx);
+    } catch (error) {
+      if (error instanceof NotFoundError) throw notFound(NOT_FOUND);
+      throw error;
+    }
+    if (limit.source === "v2") await releaseLeasesOn(tx, limit.id);
+    return { limit, v2 };
+  });
   publishDeleted(context, limit, v2);
 }
 

@@ -14,7 +14,7 @@ import { publishEvents } from "../events/bus.js";
 import { poolQueueId } from "../work-queues/service.js";
 import { checkDeploymentJobVariables, readDeployment } from "./service.js";
 
-type Context = Pick<AppContext, "db" | "events" | "settings" | "leases">;
+type Context = Pick<AppContext, "db" | "events" | "settings">;
 
 /** Prefect's BULK_CREATE_LIMIT. */
 export const BULK_CREATE_LIMIT = 100;
@@ -106,7 +106,6 @@ async function runFromDeployment(context: Context, tx: Repositories, deployment:
       created_by: createdBy,
       state: body.state ?? { type: "SCHEDULED" },
     },
-    { leases: context.leases },
   );
 }
 

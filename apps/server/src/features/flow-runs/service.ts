@@ -6,7 +6,6 @@
  */
 import {
   createFlowRun as createRun,
-  type LeaseStorage,
   MarkLateRunsPolicy,
   normalizeFlowRunPolicy,
   type OrchestrationResult,
@@ -45,7 +44,7 @@ const NOT_FOUND = "Flow run not found";
 /** Prefect's BULK_OPERATION_LIMIT. */
 export const BULK_LIMIT = 50;
 
-type Context = Pick<AppContext, "db" | "events" | "leases" | "settings">;
+type Context = Pick<AppContext, "db" | "events" | "settings">;
 
 /** What orchestration reads from the request: the client's API and Prefect versions. */
 export interface ClientInfo {
@@ -90,7 +89,7 @@ export async function createFlowRun(context: Context, input: FlowRunCreateInput,
           created_by: createdBy,
           state: state ?? undefined,
         },
-        { orchestrationParameters: { "api-version": client.apiVersion }, leases: context.leases },
+        { orchestrationParameters: { "api-version": client.apiVersion } },
       );
     })
     .catch(asIntegrityConflict);
@@ -123,15 +122,15 @@ async function workQueueIdOf(tx: Repositories, poolName: string, queueName: stri
 
 // ---- State changes ------------------------------------------------------------------------------
 
-function stateOptions(context: Context, client: ClientInfo, force = false) {
-  return { force, clientVersion: client.clientVersion, orchestrationParameters: { "api-version": client.apiVersion }, leases: context.leases };
+function stateOptions(client: ClientInfo, force = false) {
+  return { force, clientVersion: client.clientVersion, orchestrationParameters: { "api-version": client.apiVersion } };
 }
 
 /** Proposes a state through orchestration (forced past the policy when `force`). */
 export async function setFlowRunState(context: Context, id: string, state: StateInput, client: ClientInfo, force = false): Promise<OrchestrationResult> {
   let result: OrchestrationResult;
   try {
-    result = await setState(context.db, id, state, stateOptions(context, client, force));
+    result = await setState(context.db, id, state, stateOptions(client, force));
   } catch (error) {
     if (error instanceof NotFoundError) throw missingRun(id);
     throw error;
@@ -157,7 +156,7 @@ export async function bulkSetFlowRunState(
   const results = [];
   for (const run of runs) {
     try {
-      const result = await setState(context.db, run.id, state, stateOptions(context, client, force));
+      const result = await setState(context.db, run.id, state, stateOptions(client, force));
       publishEvents(context.events, result.events);
       results.push({ flow_run_id: run.id, ...orchestrationResponse(result) });
     } catch (error) {
@@ -181,7 +180,7 @@ export interface ResumeOutcome {
  * through the flow policy.
  */
 export async function resumeFlowRun(context: Context, id: string, runInput: Record<string, unknown> | null, client: ClientInfo): Promise<ResumeOutcome> {
-  const options = { clientVersion: client.clientVersion, orchestrationParameters: { "api-version": client.apiVersion }, leases: context.leases };
+  const options = { clientVersion: client.clientVersion, orchestrationParameters: { "api-version": client.apiVersion } };
   const outcome = await context.db.transaction((tx) => resume(tx, id, runInput, options));
   if (outcome === null) throw notFound(NOT_FOUND);
   publishEvents(context.events, outcome.events);
@@ -193,7 +192,7 @@ async function resume(
   tx: Repositories,
   id: string,
   runInput: Record<string, unknown> | null,
-  options: { clientVersion: string | null; orchestrationParameters: Record<string, unknown>; leases: LeaseStorage },
+  options: { clientVersion: string | null; orchestrationParameters: Record<string, unknown> },
 ): Promise<(ResumeOutcome & { events: readonly PrefectEvent[] }) | null> {
   const run = await tx.flowRuns.get(id);
   if (!run) return null;
@@ -411,7 +410,7 @@ export function markFlowRunLate(context: Context, id: string, threshold: Timesta
     const run = await tx.flowRuns.getForUpdate(id);
     const due = run?.next_scheduled_start_time;
     if (run?.state_type !== "SCHEDULED" || run.state_name !== "Scheduled" || !due || due > threshold) return null;
-    return setState(tx, run.id, { type: "SCHEDULED", name: "Late", state_details: { scheduled_time: due } }, { policy: MarkLateRunsPolicy, leases: context.leases });
+    return setState(tx, run.id, { type: "SCHEDULED", name: "Late", state_details: { scheduled_time: due } }, { policy: MarkLateRunsPolicy });
   });
 }
 
@@ -430,7 +429,7 @@ export function cancelSubflowOfCancelledRun(context: Context, id: string): Promi
     if (containing?.state_type && containing.state_type !== "CANCELLED") return null;
     if (run.deployment_id && run.state_type === "CANCELLING") return null;
     const state = { type: run.deployment_id ? ("CANCELLING" as const) : ("CANCELLED" as const), message: PARENT_CANCELLED_MESSAGE };
-    return setState(tx, id, state, { leases: context.leases });
+    return setState(tx, id, state);
   });
 }
 
@@ -442,6 +441,6 @@ export function cancelTimedOutCancellingRun(context: Context, id: string, stateI
   return changeRun(context, async (tx) => {
     const run = await tx.flowRuns.getForUpdate(id);
     if (run?.state_type !== "CANCELLING" || run.state_id !== stateId || !run.state_timestamp || run.state_timestamp > before) return null;
-    return setState(tx, id, { type: "CANCELLED", message: CANCELLING_TIMEOUT_CANCELLED_MESSAGE }, { leases: context.leases });
+    return setState(tx, id, { type: "CANCELLED", message: CANCELLING_TIMEOUT_CANCELLED_MESSAGE });
   });
 }

@@ -22,11 +22,10 @@ import { isCancellable, PARENT_CANCELLED_MESSAGE } from "../flow-runs/service.js
 
 const NOT_FOUND = "Task not found";
 
-type Context = Pick<AppContext, "db" | "events" | "leases" | "settings">;
+type Context = Pick<AppContext, "db" | "events" | "settings">;
 
-/** The server's lease storage (shared with the concurrency routes) and its tag slot wait bound. */
+/** The server's tag slot wait bound, for orchestration's tag-concurrency rules. */
 const orchestrationOf = (context: Context) => ({
-  leases: context.leases,
   settings: { taskTagConcurrencySlotWaitSeconds: context.settings.concurrency.tagSlotWaitSeconds },
 });
 
@@ -147,7 +146,7 @@ export async function cancelTaskRunOfCancelledFlowRun(context: Context, id: stri
     if (!run?.flow_run_id || !isCancellable(run.state_type)) return null;
     const parent = await tx.flowRuns.get(run.flow_run_id);
     if (parent?.state_type !== "CANCELLED") return null;
-    return setState(tx, id, { type: "CANCELLED", message: PARENT_CANCELLED_MESSAGE }, { force: true, leases: context.leases });
+    return setState(tx, id, { type: "CANCELLED", message: PARENT_CANCELLED_MESSAGE }, { force: true });
   });
   if (result) publishEvents(context.events, result.events);
   return result;
