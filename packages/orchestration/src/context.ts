@@ -10,6 +10,8 @@
 import {
   BusyError,
   DatabaseError,
+  type Deployment,
+  type Flow,
   type FlowRun,
   type Repositories,
   type RunBookkeeping,
@@ -58,6 +60,12 @@ export interface NestedOrchestration {
 }
 
 /** What a context is built from, besides the run and its states. */
+/** Rows the caller has just read for the run (its flow, its deployment): events use them instead of reading them again. */
+export interface KnownRows {
+  readonly flow?: Flow | null | undefined;
+  readonly deployment?: Deployment | null | undefined;
+}
+
 export interface ContextEnvironment {
   /** The repositories of the transaction the transition runs in. */
   readonly db: Repositories;
@@ -66,6 +74,7 @@ export interface ContextEnvironment {
   readonly settings: OrchestrationSettings;
   readonly random: RandomSource;
   readonly nested: NestedOrchestration;
+  readonly known: KnownRows;
 }
 
 /** The run columns the engine writes (Prefect's global bookkeeping). */
@@ -88,6 +97,7 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
   readonly settings: OrchestrationSettings;
   readonly random: RandomSource;
   readonly nested: NestedOrchestration;
+  readonly known: KnownRows;
   /** Events for the server to publish once the transition has committed. */
   readonly events: OrchestrationEvent[] = [];
   /** Set once the proposed state has been written as the run's new state. */
@@ -106,6 +116,7 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
     this.settings = env.settings;
     this.random = env.random;
     this.nested = env.nested;
+    this.known = env.known;
   }
 
   get initialStateType() {
@@ -176,15 +187,30 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
   async persist(): Promise<void> {
     const pending = this.#pending;
     if (pending && this.validatedState) {
-      const bookkeeping: Record<string, unknown> = {};
-      for (const column of BOOKKEEPING) bookkeeping[column] = this.run[column];
-      const stored = await this.repository().setState(this.run.id, { ...pending, state_details: { ...this.validatedState.state_details } }, bookkeeping as RunBookkeeping);
+      const stored = await this.repository().setState(this.run.id, { ...pending, state_details: { ...this.validatedState.state_details } }, this.#bookkeeping());
       if (stored.timestamp !== this.validatedState.timestamp) this.#moveTimestamp(stored.timestamp);
       this.written = true;
     } else if (changed(this.original.empirical_policy, this.run.empirical_policy)) {
       await this.updateRun({ empirical_policy: this.run.empirical_policy });
     }
     await this.persistExtra();
+  }
+
+  /**
+   * What the transition of a run not yet stored decided, to be inserted with the run: the validated
+   * state with the run's bookkeeping (null when no state is written).
+   */
+  firstState(): { state: StateCreate; bookkeeping: RunBookkeeping } | null {
+    const pending = this.#pending;
+    if (!pending || !this.validatedState) return null;
+    this.written = true;
+    return { state: { ...pending, state_details: { ...this.validatedState.state_details } }, bookkeeping: this.#bookkeeping() };
+  }
+
+  #bookkeeping(): RunBookkeeping {
+    const bookkeeping: Record<string, unknown> = {};
+    for (const column of BOOKKEEPING) bookkeeping[column] = this.run[column];
+    return bookkeeping as RunBookkeeping;
   }
 
   /** Kind-specific run fields written outside `setState`. */

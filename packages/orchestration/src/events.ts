@@ -49,9 +49,10 @@ interface ResourceData {
 async function relatedResources(context: FlowOrchestrationContext, run: FlowRun): Promise<Record<string, string>[]> {
   const db = context.db;
   const resources: [kind: string, data: ResourceData | null][] = [];
-  const flow = await db.flows.get(run.flow_id);
+  const { known } = context;
+  const flow = known.flow?.id === run.flow_id ? known.flow : await db.flows.get(run.flow_id);
   resources.push(["flow", flow ? { id: flow.id, name: flow.name, tags: flow.tags ?? [], role: "flow" } : null]);
-  const deployment = run.deployment_id ? await db.deployments.get(run.deployment_id) : null;
+  const deployment = !run.deployment_id ? null : known.deployment?.id === run.deployment_id ? known.deployment : await db.deployments.get(run.deployment_id);
   resources.push(["deployment", deployment ? { id: deployment.id, name: deployment.name, tags: deployment.tags ?? [], role: "deployment" } : null]);
   const queue = run.work_queue_id ? await db.workPools.getQueue(run.work_queue_id) : null;
   resources.push(["work-queue", queue ? { id: queue.id, name: queue.name, tags: [], role: "work-queue" } : null]);

@@ -5,6 +5,7 @@
 export {
   DEFAULT_SETTINGS,
   FlowOrchestrationContext,
+  type KnownRows,
   type NestedOrchestration,
   type OrchestrationContext,
   type OrchestrationEvent,

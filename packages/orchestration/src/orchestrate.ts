@@ -11,6 +11,7 @@ import {
   type Database,
   type FlowRun,
   type FlowRunCreate,
+  InvalidError,
   NotFoundError,
   type Repositories,
   type TaskRun,
@@ -20,6 +21,7 @@ import {
   type ContextEnvironment,
   DEFAULT_SETTINGS,
   FlowOrchestrationContext,
+  type KnownRows,
   type OrchestrationContext,
   type OrchestrationEvent,
   type OrchestrationSettings,
@@ -43,6 +45,8 @@ export interface SetStateOptions {
   readonly settings?: Partial<OrchestrationSettings> | undefined;
   /** Uniform random numbers for retry and wait jitter (Math.random by default). */
   readonly random?: RandomSource | undefined;
+  /** Rows the caller has just read for the run, so that its events need not read them again. */
+  readonly known?: KnownRows | undefined;
 }
 
 export interface SetFlowRunStateOptions extends SetStateOptions {
@@ -84,6 +88,7 @@ function environmentFor(options: SetStateOptions): (db: Repositories) => Context
     clientVersion: options.clientVersion ?? null,
     settings: { ...DEFAULT_SETTINGS, ...options.settings },
     random: options.random ?? Math.random,
+    known: options.known ?? {},
   };
   const environment = (db: Repositories): ContextEnvironment => ({
     ...base,
@@ -196,13 +201,35 @@ export async function createFlowRun(
 ): Promise<CreatedRun<FlowRun, OrchestrationResult>> {
   const { state, ...fields } = input;
   const proposed = parseStateInput(state ?? { type: "PENDING" });
-  return inTransaction(db, options, async (env, tx) => {
-    const created = await tx.flowRuns.create(fields);
-    if (!created.created) return { run: created.row, created: false, orchestration: null };
-    const orchestration = await orchestrateFlowRun(env, created.row.id, proposed, { force: true });
-    const stored = await tx.flowRuns.get(created.row.id);
-    return { run: stored ?? created.row, created: true, orchestration };
-  });
+  try {
+    // The rules govern the run before it is stored, so that it is inserted with its first state in
+    // one statement; when its idempotency key turns out to be taken, whatever the rules wrote is
+    // rolled back and the run holding the key is answered.
+    return await inTransaction(db, options, async (env, tx) => {
+      let context: FlowOrchestrationContext | null = null;
+      const created = await tx.flowRuns.createWithFirstState(fields, async (draft) => {
+        // The rules set a subflow's parent task run: a missing one is a missing reference, as the insert would find.
+        if (draft.parent_task_run_id && !(await tx.taskRuns.get(draft.parent_task_run_id))) {
+          throw new InvalidError(`Flow run ${draft.id} refers to task run ${draft.parent_task_run_id}, which does not exist.`, [], { reason: "missing_reference" });
+        }
+        context = new FlowOrchestrationContext(env, draft, null, proposed);
+        await governTransition(context, MinimalFlowPolicy, GlobalFlowPolicy);
+        return context.firstState();
+      });
+      if (!created.created) throw new RunExists(created.row);
+      return { run: created.row, created: true, orchestration: result(context!) };
+    });
+  } catch (error) {
+    if (error instanceof RunExists) return { run: error.run, created: false, orchestration: null };
+    throw error;
+  }
+}
+
+/** Thrown inside a create's transaction to roll it back when the run's upsert key is taken. */
+class RunExists extends Error {
+  constructor(readonly run: FlowRun) {
+    super("the run's upsert key is taken");
+  }
 }
 
 /** Prefect's `POST /task_runs/`: as `createFlowRun`, upserting on (flow_run_id, task_key, dynamic_key). */

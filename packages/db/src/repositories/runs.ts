@@ -12,7 +12,7 @@ import { checkId } from "../ids.js";
 import { randomRunName } from "../names.js";
 import type { Created, Page } from "../schemas/common.js";
 import type { RunCriteria } from "../schemas/filters.js";
-import type { State } from "../schemas/runs.js";
+import { RunBookkeeping, type State, StateCreate } from "../schemas/runs.js";
 import { type Sql, sql } from "../sql.js";
 import { assignments } from "../tables.js";
 import { now, type Timestamp } from "../timestamps.js";
@@ -48,6 +48,14 @@ export interface RunRepository<Run, S extends State, Create, Update, ReadOptions
    * task key and dynamic key), returns the run that has it instead, as Prefect does.
    */
   create(input: Create): Promise<Created<Run>>;
+  /**
+   * As `create`, with the first state decided from the run about to be inserted: `decide` gets the new
+   * run (no state, nothing written yet) and returns its first state and the bookkeeping to store with
+   * it (orchestration's rules; null for none), which are inserted with the run in one step. When the upsert key is
+   * taken, nothing is inserted and the run holding it comes back with `created: false` (whatever
+   * `decide` wrote meanwhile stays: roll back the transaction to undo it).
+   */
+  createWithFirstState(input: Create, decide: (run: Run) => Promise<FirstState | null>): Promise<Created<Run>>;
   get(id: string): Promise<Run | null>;
   /**
    * Reads the run, locking it against concurrent state changes until the surrounding transaction
@@ -62,6 +70,12 @@ export interface RunRepository<Run, S extends State, Create, Update, ReadOptions
   history(criteria: RunCriteria, options: HistoryOptions): Promise<HistoryInterval[]>;
   /** Deletes the run with its states (and a flow run's task runs). Throws NotFoundError for an unknown id. */
   delete(id: string): Promise<void>;
+}
+
+/** A new run's first state and the run fields written with it. */
+export interface FirstState {
+  readonly state: StateCreate;
+  readonly bookkeeping: RunBookkeeping;
 }
 
 /** The input every run's create takes (runCreateCommon in schemas/runs.ts), as validated. */
@@ -142,46 +156,66 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
   };
   const criteriaSql = (criteria: RunCriteria) => kind.criteriaSql(q.dialect, criteria, "r");
 
+  /** The row of a new run from its validated input, without a state. */
+  const newRun = (data: z.output<CreateSchema> & RunCreateCommon): Record<string, unknown> => {
+    const ts = now();
+    return {
+      id: data.id ?? randomUUID(),
+      created: ts,
+      updated: ts,
+      name: data.name ?? randomRunName(),
+      state_type: null,
+      state_name: null,
+      state_timestamp: null,
+      state_id: null,
+      run_count: data.run_count ?? 0,
+      expected_start_time: data.expected_start_time ?? null,
+      next_scheduled_start_time: data.next_scheduled_start_time ?? null,
+      start_time: data.start_time ?? null,
+      end_time: data.end_time ?? null,
+      total_run_time: data.total_run_time ?? 0,
+      empirical_policy: data.empirical_policy,
+      tags: data.tags,
+      labels: data.labels ?? null,
+      ...kind.ownColumns(data),
+    };
+  };
+
+  /** Inserts `run` with `stateRow` as its current state; the run holding its upsert key when taken. */
+  const insert = async (run: Record<string, unknown>, stateRow: ReturnType<typeof buildStateRow> | null): Promise<Created<Run>> => {
+    const row = stateRow ? { ...run, ...pointerTo(stateRow) } : run;
+    if (await writes.insertRun(q, t, row, stateRow)) {
+      const readBack = kind.join?.readBack(row) ? await getWhere(sql`r.id = ${row.id}`) : null;
+      if (readBack) return { row: readBack, created: true };
+      const created: Record<string, unknown> = { ...row };
+      kind.join?.decode({}, created);
+      created.state = stateRow ? stateFromRow(stateRow) : null;
+      return { row: created as Run, created: true };
+    }
+    const existing = await getWhere(sql.and(t.upsertKey.map((column) => sql`r.${sql.ident(column)} = ${row[column] ?? null}`)));
+    if (!existing) throw new InvalidError(`${kind.label} ${row.id} could not be created; try again.`);
+    return { row: existing, created: false };
+  };
+
   return {
     ...states,
 
     async create(input) {
       const data = parseInput(kind.createSchema, input, noun) as z.output<CreateSchema> & RunCreateCommon;
-      const ts = now();
-      const id = data.id ?? randomUUID();
-      const stateRow = data.state ? buildStateRow(t, id, data.state) : null;
-      const run: Record<string, unknown> = {
-        id,
-        created: ts,
-        updated: ts,
-        name: data.name ?? randomRunName(),
-        state_type: null,
-        state_name: null,
-        state_timestamp: null,
-        state_id: null,
-        run_count: data.run_count ?? 0,
-        expected_start_time: data.expected_start_time ?? null,
-        next_scheduled_start_time: data.next_scheduled_start_time ?? null,
-        start_time: data.start_time ?? null,
-        end_time: data.end_time ?? null,
-        total_run_time: data.total_run_time ?? 0,
-        empirical_policy: data.empirical_policy,
-        tags: data.tags,
-        labels: data.labels ?? null,
-        ...kind.ownColumns(data),
-        ...(stateRow ? pointerTo(stateRow) : {}),
-      };
-      if (await writes.insertRun(q, t, run, stateRow)) {
-        const readBack = kind.join?.readBack(run) ? await getWhere(sql`r.id = ${id}`) : null;
-        if (readBack) return { row: readBack, created: true };
-        const row: Record<string, unknown> = { ...run };
-        kind.join?.decode({}, row);
-        row.state = stateRow ? stateFromRow(stateRow) : null;
-        return { row: row as Run, created: true };
-      }
-      const existing = await getWhere(sql.and(t.upsertKey.map((column) => sql`r.${sql.ident(column)} = ${run[column] ?? null}`)));
-      if (!existing) throw new InvalidError(`${kind.label} ${id} could not be created; try again.`);
-      return { row: existing, created: false };
+      const run = newRun(data);
+      return insert(run, data.state ? buildStateRow(t, run.id as string, data.state) : null);
+    },
+
+    async createWithFirstState(input, decide) {
+      const data = parseInput(kind.createSchema, input, noun) as z.output<CreateSchema> & RunCreateCommon;
+      const run = newRun(data);
+      const draft: Record<string, unknown> = { ...run };
+      kind.join?.decode({}, draft);
+      draft.state = null;
+      const first = await decide(draft as Run);
+      if (!first) return insert(run, null);
+      const stateRow = buildStateRow(t, run.id as string, parseInput(StateCreate, first.state, "state"));
+      return insert({ ...run, ...parseInput(RunBookkeeping, first.bookkeeping, "run bookkeeping") }, stateRow);
     },
 
     get: async (id) => getWhere(sql`r.id = ${checkId(id, `${noun} id`)}`),

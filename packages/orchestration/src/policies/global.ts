@@ -17,7 +17,8 @@ import { apiVersionAtLeast, flowRunPolicy, withPolicy } from "./run-policy.js";
 export class EnsureStateTimestampIsUnique extends UniversalTransform {
   protected override async beforeTransition(context: OrchestrationContext): Promise<void> {
     const proposed = context.proposedState;
-    if (this.nullifiedTransition() || !proposed) return;
+    // A run without a current state has no states: each state write sets the pointer with it.
+    if (this.nullifiedTransition() || !proposed || context.run.state_id === null) return;
     const states = context.kind === "flow" ? await context.db.flowRuns.readStates(context.run.id) : await context.db.taskRuns.readStates(context.run.id);
     const taken = new Set(states.map((s) => toMicros(s.timestamp)));
     let candidate = toMicros(proposed.timestamp);

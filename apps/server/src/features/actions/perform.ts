@@ -21,7 +21,7 @@ import { deleteFlowRun, resumeFlowRun, setFlowRunState } from "../flow-runs/serv
 import type { TriggeredAction } from "../triggers/firing.js";
 import { updatePool, updateQueue } from "../work-pools/service.js";
 
-type Context = Pick<AppContext, "db" | "events" | "settings" | "leases">;
+type Context = Pick<AppContext, "db" | "events" | "settings">;
 type Json = Record<string, unknown>;
 type Labels = Record<string, string>;
 

@@ -13,7 +13,7 @@ import { publishEvents } from "../events/bus.js";
 import type { TriggeredAction } from "../triggers/firing.js";
 import { ActionFailed, type ActionOutcome, performAction } from "./perform.js";
 
-type Context = Pick<AppContext, "db" | "events" | "settings" | "leases">;
+type Context = Pick<AppContext, "db" | "events" | "settings">;
 type Json = Record<string, unknown>;
 type Labels = Record<string, string>;
 

@@ -6,6 +6,7 @@
  */
 import {
   createFlowRun as createRun,
+  type KnownRows,
   MarkLateRunsPolicy,
   normalizeFlowRunPolicy,
   type OrchestrationResult,
@@ -73,39 +74,41 @@ export type FlowRunCreateInput = Omit<FlowRunCreate, "name" | "empirical_policy"
 export async function createFlowRun(context: Context, input: FlowRunCreateInput, client: ClientInfo, createdBy: FlowRun["created_by"]) {
   checkParameterSize(input.parameters);
   const { state, work_pool_name: poolName, work_queue_name: queueName, labels, name, empirical_policy: policy, ...fields } = input;
-  const outcome = await context.db
-    .transaction(async (tx) => {
-      const workQueueId = poolName ? await workQueueIdOf(tx, poolName, queueName ?? null) : null;
-      const systemLabels = await flowRunLabels(tx, input.flow_id, input.deployment_id ?? null);
-      return createRun(
-        tx,
-        {
-          ...fields,
-          name: runName(name),
-          empirical_policy: normalizeFlowRunPolicy(policy),
-          labels: { ...systemLabels, ...(labels ?? {}) },
-          work_queue_name: queueName ?? null,
-          work_queue_id: workQueueId,
-          created_by: createdBy,
-          state: state ?? undefined,
-        },
-        { orchestrationParameters: { "api-version": client.apiVersion } },
-      );
-    })
-    .catch(asIntegrityConflict);
+  // Read before the run's transaction: a run copies its labels and queue as they are when it is created.
+  const [workQueueId, { labels: systemLabels, known }] = await Promise.all([
+    poolName ? workQueueIdOf(context.db, poolName, queueName ?? null) : null,
+    flowRunLabels(context.db, input.flow_id, input.deployment_id ?? null),
+  ]);
+  const outcome = await createRun(
+    context.db,
+    {
+      ...fields,
+      name: runName(name),
+      empirical_policy: normalizeFlowRunPolicy(policy),
+      labels: { ...systemLabels, ...(labels ?? {}) },
+      work_queue_name: queueName ?? null,
+      work_queue_id: workQueueId,
+      created_by: createdBy,
+      state: state ?? undefined,
+    },
+    { orchestrationParameters: { "api-version": client.apiVersion }, known },
+  ).catch(asIntegrityConflict);
   publishEvents(context.events, outcome.orchestration?.events ?? []);
   return outcome;
 }
 
 /**
  * Prefect's system labels of a new run: those of its deployment with `prefect.flow.id` and
- * `prefect.deployment.id`, or, without a (known) deployment, those of its flow with `prefect.flow.id`.
+ * `prefect.deployment.id`, or, without a (known) deployment, those of its flow with `prefect.flow.id`;
+ * with the row they came from, which the run's events name.
  */
-async function flowRunLabels(tx: Repositories, flowId: string, deploymentId: string | null): Promise<Labels> {
-  const deployment = deploymentId ? await tx.deployments.get(deploymentId) : null;
-  if (deployment) return { ...(deployment.labels ?? {}), "prefect.flow.id": deployment.flow_id, "prefect.deployment.id": deployment.id };
-  const flow = await tx.flows.get(flowId);
-  return { ...(flow?.labels ?? {}), "prefect.flow.id": flowId };
+async function flowRunLabels(db: Repositories, flowId: string, deploymentId: string | null): Promise<{ labels: Labels; known: KnownRows }> {
+  const deployment = deploymentId ? await db.deployments.get(deploymentId) : null;
+  if (deployment) {
+    return { labels: { ...(deployment.labels ?? {}), "prefect.flow.id": deployment.flow_id, "prefect.deployment.id": deployment.id }, known: { deployment } };
+  }
+  const flow = await db.flows.get(flowId);
+  return { labels: { ...(flow?.labels ?? {}), "prefect.flow.id": flowId }, known: { flow } };
 }
 
 /** Prefect's WorkerLookups: the named queue of the named pool, or the pool's default queue (404s as Prefect words them). */
