@@ -8,6 +8,7 @@
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { BENCH_DIR, startServer, stopCleanly } from "./apps.js";
+import { type DeliveryLatency, deliveryLatency } from "./delivery.js";
 import { spawnsPerSecond } from "./floors.js";
 import { call } from "./load.js";
 import { residentBytes, startNode } from "./processes.js";
@@ -45,6 +46,7 @@ interface BackendResults {
   /** The machine's spawn rate, measured right after the worker's figure. */
   spawns?: number;
   roundTrips?: number;
+  delivery?: DeliveryLatency;
   profile?: { readonly figure: ProfilableKey; readonly file: string; readonly top: readonly SelfTime[] };
 }
 
@@ -183,6 +185,10 @@ async function benchBackend(scratch: ScratchDatabase, settings: BenchSettings): 
     step("postgres: round trips per create");
     results.roundTrips = await roundTripsPerCreate(scratch, settings);
   }
+  if (settings.figures.has("delivery")) {
+    step(`${scratch.backend}: event delivery latency`);
+    results.delivery = await deliveryLatency(scratch, settings);
+  }
   if (settings.profile) results.profile = await profileFigure(scratch, settings, settings.profile);
   if (settings.figures.has("claim")) {
     step(`${scratch.backend}: claim path`);
@@ -291,6 +297,13 @@ function tableLines(all: readonly BackendResults[]): Line[] {
     if (r.memory && Object.keys(r.figures).length > 0) {
       lines.push({ figure: "server RSS, after the load", backend: r.backend, ours: { value: r.memory.after / MB, unit: "MB" }, goal: "≤ 150 MB" });
     }
+  }
+  for (const r of all) {
+    if (r.delivery === undefined) continue;
+    const figure = "event delivery: commit -> /api/events/out of another process";
+    const goal = r.backend === "postgres" ? "p99 < 250 ms" : "p99 < 1 s";
+    lines.push({ figure: `${figure} (p50)`, backend: r.backend, ours: { value: r.delivery.p50, unit: "ms" }, lowerIsBetter: true });
+    lines.push({ figure: `${figure} (p99)`, backend: r.backend, ours: { value: r.delivery.p99, unit: "ms" }, lowerIsBetter: true, goal });
   }
   for (const r of all) {
     if (r.roundTrips === undefined) continue;

@@ -4,7 +4,7 @@
  */
 
 /** The figures of the end-to-end table, in the order they are printed. */
-export const FIGURES = ["create", "chain", "get", "logs", "events-http", "events-ws", "claim", "worker", "memory", "round-trips"] as const;
+export const FIGURES = ["create", "chain", "get", "logs", "events-http", "events-ws", "claim", "worker", "memory", "round-trips", "delivery"] as const;
 export type FigureKey = (typeof FIGURES)[number];
 
 /** The figures a CPU profile can be taken of: those that load the server over HTTP. */

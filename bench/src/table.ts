@@ -1,6 +1,6 @@
 /** The one table the end-to-end bench prints: each figure, ours beside its floor, and the ratio. */
 
-export type Unit = "req/s" | "rows/s" | "events/s" | "runs/s" | "jobs/s" | "spawns/s" | "MB" | "round trips";
+export type Unit = "req/s" | "rows/s" | "events/s" | "runs/s" | "jobs/s" | "spawns/s" | "MB" | "round trips" | "ms";
 
 export interface Quantity {
   readonly value: number;

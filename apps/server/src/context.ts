@@ -1,9 +1,9 @@
 /**
- * What every part of the server is given: the database (concurrency leases included), the settings
- * and the event stream. Types only, importing nothing of the server but its settings' type, so that
+ * What every part of the server is given: the database, the settings, the event stream, and the feed of
+ * stored events. Types only, importing nothing of the server but its settings' type, so that
  * anything may depend on it without depending on the HTTP application.
  */
-import type { Database } from "@prefect/db";
+import type { Database, PositionedEvent } from "@prefect/db";
 import type { ReceivedEvent } from "@prefect/orchestration";
 import type { ServerSettings } from "./settings.js";
 
@@ -15,10 +15,25 @@ export interface EventStream {
   subscribe(listener: EventListener): () => void;
 }
 
+export type StoredEventListener = (events: readonly PositionedEvent[]) => void;
+
+/**
+ * Events as stored in the events table by any process (API, server, worker), in position order: this
+ * process's reader of the table. The in-process EventStream only carries what this process received
+ * or emitted on its way to being stored.
+ */
+export interface EventFeed {
+  subscribe(listener: StoredEventListener): () => void;
+  /** Reads the table now: something was just stored. */
+  wake(): void;
+}
+
 export interface AppContext {
   readonly db: Database;
   readonly settings: ServerSettings;
   readonly events: EventStream;
+  /** Every stored event, from every process, in position order. */
+  readonly feed: EventFeed;
 }
 
 /** The structured logger the server's parts write to (the HTTP application's, a pino logger). */

@@ -5,9 +5,10 @@
  */
 import { type Database, openDatabase } from "@prefect/db";
 import { type App, buildApp } from "./app.js";
-import type { AppContext } from "./context.js";
+import type { AppContext, Logger } from "./context.js";
 import { installSystemBlockTypes } from "./features/blocks/system.js";
 import { EventBus } from "./features/events/bus.js";
+import { EventReader, readerPollMs } from "./loops/event-reader.js";
 import { startLoops } from "./loops/index.js";
 import type { Service } from "./loops/loop.js";
 import type { ServerSettings } from "./settings.js";
@@ -23,13 +24,23 @@ export interface RunningServer {
 
 export async function startServer(settings: ServerSettings, options: { db?: Database; logger?: boolean } = {}): Promise<RunningServer> {
   const db = options.db ?? (await openDatabase());
-  const context: AppContext = { db, settings, events: new EventBus() };
-  let services: Service[] = [];
   let app: App | undefined;
+  // The reader is part of the context the application is built with, and logs to the application's logger.
+  const appLog: Logger = {
+    debug: (fields, message) => app?.log.debug(fields, message),
+    info: (fields, message) => app?.log.info(fields, message),
+    warn: (fields, message) => app?.log.warn(fields, message),
+    error: (fields, message) => app?.log.error(fields, message),
+  };
+  const reader = new EventReader(db, appLog, readerPollMs(db));
+  const context: AppContext = { db, settings, events: new EventBus(), feed: reader };
+  let services: Service[] = [];
   try {
     if (settings.blocksRegisterOnStart) await installSystemBlockTypes(db);
     app = await buildApp(context, options.logger === undefined ? {} : { logger: options.logger });
-    services = await startLoops(context, app.log);
+    await reader.start();
+    services = [reader];
+    services.push(...(await startLoops(context, app.log)));
     await app.listen({ host: settings.host, port: settings.port });
   } catch (error) {
     await app?.close();

@@ -8,7 +8,8 @@ import { EventBus } from "../src/features/events/bus.js";
 import { startServer } from "../src/server.js";
 import { EventBatcher } from "../src/loops/event-batcher.js";
 import { startLoops as startServices } from "../src/loops/index.js";
-import { taskRunRecorder } from "../src/loops/task-run-recorder.js";
+import { EventReader, readerPollMs } from "../src/loops/event-reader.js";
+import { TASK_RUN_RECORDER_GROUP, taskRunRecorder } from "../src/loops/task-run-recorder.js";
 import { loadServerSettings, type ServerSettings } from "../src/settings.js";
 import { makeEvent, openEventsIn, taskRunEvents, waitFor } from "./support/events.js";
 
@@ -36,12 +37,13 @@ for (const backend of selectedBackends()) {
     it("starts each service unless its setting switches it off", async () => {
       const { db } = await database();
       const cases: [Record<string, string>, string[]][] = [
-        [{}, ["EventPersister", "TaskRunRecorder"]],
+        [{}, ["TaskRunRecorder", "EventPersister"]],
         [{ PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: "false" }, ["TaskRunRecorder"]],
         [{ PREFECT_API_SERVICES_TASK_RUN_RECORDER_ENABLED: "false" }, ["EventPersister"]],
       ];
       for (const [env, names] of cases) {
-        const services = await startServices({ db, settings: settingsWith(env), events: new EventBus() }, silent);
+        const feed = new EventReader(db, silent, readerPollMs(db));
+        const services = await startServices({ db, settings: settingsWith(env), events: new EventBus(), feed }, silent);
         // The event services among the others the server runs.
         expect(services.map((s) => s.name).filter((name) => ["EventPersister", "TaskRunRecorder"].includes(name))).toEqual(names);
         for (const service of services) await service.stop();
@@ -107,14 +109,17 @@ for (const backend of selectedBackends()) {
       expect(await db.taskRuns.get(taskRunId)).toMatchObject({ state_type: "COMPLETED" });
     });
 
-    it("records the good events of a batch and drops an event that keeps failing", async () => {
+    it("records the good events of a batch and skips an event that keeps failing", async () => {
       const { db } = await database();
       const flow = (await db.flows.create({ name: "isolation" })).row;
       const flowRun = (await db.flowRuns.create({ flow_id: flow.id })).row;
-      const bus = new EventBus();
+      const feed = new EventReader(db, silent, readerPollMs(db));
+      await feed.start();
+      cleanups.push(() => feed.stop());
       const context: AppContext = {
         db,
-        events: bus,
+        events: new EventBus(),
+        feed,
         settings: settingsWith({ PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_LOOP_SECONDS: "0.05" }),
       };
       const recorder = taskRunRecorder(context, silent);
@@ -128,10 +133,10 @@ for (const backend of selectedBackends()) {
         ...taskRunEvents({ ...common, taskRunId: orphan, flowRunId: randomUUID(), taskKey: "orphan" }),
         ...taskRunEvents({ ...common, taskRunId: good, flowRunId: flowRun.id, taskKey: "good" }),
       ];
-      bus.publish(events.map((e) => ({ ...e, received: e.occurred })));
+      await db.events.createMany(events.map((e) => ({ ...e, received: e.occurred })));
       await waitFor(async () => (await db.taskRuns.get(good)) ?? undefined, "the good task run");
-      // The orphan's flow run never appears: it is retried on the next intervals, then dropped.
-      await waitFor(() => recorder.pending === 0, "the failing event dropped");
+      // The orphan's flow run never appears: it is retried on the next rounds, then skipped.
+      await waitFor(async () => (await db.transaction((tx) => tx.events.claimGroupBatch(TASK_RUN_RECORDER_GROUP, 1))).length === 0, "the failing event skipped");
       expect(await db.taskRuns.get(orphan)).toBeNull();
       expect(await db.taskRuns.count()).toBe(1);
     });

@@ -5,17 +5,13 @@
  * due, executed, and end COMPLETED with their output in their logs; a run cancelled through the API
  * has its process stopped and ends CANCELLED.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { DatabaseConfig } from "@prefect/db";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { databaseEnv, spawnWorker, type WorkerProcess, waitFor } from "./support.js";
-
-const SERVER_MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "server", "dist", "main.js");
+import { type ServerProcess, spawnWorker, startServerProcess, type WorkerProcess, waitFor } from "./support.js";
 
 /** A flow run's command: reads its own run through PREFECT_API_URL and prints about it. */
 const FLOW_SCRIPT = `
@@ -33,41 +29,6 @@ const SLEEPER_SCRIPT = `
 console.log("sleeping");
 setTimeout(() => undefined, 600_000);
 `;
-
-interface ServerProcess {
-  readonly child: ChildProcess;
-  readonly api: string;
-  readonly exit: Promise<number | null>;
-}
-
-async function startServerProcess(config: DatabaseConfig): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [SERVER_MAIN], {
-    env: {
-      ...databaseEnv(config),
-      PREFECT_SERVER_API_HOST: "127.0.0.1",
-      PREFECT_SERVER_API_PORT: "0",
-      PREFECT_SERVER_BLOCKS_REGISTER_ON_START: "false",
-      PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS: "1",
-      PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS: "1",
-      PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS: "3",
-      PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS: "3",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString("utf8");
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk.toString("utf8");
-  });
-  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const api = await waitFor(() => {
-    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}): ${output}`);
-    return /listening on (http:\/\/\S+\/api)/.exec(output)?.[1];
-  }, "the server to listen");
-  return { child, api, exit };
-}
 
 describe.each(selectedBackends().filter((backend) => backend !== "sqlite-memory"))("a scheduled deployment run by a worker [%s]", (backend) => {
   let config: DatabaseConfig;
@@ -109,7 +70,12 @@ describe.each(selectedBackends().filter((backend) => backend !== "sqlite-memory"
 
   /** The server, and a worker that creates its `process` pool; resolves once the pool exists. */
   const startBoth = async () => {
-    server = await startServerProcess(config);
+    server = await startServerProcess(config, {
+      PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS: "1",
+      PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS: "1",
+      PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS: "3",
+      PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS: "3",
+    });
     worker = spawnWorker(config, ["--pool", "e2e-pool", "--polling-interval", "0.5", "--prefetch-seconds", "2", "--api-url", server.api]);
     await waitFor(async () => {
       const response = await fetch(`${server?.api}/work_pools/e2e-pool`);

@@ -9,6 +9,8 @@ import { defaultBaseJobTemplate } from "../src/job-configuration.js";
 import { ProcessWorker } from "../src/worker.js";
 
 export const WORKER_MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "main.js");
+/** The server as `pnpm start` runs it (built). */
+export const SERVER_MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "server", "dist", "main.js");
 
 /** Polls `probe` (every `intervalMs`) until it returns something other than undefined/false; fails after `timeoutMs`. */
 export async function waitFor<T>(
@@ -211,3 +213,37 @@ export function alive(pid: number): boolean {
 }
 
 export const pidOf = (run: FlowRun) => Number(run.infrastructure_pid?.split(":").pop());
+
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  /** http://host:port/api */
+  readonly api: string;
+  readonly exit: Promise<number | null>;
+}
+
+/** The server as a real process on `config`'s database, on a free port; resolves once it listens. */
+export async function startServerProcess(config: DatabaseConfig, extraEnv: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [SERVER_MAIN], {
+    env: {
+      ...databaseEnv(config),
+      PREFECT_SERVER_API_HOST: "127.0.0.1",
+      PREFECT_SERVER_API_PORT: "0",
+      PREFECT_SERVER_BLOCKS_REGISTER_ON_START: "false",
+      ...extraEnv,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const api = await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}): ${output}`);
+    return /listening on (http:\/\/\S+\/api)/.exec(output)?.[1];
+  }, "the server to listen");
+  return { child, api, exit };
+}

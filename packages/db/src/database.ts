@@ -31,6 +31,11 @@ export interface Database extends Repositories {
   /** Drops everything and migrates from scratch. */
   reset(): Promise<string[]>;
   health(): Promise<DatabaseHealth>;
+  /**
+   * Calls `wake` when events may have been appended by another connection or process: at once on
+   * PostgreSQL (LISTEN/NOTIFY), never on SQLite, where readers poll `events.readAfter`. Returns how to stop.
+   */
+  watchEventAppends(wake: () => void): () => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +77,7 @@ class OpenDatabase extends BoundRepositories implements Database {
       return { ok: false, backend, server: await this.#driver.serverVersion(), error: error instanceof Error ? error.message : String(error) };
     }
   };
+  readonly watchEventAppends = (wake: () => void) => this.#driver.watchEventAppends(wake);
   readonly close = () => this.#driver.close();
 }
 

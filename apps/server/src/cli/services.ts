@@ -12,6 +12,7 @@ import { type Database, loadDatabaseConfig, openDatabase } from "@prefect/db";
 import Fastify from "fastify";
 import type { AppContext } from "../context.js";
 import { EventBus } from "../features/events/bus.js";
+import { EventReader, readerPollMs } from "../loops/event-reader.js";
 import { startLoops } from "../loops/index.js";
 import type { Service } from "../loops/loop.js";
 import { loadServerSettings, type ServerSettings } from "../settings.js";
@@ -134,17 +135,20 @@ export async function runServicesCommand(args: readonly string[], io: Omit<CliIO
     return 1;
   }
   const logger = Fastify({ logger: { level: settings.logLevel } });
-  const context: AppContext = { db, settings, events: new EventBus() };
+  const reader = new EventReader(db, logger.log, readerPollMs(db));
+  const context: AppContext = { db, settings, events: new EventBus(), feed: reader };
   // The services' timers do not keep the process alive on their own.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   let services: Service[] = [];
   try {
-    services = await startLoops(context, logger.log);
-    if (services.length === 0) {
+    await reader.start();
+    services = [reader];
+    services.push(...(await startLoops(context, logger.log)));
+    if (services.length === 1) {
       io.stderr.write("No service is enabled; nothing to run.\n");
       return 1;
     }
-    io.stdout.write(`Running ${services.map((s) => s.name).join(", ")} against ${db.location} (${db.backend}); stop with Ctrl-C.\n`);
+    io.stdout.write(`Running ${services.slice(1).map((s) => s.name).join(", ")} against ${db.location} (${db.backend}); stop with Ctrl-C.\n`);
     const signal = await stopped();
     io.stdout.write(`${signal}: stopping the services.\n`);
     return 0;

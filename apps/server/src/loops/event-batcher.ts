@@ -1,6 +1,6 @@
 /**
- * What the event persister and the task-run recorder share: a queue fed by the EventBus and written
- * to the database in batches, one write at a time, in arrival order.
+ * The event persister's queue: fed by the EventBus and written to the database in batches, one write
+ * at a time, in arrival order.
  *
  *  - A write starts as soon as `batchSize` events wait, and at least every `flushIntervalMs`; it takes
  *    everything queued (up to `maxBatch`), so batches grow with the load.
@@ -22,8 +22,6 @@ export interface EventBatcherOptions {
   readonly name: string;
   readonly bus: EventStream;
   readonly log: Logger;
-  /** Which events this service takes (default: all). */
-  readonly accept?: (event: ReceivedEvent) => boolean;
   /** Writes a batch; throws when nothing was written. */
   readonly write: (batch: ReceivedEvent[]) => Promise<void>;
   readonly batchSize: number;
@@ -67,9 +65,8 @@ export class EventBatcher implements Service {
   }
 
   async start(): Promise<void> {
-    const accept = this.#options.accept;
     this.#unsubscribe = this.#options.bus.subscribe((events) => {
-      for (const event of events) if (!accept || accept(event)) this.#queue.push({ event, attempts: 0 });
+      for (const event of events) this.#queue.push({ event, attempts: 0 });
       if (this.#queue.length >= this.#options.batchSize) this.#kick();
     });
     this.#schedule();

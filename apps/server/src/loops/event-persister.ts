@@ -2,7 +2,8 @@
  * The event persister (Prefect's `events/services/event_persister.py`): stores every event published
  * on the EventBus with `db.events.createMany`, in batches of PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE
  * or every PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL seconds, whichever comes first.
- * Events already stored (a client resending after a reconnect) are skipped by the repository.
+ * Events already stored (a client resending after a reconnect) are skipped by the repository. Stored
+ * events reach their readers from the table (see event-reader.ts), woken at once in this process.
  */
 import type { AppContext, Logger } from "../context.js";
 import { storeEvents } from "../features/events/service.js";
@@ -11,7 +12,7 @@ import { EventBatcher } from "./event-batcher.js";
 /** Most events written in one transaction when the queue has grown. */
 const MAX_BATCH = 1000;
 
-export function eventPersister({ db, events, settings }: AppContext, log: Logger): EventBatcher {
+export function eventPersister({ db, events, feed, settings }: AppContext, log: Logger): EventBatcher {
   const { batchSize, flushIntervalSeconds } = settings.services.eventPersister;
   return new EventBatcher({
     name: "EventPersister",
@@ -20,6 +21,9 @@ export function eventPersister({ db, events, settings }: AppContext, log: Logger
     batchSize,
     flushIntervalMs: flushIntervalSeconds * 1000,
     maxBatch: Math.max(batchSize, MAX_BATCH),
-    write: (batch) => storeEvents(db, batch),
+    write: async (batch) => {
+      await storeEvents(db, batch);
+      feed.wake();
+    },
   });
 }

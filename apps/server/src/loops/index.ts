@@ -12,8 +12,9 @@ import { actionsService, triggerServices } from "./triggers.js";
 
 export async function startLoops(context: AppContext, log: Logger): Promise<Service[]> {
   const services: Service[] = [];
-  if (context.settings.services.eventPersister.enabled) services.push(eventPersister(context, log));
+  // The recorder starts first and so stops last, after the persister has stored what it held.
   if (context.settings.services.taskRunRecorder.enabled) services.push(taskRunRecorder(context, log));
+  if (context.settings.services.eventPersister.enabled) services.push(eventPersister(context, log));
   if (context.settings.services.repossessor.enabled) services.push(repossessor(context, log));
   if (context.settings.services.scheduler.enabled) services.push(...schedulers(context, log));
   if (context.settings.services.lateRuns.enabled) services.push(lateRuns(context, log));

@@ -4,34 +4,32 @@
  * (resource label `prefect.orchestration` = `client`); this turns those events into task runs and
  * their states with `db.taskRuns.recordFromEvents` (see packages/db task-run-recorder.ts).
  *
- * Events are written as soon as they arrive (Prefect's default batch size is 1); whatever queues up
- * while a write is in progress goes in the next one, so batches grow with the load. The runs only
- * move forward and states are idempotent by id, so events may arrive out of order or twice.
+ * It reads the stored events as the consumer group `task-run-recorder`: each event is recorded once,
+ * by whichever server process claims it, whichever process stored it. The runs only move forward and
+ * states are idempotent by id, so events may arrive out of order.
  */
-import type { AppContext, Logger } from "../context.js";
 import type { ReceivedEvent } from "@prefect/orchestration";
+import type { AppContext, Logger } from "../context.js";
 import { recordTaskRunEvents } from "../features/task-runs/service.js";
-import { EventBatcher } from "./event-batcher.js";
+import { consumeEvents } from "./consume-events.js";
+import type { Service } from "./loop.js";
 
-const MAX_BATCH = 500;
+export const TASK_RUN_RECORDER_GROUP = "task-run-recorder";
 
 /** The events Prefect's recorder takes. */
 export function isClientTaskRunEvent(event: ReceivedEvent): boolean {
   return event.event.startsWith("prefect.task-run") && event.resource["prefect.orchestration"] === "client";
 }
 
-export function taskRunRecorder({ db, events, settings }: AppContext, log: Logger): EventBatcher {
-  return new EventBatcher({
+export function taskRunRecorder(context: AppContext, log: Logger): Service {
+  return consumeEvents(context, log, {
     name: "TaskRunRecorder",
-    bus: events,
-    log,
+    group: TASK_RUN_RECORDER_GROUP,
     accept: isClientTaskRunEvent,
-    batchSize: 1,
-    // Only paces retries of events that failed on their own (e.g. a flow run not created yet).
-    flushIntervalMs: settings.services.taskRunRecorder.loopSeconds * 1000,
-    maxBatch: MAX_BATCH,
-    write: async (batch) => {
-      const { invalid } = await recordTaskRunEvents(db, batch);
+    // Paces the rounds when no new event wakes it, and the retries of events that failed.
+    pollMs: context.settings.services.taskRunRecorder.loopSeconds * 1000,
+    handle: async (tx, events) => {
+      const { invalid } = await recordTaskRunEvents(tx, events);
       for (const problem of invalid) log.warn({ service: "TaskRunRecorder", event_id: problem.event_id, problem: problem.message }, "ignoring a task-run event that cannot be recorded");
     },
   });

@@ -32,5 +32,11 @@ export interface Driver extends Queryable {
    * lock (taken per migration by `transaction`, which is immediate on SQLite).
    */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Calls `wake` when events may have been appended by any connection (PostgreSQL: LISTEN on a
+   * connection of its own, connected again when it drops, with a `wake` each time since notifications
+   * may have been missed meanwhile); SQLite never calls it (readers poll). Returns how to stop.
+   */
+  watchEventAppends(wake: () => void): () => Promise<void>;
   close(): Promise<void>;
 }

@@ -78,7 +78,6 @@ export interface EventGroupCount {
 const EventBatch = z.array(EventCreate);
 const eventSpec = tables.events;
 const resourceSpec = tables.event_resources;
-const groupSpec = tables.event_consumer_group;
 const EVENT_COLUMNS = Object.keys(eventSpec.columns);
 const RESOURCE_COLUMNS = Object.keys(resourceSpec.columns);
 

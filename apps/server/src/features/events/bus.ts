@@ -1,8 +1,9 @@
 /**
  * The in-process event stream: events received by the API (websocket `/api/events/in`, `POST
  * /api/events`) and emitted by the server itself (state changes, lifecycle events) are published
- * here; the event persister stores them in batches, the task-run recorder turns task-run events into
- * rows, and `/api/events/out` streams them to subscribers.
+ * here on their way to the events table, where the event persister stores them in batches. Nothing
+ * reads events from here but the persister: every consumer reads the table (see
+ * loops/event-reader.ts and loops/consume-events.ts), so that it sees every process's events.
  */
 import type { Timestamp } from "@prefect/db";
 import { type PrefectEvent, type ReceivedEvent, receivedAt } from "@prefect/orchestration";

@@ -2,7 +2,8 @@
  * Events: receive (`POST /events`, websocket `/events/in`), read (`/events/filter` with paging through
  * `/events/filter/next`), count (`/events/count-by/{countable}`) and stream (websocket `/events/out`),
  * as Prefect's `api/events.py`. Received events get their `received` time and go on the context's
- * EventBus; the event persister stores them and the task-run recorder turns task-run events into rows.
+ * EventBus, where the event persister stores them; `/events/out` streams the events stored by any
+ * process from the context's feed (the reader of the events table), after its backfill.
  */
 import type { WebSocket } from "@fastify/websocket";
 import { addSeconds, now } from "@prefect/db";
@@ -49,7 +50,7 @@ function nextPageLink(request: FastifyRequest, token: string | null): string | n
 }
 
 export function eventRoutes(context: AppContext): Routes {
-  const { db, events: bus, settings } = context;
+  const { db, feed, settings } = context;
   return async (app) => {
     const sockets = new Set<WebSocket>();
     const track = (socket: WebSocket) => {
@@ -174,8 +175,8 @@ export function eventRoutes(context: AppContext): Routes {
       // Subscribe first so that nothing is missed, then backfill from the database, then stream.
       const backlog: WireEvent[] = [];
       let wake: (() => void) | undefined;
-      const unsubscribe = bus.subscribe((received) => {
-        for (const event of received) {
+      const unsubscribe = feed.subscribe((stored) => {
+        for (const event of stored) {
           const wire = toWireEvent(event);
           if (!eventMatches(filter, wire)) continue;
           if (backlog.length >= SUBSCRIPTION_BACKLOG) continue;

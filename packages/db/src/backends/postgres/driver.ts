@@ -13,6 +13,7 @@ import { InvalidError } from "../../errors.js";
 import type { Sql } from "../../sql.js";
 import type { Timestamp } from "../../timestamps.js";
 import { postgresDialect } from "./dialect.js";
+import { EVENTS_CHANNEL } from "./event-log.js";
 import { translatePostgresError } from "./errors.js";
 
 export const MIN_POSTGRES_VERSION_NUM = 130000;
@@ -71,6 +72,9 @@ function poolConfig(config: PostgresConfig): pg.PoolConfig {
       : {}),
   };
 }
+
+/** How long a dropped LISTEN connection waits before connecting again. */
+const LISTEN_RETRY_MS = 1_000;
 
 /** Advisory lock key for migrations: any fixed 64-bit number unlikely to clash with others'. */
 const MIGRATION_LOCK_KEY = "72707369455178";
@@ -234,6 +238,45 @@ export class PostgresDriver implements Driver {
       await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => undefined);
       await client.end().catch(() => undefined);
     }
+  }
+
+  watchEventAppends(wake: () => void): () => Promise<void> {
+    let stopped = false;
+    let current: pg.Client | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const reconnectLater = () => {
+      if (stopped || retry) return;
+      retry = setTimeout(() => {
+        retry = undefined;
+        void listen();
+      }, LISTEN_RETRY_MS);
+      retry.unref();
+    };
+    const listen = async () => {
+      const client = new pg.Client({ ...poolConfig(this.#config), statement_timeout: 0 });
+      client.on("notification", () => wake());
+      client.on("error", () => undefined);
+      client.on("end", () => {
+        if (current === client) current = undefined;
+        reconnectLater();
+      });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+        if (stopped) return void client.end().catch(() => undefined);
+        current = client;
+        wake();
+      } catch {
+        await client.end().catch(() => undefined);
+        reconnectLater();
+      }
+    };
+    void listen();
+    return async () => {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      await current?.end().catch(() => undefined);
+    };
   }
 
   async close(): Promise<void> {

@@ -267,6 +267,10 @@ export class SqliteDriver implements Driver {
     return (this.#db.pragma("foreign_key_check") as { table: string }[]).map((row) => row.table);
   }
 
+  watchEventAppends(): () => Promise<void> {
+    return async () => undefined;
+  }
+
   async close(): Promise<void> {
     const release = await this.#lock.acquire();
     try {

@@ -1,0 +1,103 @@
+/**
+ * The event reader: this process's follower of the events table, the one place events are delivered
+ * from (`/api/events/out`, and the wake-up of the consumer groups). It keeps the highest position it
+ * has delivered and reads what was stored after it, whoever stored it (this server, another server,
+ * a worker): woken by PostgreSQL's NOTIFY, by this process's own writes, and every `pollMs` in any case
+ * (SQLite, a missed notification, a LISTEN connection being connected again).
+ */
+import type { Database, PositionedEvent } from "@prefect/db";
+import type { EventFeed, Logger, StoredEventListener } from "../context.js";
+import type { Service } from "./loop.js";
+
+/**
+ * How often the table is read when nothing wakes the reader: SQLite has no notifications (other
+ * processes' events arrive within this), PostgreSQL's NOTIFY wakes it at once and this only covers a
+ * notification missed.
+ */
+export const readerPollMs = (db: Database) => (db.backend === "sqlite" ? 100 : 1000);
+
+/** Most events read at once. */
+const READ_LIMIT = 1000;
+
+export class EventReader implements EventFeed, Service {
+  readonly name = "EventReader";
+  readonly #listeners = new Set<StoredEventListener>();
+  #cursor = 0;
+  #woken = false;
+  #resume: (() => void) | undefined;
+  #stopped = false;
+  #running: Promise<void> | undefined;
+  #unwatch: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly db: Database,
+    private readonly log: Logger,
+    private readonly pollMs: number,
+  ) {}
+
+  subscribe(listener: StoredEventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  wake(): void {
+    this.#woken = true;
+    this.#resume?.();
+  }
+
+  /** Starts at the head: what was stored before is read from the table by whoever needs it (backfill). */
+  async start(): Promise<void> {
+    this.#cursor = await this.db.events.head();
+    this.#unwatch = this.db.watchEventAppends(() => this.wake());
+    this.#running = this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    while (!this.#stopped) {
+      this.#woken = false;
+      try {
+        await this.#readNew();
+      } catch (error) {
+        this.log.warn({ err: error, service: this.name }, "could not read new events; trying again");
+      }
+      if (!this.#woken && !this.#stopped) await this.#sleep();
+    }
+  }
+
+  #sleep(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.pollMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#resume = () => {
+        this.#resume = undefined;
+        done();
+      };
+    });
+  }
+
+  async #readNew(): Promise<void> {
+    for (;;) {
+      const batch: PositionedEvent[] = await this.db.events.readAfter(this.#cursor, { limit: READ_LIMIT });
+      if (batch.length === 0) return;
+      this.#cursor = batch.at(-1)!.position;
+      for (const listener of this.#listeners) {
+        try {
+          listener(batch);
+        } catch (error) {
+          this.log.error({ err: error, service: this.name }, "an event listener failed");
+        }
+      }
+      if (batch.length < READ_LIMIT) return;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.wake();
+    await this.#running;
+    await this.#unwatch?.();
+  }
+}
