@@ -64,6 +64,8 @@ describe("services CLI: commands", () => {
       "late-runs": "disabled",
       foreman: "disabled",
       "cancellation-cleanup": "enabled",
+      triggers: "enabled",
+      actions: "enabled",
     });
   });
 
@@ -71,7 +73,7 @@ describe("services CLI: commands", () => {
     const { code, stdout, stderr } = await run(["services", "start", "--only", "scheduler,nonsense"]);
     expect(code).toBe(2);
     expect(stdout).toBe("");
-    expect(stderr).toContain("Unknown service: nonsense (known: task-run-recorder, repossessor, event-persister, scheduler, late-runs, foreman, cancellation-cleanup)");
+    expect(stderr).toContain("Unknown service: nonsense (known: task-run-recorder, repossessor, event-persister, scheduler, late-runs, foreman, cancellation-cleanup, triggers, actions)");
   });
 
   it("answers bad arguments with the usage and exit code 2, --help with exit code 0", async () => {
@@ -149,7 +151,7 @@ for (const backend of selectedBackends().filter((b) => b !== "sqlite-memory")) {
 
     it("exits 1 when every service is switched off", async () => {
       const off = Object.fromEntries(
-        ["TASK_RUN_RECORDER", "REPOSSESSOR", "EVENT_PERSISTER", "SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP"].map((name) => [`PREFECT_SERVER_SERVICES_${name}_ENABLED`, "false"]),
+        ["TASK_RUN_RECORDER", "REPOSSESSOR", "EVENT_PERSISTER", "SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "TRIGGERS", "ACTIONS"].map((name) => [`PREFECT_SERVER_SERVICES_${name}_ENABLED`, "false"]),
       );
       const { code, stderr } = await run(["services", "start"], { ...databaseEnv(config), ...off });
       expect(code).toBe(1);
