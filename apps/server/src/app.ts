@@ -2,6 +2,7 @@
  * The HTTP application: Prefect's REST and websocket API under /api, over @prefect/db. The only
  * module that registers the features' routes.
  */
+import cors from "@fastify/cors";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { AppContext } from "./context.js";
@@ -25,6 +26,7 @@ import { variableRoutes } from "./features/variables/routes.js";
 import { workPoolRoutes } from "./features/work-pools/routes.js";
 import { workQueueRoutes } from "./features/work-queues/routes.js";
 import { basicAuth } from "./http/auth.js";
+import { corsOptions } from "./http/cors.js";
 import { csrfProtection } from "./http/csrf.js";
 import { errorHandler } from "./http/errors.js";
 import { type ZodTypeProvider, zodValidatorCompiler } from "./http/zod.js";
@@ -70,6 +72,7 @@ export async function buildApp(context: AppContext, options: { logger?: boolean 
   app.addContentTypeParser(/^application\/[^;\s]+\+json(\s*;.*)?$/i, { parseAs: "string" }, parseJson);
   app.addContentTypeParser("*", { parseAs: "string" }, parseAny);
 
+  await app.register(cors, corsOptions(context.settings.cors));
   await app.register(websocket, { options: { maxPayload: BODY_LIMIT_BYTES } });
   if (context.settings.csrfProtection) app.addHook("onRequest", csrfProtection(context.db));
   if (context.settings.authString) app.addHook("onRequest", basicAuth(context.settings.authString));

@@ -80,6 +80,8 @@ export interface ServerSettings {
   readonly csrfProtection: boolean;
   /** How long an issued CSRF token stays valid, in seconds. */
   readonly csrfTokenExpirationSeconds: number;
+  /** Prefect's `server.api.cors_allowed_*`: comma-separated lists, `*` (the default) allowing any. */
+  readonly cors: { readonly allowedOrigins: string; readonly allowedMethods: string; readonly allowedHeaders: string };
   readonly logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
   /** Fernet key for block data; when unset one is generated once and kept in the database. */
   readonly encryptionKey: string | undefined;
@@ -152,6 +154,11 @@ export function loadServerSettings(env: Env = process.env): ServerSettings {
     authString: read(env, "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING")?.value,
     csrfProtection: parse(boolean, read(env, "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED", "PREFECT_SERVER_CSRF_PROTECTION_ENABLED"), false),
     csrfTokenExpirationSeconds: parse(duration, read(env, "PREFECT_SERVER_API_CSRF_TOKEN_EXPIRATION", "PREFECT_SERVER_CSRF_TOKEN_EXPIRATION"), 3600),
+    cors: {
+      allowedOrigins: read(env, "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS", "PREFECT_SERVER_CORS_ALLOWED_ORIGINS")?.value ?? "*",
+      allowedMethods: read(env, "PREFECT_SERVER_API_CORS_ALLOWED_METHODS", "PREFECT_SERVER_CORS_ALLOWED_METHODS")?.value ?? "*",
+      allowedHeaders: read(env, "PREFECT_SERVER_API_CORS_ALLOWED_HEADERS", "PREFECT_SERVER_CORS_ALLOWED_HEADERS")?.value ?? "*",
+    },
     logLevel: parse(level, read(env, "PREFECT_SERVER_LOGGING_LEVEL", "PREFECT_LOGGING_SERVER_LEVEL"), "warn"),
     encryptionKey: read(env, "PREFECT_SERVER_ENCRYPTION_KEY")?.value,
     blocksRegisterOnStart: parse(boolean, read(env, "PREFECT_SERVER_BLOCKS_REGISTER_ON_START", "PREFECT_API_BLOCKS_REGISTER_ON_START"), true),
