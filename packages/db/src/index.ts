@@ -28,7 +28,7 @@ export type { FlowReadOptions, FlowRepository } from "./repositories/flows.js";
 export { type Log, LogCreate, type LogReadOptions, type LogRepository } from "./repositories/logs.js";
 export type { HistoryInterval, HistoryOptions, HistoryStateCount, StateHistory } from "./repositories/run-states.js";
 export type { TaskRunReadOptions, TaskRunRepository } from "./repositories/task-runs.js";
-export type { TaskRunEventsRecorded } from "./repositories/task-run-recorder.js";
+export type { RecordedTaskRunChange, TaskRunChange } from "./repositories/task-run-recorder.js";
 export type {
   PollTimeoutOptions,
   WorkerHealthOptions,

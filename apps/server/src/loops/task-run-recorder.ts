@@ -2,7 +2,7 @@
  * The task-run recorder (Prefect's `services/task_run_recorder.py`): Prefect 3.x clients orchestrate
  * ordinary tasks themselves and report each state change as a `prefect.task-run.<State>` event
  * (resource label `prefect.orchestration` = `client`); this turns those events into task runs and
- * their states with `db.taskRuns.recordFromEvents` (see packages/db task-run-recorder.ts).
+ * their states (features/task-runs/events.ts reads them, `db.taskRuns.recordChanges` writes them).
  *
  * Events are written as soon as they arrive (Prefect's default batch size is 1); whatever queues up
  * while a write is in progress goes in the next one, so batches grow with the load. The runs only
