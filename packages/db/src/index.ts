@@ -33,9 +33,12 @@ export type {
   PollTimeoutOptions,
   WorkerHealthOptions,
   WorkerReadOptions,
+  WorkerRepository,
+  WorkerRunRepository,
   WorkPoolReadOptions,
   WorkPoolRepository,
   WorkQueueReadOptions,
+  WorkQueueRepository,
 } from "./repositories/work-pools/index.js";
 export * from "./schemas/artifacts.js";
 export * from "./schemas/automations.js";

@@ -24,7 +24,16 @@ import { type SavedSearchRepository, savedSearchRepository } from "./saved-searc
 import { type ScheduledRunRepository, scheduledRunRepository } from "./scheduled-runs.js";
 import { type TaskRunRepository, taskRunRepository } from "./task-runs.js";
 import { type VariableRepository, variableRepository } from "./variables.js";
-import { type WorkPoolRepository, workPoolRepository } from "./work-pools/index.js";
+import {
+  type WorkerRepository,
+  type WorkerRunRepository,
+  type WorkPoolRepository,
+  type WorkQueueRepository,
+  workerRepository,
+  workerRunRepository,
+  workPoolRepository,
+  workQueueRepository,
+} from "./work-pools/index.js";
 
 /** Every repository, bound to the pool or to one transaction. */
 export interface Repositories {
@@ -37,6 +46,10 @@ export interface Repositories {
   readonly configuration: ConfigurationRepository;
   readonly deployments: DeploymentRepository;
   readonly workPools: WorkPoolRepository;
+  readonly workQueues: WorkQueueRepository;
+  readonly workers: WorkerRepository;
+  /** The scheduled runs workers read, claim and lock. */
+  readonly workerRuns: WorkerRunRepository;
   readonly concurrencyLimits: ConcurrencyLimitRepository;
   readonly variables: VariableRepository;
   readonly savedSearches: SavedSearchRepository;
@@ -65,6 +78,9 @@ const FACTORIES: { readonly [K in RepositoryName]: (context: RepositoryContext) 
   configuration: configurationRepository,
   deployments: deploymentRepository,
   workPools: workPoolRepository,
+  workQueues: workQueueRepository,
+  workers: workerRepository,
+  workerRuns: workerRunRepository,
   concurrencyLimits: concurrencyLimitRepository,
   variables: variableRepository,
   savedSearches: savedSearchRepository,
@@ -107,6 +123,9 @@ export class BoundRepositories implements Repositories {
   declare readonly configuration: ConfigurationRepository;
   declare readonly deployments: DeploymentRepository;
   declare readonly workPools: WorkPoolRepository;
+  declare readonly workQueues: WorkQueueRepository;
+  declare readonly workers: WorkerRepository;
+  declare readonly workerRuns: WorkerRunRepository;
   declare readonly concurrencyLimits: ConcurrencyLimitRepository;
   declare readonly variables: VariableRepository;
   declare readonly savedSearches: SavedSearchRepository;

@@ -271,10 +271,10 @@ describeEachBackend("deployments", (t) => {
 
     it("shows the queue's own name and its pool's name", async () => {
       const pool = await t.db.workPools.create({ name: "k8s", type: "kubernetes" });
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "gpu" });
+      const queue = await t.db.workQueues.create(pool.id, { name: "gpu" });
       const d = await create({ work_queue_id: queue.id, work_queue_name: "stale-name" });
       expect(d).toMatchObject({ work_queue_id: queue.id, work_queue_name: "gpu", work_pool_name: "k8s" });
-      await t.db.workPools.deleteQueue(queue.id);
+      await t.db.workQueues.delete(queue.id);
       expect(await t.db.deployments.get(d.id)).toMatchObject({ work_queue_id: null, work_queue_name: "stale-name", work_pool_name: null });
     });
   });
@@ -288,7 +288,7 @@ describeEachBackend("deployments", (t) => {
     beforeEach(async () => {
       other = (await t.db.flows.create({ name: "reports" })).row;
       const pool = await t.db.workPools.create({ name: "k8s", type: "kubernetes" });
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "gpu-queue" });
+      const queue = await t.db.workQueues.create(pool.id, { name: "gpu-queue" });
       alpha = await create({ name: "alpha-ETL", tags: ["prod", "etl"], work_queue_name: "gpu-queue", work_queue_id: queue.id, concurrency_limit: 3 });
       beta = await create({ name: "beta", tags: ["prod"], paused: true, work_queue_name: "default" });
       gamma = (await t.db.deployments.create({ name: "gamma-etl", flow_id: other.id })).row;
