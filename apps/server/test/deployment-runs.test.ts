@@ -153,7 +153,7 @@ describeApi("deployments API: flow runs from a deployment", (t) => {
     const d = await deploy(t.server, { name: "d", flow_id: f, work_pool_name: "pool", enforce_parameter_schema: false });
     const run = await t.server.request("POST", `/deployments/${d.id}/create_flow_run`, { work_queue_name: "urgent" });
     expect(run.status).toBe(201);
-    const urgent = await t.server.db.workPools.getQueueByName("pool", "urgent");
+    const urgent = await t.server.db.workQueues.getByName("pool", "urgent");
     expect(run.body).toMatchObject({ work_queue_name: "urgent", work_queue_id: urgent?.id, work_pool_name: "pool" });
     expect((await t.server.request("GET", `/deployments/${d.id}`)).body.work_queue_name).toBe("default");
     const served = await deploy(t.server, { name: "served", flow_id: f, enforce_parameter_schema: false });

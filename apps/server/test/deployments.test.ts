@@ -105,7 +105,7 @@ describeApi("deployments API: create and read", (t) => {
     const f = await flow(t.server);
     const pool = await t.server.db.workPools.create({ name: "k8s", type: "kubernetes" });
     const withQueue = await deploy(t.server, { name: "a", flow_id: f, work_pool_name: "k8s", work_queue_name: "gpu" });
-    const gpu = await t.server.db.workPools.getQueueByName("k8s", "gpu");
+    const gpu = await t.server.db.workQueues.getByName("k8s", "gpu");
     expect(gpu).not.toBeNull();
     expect(withQueue).toMatchObject({ work_pool_name: "k8s", work_queue_name: "gpu", work_queue_id: gpu?.id });
     const poolOnly = await deploy(t.server, { name: "b", flow_id: f, work_pool_name: "k8s" });
@@ -534,10 +534,10 @@ describeApi("deployments API: work queue check", (t) => {
     const f = await flow(t.server);
     const pool = await t.server.db.workPools.create({ name: "default-agent-pool", type: "prefect-agent" });
     const d = await deploy(t.server, { name: "d", flow_id: f, tags: ["a", "b", "c"] });
-    await t.server.db.workPools.createQueue(pool.id, { name: "First", filter: { tags: ["a"], deployment_ids: null } });
-    await t.server.db.workPools.createQueue(pool.id, { name: "Second", filter: { tags: ["b"], deployment_ids: [d.id] } });
-    await t.server.db.workPools.createQueue(pool.id, { name: "Third", filter: { tags: ["z"], deployment_ids: null } });
-    await t.server.db.workPools.createQueue(pool.id, { name: "Elsewhere", filter: { tags: null, deployment_ids: [UNKNOWN] } });
+    await t.server.db.workQueues.create(pool.id, { name: "First", filter: { tags: ["a"], deployment_ids: null } });
+    await t.server.db.workQueues.create(pool.id, { name: "Second", filter: { tags: ["b"], deployment_ids: [d.id] } });
+    await t.server.db.workQueues.create(pool.id, { name: "Third", filter: { tags: ["z"], deployment_ids: null } });
+    await t.server.db.workQueues.create(pool.id, { name: "Elsewhere", filter: { tags: null, deployment_ids: [UNKNOWN] } });
     const response = await t.server.request("GET", `/deployments/${d.id}/work_queue_check`);
     expect(response.status).toBe(200);
     expect(response.body.map((q: { name: string }) => q.name).sort()).toEqual(["First", "Second"]);

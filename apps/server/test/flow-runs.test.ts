@@ -157,7 +157,7 @@ describeApi("flow runs API: reads and writes without orchestration", (t) => {
 
   it("restricts reads to the runs of the work pools and queues asked for", async () => {
     const pool = await t.server.db.workPools.create({ name: "pool" });
-    const queue = await t.server.db.workPools.createQueue(pool.id, { name: "special" });
+    const queue = await t.server.db.workQueues.create(pool.id, { name: "special" });
     const f = await flow(t.server);
     const inDefault = await seededRun(t.server, f, { work_queue_id: pool.default_queue_id, name: "default" });
     const inSpecial = await seededRun(t.server, f, { work_queue_id: queue.id, name: "special" });
@@ -351,7 +351,7 @@ describeApi("flow runs API: creation and state changes through orchestration", (
 
   it("resolves a work pool and queue by name, 404 in Prefect's words for unknown ones", async () => {
     const pool = await t.server.db.workPools.create({ name: "pool" });
-    const queue = await t.server.db.workPools.createQueue(pool.id, { name: "fast" });
+    const queue = await t.server.db.workQueues.create(pool.id, { name: "fast" });
     const f = await flow(t.server);
     const inDefault = await create({ flow_id: f, work_pool_name: "pool" });
     expect(inDefault.body).toMatchObject({ work_queue_id: pool.default_queue_id, work_pool_id: pool.id, work_pool_name: "pool", work_queue_name: null });

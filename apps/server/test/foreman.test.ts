@@ -120,7 +120,7 @@ describeApi("foreman: a pass", (t) => {
     await pollQueues(t.server, "p", ["stale", "fresh"]);
     // The queue of the fresh deployment was polled again later than the others.
     const freshQueue = await queueOf(t.server, "p", "fresh");
-    await t.server.db.workPools.markQueuesPolled([freshQueue.id], { now: inSeconds(100) });
+    await t.server.db.workQueues.markPolled([freshQueue.id], { now: inSeconds(100) });
     expect((await deploymentOf(t.server, stale.id)).status).toBe("READY");
     expect((await deploymentOf(t.server, never.id)).status).toBe("NOT_READY");
     const events = recordEvents(t.server);

@@ -292,7 +292,7 @@ describeApi("work pools API: pools", (t) => {
     const seen = collect(t.server);
     expect((await t.server.request("DELETE", "/work_pools/doomed")).status).toBe(204);
     expect((await t.server.request("GET", "/work_pools/doomed")).status).toBe(404);
-    expect(await t.server.db.workPools.getQueue(extra.id)).toBeNull();
+    expect(await t.server.db.workQueues.get(extra.id)).toBeNull();
     expect(seen.map((e) => [e.event, e.resource["prefect.resource.id"]])).toEqual([
       ["prefect.work-queue.deleted", `prefect.work-queue.${pool.default_queue_id}`],
       ["prefect.work-queue.deleted", `prefect.work-queue.${extra.id}`],
@@ -448,7 +448,7 @@ describeApi("work pools API: workers", (t) => {
     const pool = await createPool(t.server, { name: "p" });
     await t.server.request("POST", "/work_pools/p/workers/heartbeat", { name: "online" });
     await t.server.request("POST", "/work_pools/p/workers/heartbeat", { name: "gone" });
-    await t.server.db.workPools.markWorkersOffline({ now: addSeconds(now(), 3600) });
+    await t.server.db.workers.markOffline({ now: addSeconds(now(), 3600) });
     await t.server.request("POST", "/work_pools/p/workers/heartbeat", { name: "online" });
     const byStatus = async (status: string) =>
       (await t.server.request("POST", "/work_pools/p/workers/filter", { workers: { status: { any_: [status] } } })).body.map((w: { name: string }) => w.name);
@@ -457,7 +457,7 @@ describeApi("work pools API: workers", (t) => {
     expect((await t.server.request("POST", "/work_pools/p/workers/filter", { workers: { status: { any_: ["LOST"] } } })).status).toBe(422);
     expect((await t.server.request("DELETE", "/work_pools/p/workers/gone")).status).toBe(204);
     expect(await t.server.request("DELETE", "/work_pools/p/workers/gone")).toMatchObject({ status: 404, body: { detail: "Worker not found." } });
-    expect((await t.server.db.workPools.readWorkers(pool.id)).map((w) => w.name)).toEqual(["online"]);
+    expect((await t.server.db.workers.read(pool.id)).map((w) => w.name)).toEqual(["online"]);
     expect((await t.server.request("POST", "/work_pools/nope/workers/filter")).status).toBe(404);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Taking scheduled flow runs for a worker: one transaction locks the runs the pool's, queues' and
- * deployments' limits allow (`workPools.lockScheduledFlowRuns`) and proposes PENDING for each
+ * deployments' limits allow (`workerRuns.lockScheduledFlowRuns`) and proposes PENDING for each
  * through orchestration, as Prefect's worker proposes PENDING through the API. Orchestration's rules
  * decide: the deployment's concurrency slot is taken on PENDING (and released on the run's final
  * state), a full deployment limit reschedules the run (AwaitingConcurrencySlot) or cancels it, and
@@ -48,7 +48,7 @@ export async function claimScheduledFlowRuns(db: Database, query: ScheduledFlowR
     const claimed: ClaimedRun[] = [];
     const refused: NotClaimed[] = [];
     const events: OrchestrationEvent[] = [];
-    for (const locked of await tx.workPools.lockScheduledFlowRuns(query)) {
+    for (const locked of await tx.workerRuns.lockScheduledFlowRuns(query)) {
       if (options.proceed && !options.proceed()) break;
       const run = locked.flow_run;
       try {

@@ -96,10 +96,10 @@ export class PoolHeartbeat {
         `Worker type mismatch! This worker process expects type ${pyRepr(WORKER_TYPE)} but received ${pyRepr(pool.type)} from the server. Unexpected behavior may occur.`,
       );
     }
-    const queues = await this.#db.workPools.readQueues(pool.id);
+    const queues = await this.#db.workQueues.read(pool.id);
     const wanted = new Set(this.#options.queues);
     this.#queueIds = queues.filter((q) => wanted.size === 0 || wanted.has(q.name)).map((q) => q.id);
-    const worker = await this.#db.workPools.heartbeat(pool.id, {
+    const worker = await this.#db.workers.heartbeat(pool.id, {
       name: this.#options.name,
       heartbeat_interval_seconds: Math.max(1, Math.round(this.#options.heartbeatIntervalSeconds)),
     });

@@ -62,8 +62,8 @@ export class RunPoller {
   /** Marks the queues (and their deployments) polled: what makes them READY for the server. */
   async markPolled(queueIds: readonly string[]): Promise<void> {
     if (queueIds.length === 0) return;
-    await this.#db.workPools.markQueuesPolled(queueIds);
-    await this.#db.workPools.markDeploymentsPolled(queueIds);
+    await this.#db.workQueues.markPolled(queueIds);
+    await this.#db.workQueues.markDeploymentsPolled(queueIds);
   }
 
   /** The runs among `ids` that are CANCELLING now. */

@@ -251,7 +251,7 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
         }
 
         // Every worker process heartbeated into the pool.
-        const heartbeats = await db.workPools.readWorkers(f.pool.id);
+        const heartbeats = await db.workers.read(f.pool.id);
         expect(heartbeats.map((w) => w.name).sort()).toEqual([...names].sort());
 
         for (const w of started) w.child.kill("SIGTERM");
@@ -262,7 +262,7 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
 
     it("holds to its own --limit and to the pool's, a queue's and a deployment's concurrency limits across worker processes", async () => {
       await db.workPools.update(f.pool.id, { concurrency_limit: 3 });
-      const queue = await db.workPools.createQueue(f.pool.id, { name: "limited", concurrency_limit: 1 });
+      const queue = await db.workQueues.create(f.pool.id, { name: "limited", concurrency_limit: 1 });
       const command = nodeCommand(BRIEF_SCRIPT);
       const capped = await f.deployment(command, { concurrency_limit: 1 });
       const queued = await f.deployment(command, { work_queue_id: queue.id });
@@ -296,12 +296,12 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
 
     it("heartbeats into its pool while it runs", async () => {
       const w = spawn(["--name", "heartbeating", "--heartbeat-interval", "1"]);
-      const first = await waitFor(async () => (await db.workPools.readWorkers(f.pool.id)).find((r) => r.name === "heartbeating"), "the worker's first heartbeat");
+      const first = await waitFor(async () => (await db.workers.read(f.pool.id)).find((r) => r.name === "heartbeating"), "the worker's first heartbeat");
       expect(first).toMatchObject({ status: "ONLINE", heartbeat_interval_seconds: 1 });
       expect((await db.workPools.get(f.pool.id))!.status).toBe("READY");
       const later = await waitFor(
         async () => {
-          const row = (await db.workPools.readWorkers(f.pool.id)).find((r) => r.name === "heartbeating");
+          const row = (await db.workers.read(f.pool.id)).find((r) => r.name === "heartbeating");
           return row && Date.parse(row.last_heartbeat_time) > Date.parse(first.last_heartbeat_time) ? row : undefined;
         },
         "a later heartbeat",
@@ -350,7 +350,7 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
       // The worker goes on (it heartbeats) while its run has not finished; it takes nothing new meanwhile.
       await waitFor(
         async () => {
-          const row = (await db.workPools.readWorkers(f.pool.id)).find((r) => r.name === "stopping");
+          const row = (await db.workers.read(f.pool.id)).find((r) => r.name === "stopping");
           return row !== undefined && Date.parse(row.last_heartbeat_time) > stoppedAt;
         },
         "a heartbeat while stopping",
@@ -397,7 +397,7 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
       expect(logs).toContain("Rescheduling flow run for resubmission: the worker is shutting down.");
       expect(logs).toContain("Rescheduled flow run for resubmission");
       // Any worker can take it again.
-      expect((await db.workPools.getScheduledFlowRuns()).map((r) => r.flow_run.id)).toEqual([run.id]);
+      expect((await db.workerRuns.getScheduledFlowRuns()).map((r) => r.flow_run.id)).toEqual([run.id]);
     });
 
     it("on a third SIGTERM kills a run's process that ignores SIGTERM, without waiting for the kill grace period", async () => {
@@ -446,7 +446,7 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
       expect(alive(pid)).toBe(false);
       expect(await logsOf(run.id)).toContain("Rescheduled flow run for resubmission");
       // Any worker can take it again.
-      expect((await db.workPools.getScheduledFlowRuns()).map((r) => r.flow_run.id)).toEqual([run.id]);
+      expect((await db.workerRuns.getScheduledFlowRuns()).map((r) => r.flow_run.id)).toEqual([run.id]);
     });
   });
 }

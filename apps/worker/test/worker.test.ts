@@ -103,7 +103,7 @@ describeEachBackend("process worker", (t) => {
     );
     expect(executed.related.map((r) => r["prefect.resource.role"])).toEqual(["deployment", "flow", "flow-run", "work-pool"]);
 
-    const [worker] = await t.db.workPools.readWorkers(f.pool.id);
+    const [worker] = await t.db.workers.read(f.pool.id);
     expect(worker).toMatchObject({ name: w.worker.name, status: "ONLINE" });
     expect((await t.db.workPools.get(f.pool.id))!.status).toBe("READY");
   });
@@ -236,7 +236,7 @@ describeEachBackend("process worker", (t) => {
     });
 
     it("holds to a queue's concurrency limit", async () => {
-      const queue = await t.db.workPools.createQueue(f.pool.id, { name: "limited", concurrency_limit: 1 });
+      const queue = await t.db.workQueues.create(f.pool.id, { name: "limited", concurrency_limit: 1 });
       const deployment = await f.deployment("sleep 0.3", { work_queue_id: queue.id });
       const free = await f.deployment("sleep 0.3");
       const limited = [];
@@ -304,7 +304,7 @@ describeEachBackend("process worker", (t) => {
   });
 
   it("takes only the queues it is given", async () => {
-    const queue = await t.db.workPools.createQueue(f.pool.id, { name: "mine" });
+    const queue = await t.db.workQueues.create(f.pool.id, { name: "mine" });
     const mine = await f.run(await f.deployment("true", { work_queue_id: queue.id }));
     const other = await f.run(await f.deployment("true"));
     start({ queues: ["mine"] });
@@ -324,6 +324,6 @@ describeEachBackend("process worker", (t) => {
     expect(current!.state).toMatchObject({ type: "SCHEDULED", name: "AwaitingRetry" });
     expect(alive(pidOf(running))).toBe(false);
     // Any worker can take it again.
-    expect((await t.db.workPools.getScheduledFlowRuns()).map((r) => r.flow_run.id)).toEqual([run.id]);
+    expect((await t.db.workerRuns.getScheduledFlowRuns()).map((r) => r.flow_run.id)).toEqual([run.id]);
   });
 });

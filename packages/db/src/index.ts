@@ -29,14 +29,17 @@ export type { FlowReadOptions, FlowRepository } from "./repositories/flows.js";
 export { type Log, LogCreate, type LogReadOptions, type LogRepository } from "./repositories/logs.js";
 export type { HistoryInterval, HistoryOptions, HistoryStateCount, StateHistory } from "./repositories/run-states.js";
 export type { TaskRunReadOptions, TaskRunRepository } from "./repositories/task-runs.js";
-export type { TaskRunEventsRecorded } from "./repositories/task-run-recorder.js";
+export type { RecordedTaskRunChange, TaskRunChange } from "./repositories/task-run-recorder.js";
 export type {
   PollTimeoutOptions,
   WorkerHealthOptions,
   WorkerReadOptions,
+  WorkerRepository,
+  WorkerRunRepository,
   WorkPoolReadOptions,
   WorkPoolRepository,
   WorkQueueReadOptions,
+  WorkQueueRepository,
 } from "./repositories/work-pools/index.js";
 export * from "./schemas/artifacts.js";
 export * from "./schemas/automations.js";
@@ -56,7 +59,6 @@ export * from "./schemas/work-pools.js";
 export { randomRunName } from "./names.js";
 export * from "./timestamps.js";
 export * from "./schedules.js";
-export * from "./schedule-dates.js";
 export { type DeploymentsToScheduleOptions, ScheduledRunCreate, type ScheduledRunRepository } from "./repositories/scheduled-runs.js";
 export { CANCELLABLE_STATE_TYPES, type CancellationRepository, type CancellingFlowRun, type SubflowRunToCancel } from "./repositories/cancellations.js";
 export { parseTextSearch, type TextSearchQuery } from "./text-search.js";

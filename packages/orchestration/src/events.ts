@@ -54,7 +54,7 @@ async function relatedResources(context: FlowOrchestrationContext, run: FlowRun)
   resources.push(["flow", flow ? { id: flow.id, name: flow.name, tags: flow.tags ?? [], role: "flow" } : null]);
   const deployment = !run.deployment_id ? null : known.deployment?.id === run.deployment_id ? known.deployment : await db.deployments.get(run.deployment_id);
   resources.push(["deployment", deployment ? { id: deployment.id, name: deployment.name, tags: deployment.tags ?? [], role: "deployment" } : null]);
-  const queue = run.work_queue_id ? await db.workPools.getQueue(run.work_queue_id) : null;
+  const queue = run.work_queue_id ? await db.workQueues.get(run.work_queue_id) : null;
   resources.push(["work-queue", queue ? { id: queue.id, name: queue.name, tags: [], role: "work-queue" } : null]);
   const pool = queue ? await db.workPools.get(queue.work_pool_id) : null;
   resources.push(["work-pool", pool ? { id: pool.id, name: pool.name, tags: [], role: "work-pool", type: pool.type } : null]);

@@ -43,7 +43,7 @@ describeEachBackend("flow-run state events", (t) => {
     const running = await setFlowRunState(t.db, run.id, { type: "RUNNING", message: "go" });
     expect(running.events).toHaveLength(1);
     const flow = await t.db.flows.get(deployment.flow_id);
-    const queue = await t.db.workPools.getQueue(pool.default_queue_id!);
+    const queue = await t.db.workQueues.get(pool.default_queue_id!);
     expect(running.events[0]).toEqual({
       id: running.state?.id,
       occurred: running.state?.timestamp,

@@ -2,7 +2,7 @@
  * The task-run recorder (Prefect's `services/task_run_recorder.py`): Prefect 3.x clients orchestrate
  * ordinary tasks themselves and report each state change as a `prefect.task-run.<State>` event
  * (resource label `prefect.orchestration` = `client`); this turns those events into task runs and
- * their states with `db.taskRuns.recordFromEvents` (see packages/db task-run-recorder.ts).
+ * their states (features/task-runs/events.ts reads them, `db.taskRuns.recordChanges` writes them).
  *
  * It reads the stored events as the consumer group `task-run-recorder`: each event is recorded once,
  * by whichever server process claims it, whichever process stored it. The runs only move forward and

@@ -40,7 +40,7 @@ async function workQueueIds(db: Repositories, pools: WorkPoolFilter | null, queu
   const matching = await db.workPools.read(pools ? { work_pools: pools } : {});
   const ids: string[] = [];
   for (const pool of matching) {
-    for (const queue of await db.workPools.readQueues(pool.id, queues ? { work_queues: queues } : {})) ids.push(queue.id);
+    for (const queue of await db.workQueues.read(pool.id, queues ? { work_queues: queues } : {})) ids.push(queue.id);
   }
   return ids;
 }

@@ -25,7 +25,16 @@ import { type SavedSearchRepository, savedSearchRepository } from "./saved-searc
 import { type ScheduledRunRepository, scheduledRunRepository } from "./scheduled-runs.js";
 import { type TaskRunRepository, taskRunRepository } from "./task-runs.js";
 import { type VariableRepository, variableRepository } from "./variables.js";
-import { type WorkPoolRepository, workPoolRepository } from "./work-pools/index.js";
+import {
+  type WorkerRepository,
+  type WorkerRunRepository,
+  type WorkPoolRepository,
+  type WorkQueueRepository,
+  workerRepository,
+  workerRunRepository,
+  workPoolRepository,
+  workQueueRepository,
+} from "./work-pools/index.js";
 
 /** Every repository, bound to the pool or to one transaction. */
 export interface Repositories {
@@ -38,6 +47,10 @@ export interface Repositories {
   readonly configuration: ConfigurationRepository;
   readonly deployments: DeploymentRepository;
   readonly workPools: WorkPoolRepository;
+  readonly workQueues: WorkQueueRepository;
+  readonly workers: WorkerRepository;
+  /** The scheduled runs workers read, claim and lock. */
+  readonly workerRuns: WorkerRunRepository;
   readonly concurrencyLimits: ConcurrencyLimitRepository;
   /** Concurrency leases: who holds which limits' slots, until when. */
   readonly concurrencyLeases: ConcurrencyLeaseRepository;
@@ -68,6 +81,9 @@ const FACTORIES: { readonly [K in RepositoryName]: (context: RepositoryContext) 
   configuration: configurationRepository,
   deployments: deploymentRepository,
   workPools: workPoolRepository,
+  workQueues: workQueueRepository,
+  workers: workerRepository,
+  workerRuns: workerRunRepository,
   concurrencyLimits: concurrencyLimitRepository,
   concurrencyLeases: concurrencyLeaseRepository,
   variables: variableRepository,
@@ -111,6 +127,9 @@ export class BoundRepositories implements Repositories {
   declare readonly configuration: ConfigurationRepository;
   declare readonly deployments: DeploymentRepository;
   declare readonly workPools: WorkPoolRepository;
+  declare readonly workQueues: WorkQueueRepository;
+  declare readonly workers: WorkerRepository;
+  declare readonly workerRuns: WorkerRunRepository;
   declare readonly concurrencyLimits: ConcurrencyLimitRepository;
   declare readonly concurrencyLeases: ConcurrencyLeaseRepository;
   declare readonly variables: VariableRepository;

@@ -4,35 +4,51 @@
  * `prefect.task-run.<State>` event; the server turns those events into `task_run` and
  * `task_run_state` rows.
  *
- * For one batch of events, in one transaction:
- *  - each event becomes (task-run-events.ts) a task run (id from the resource `prefect.task-run.<id>`, flow run from the
- *    related resource in role `flow-run`, columns from `payload.task_run`, only those the client sent)
- *    and a state (id = the event's id, timestamp = `occurred`, fields from `payload.validated_state`);
- *  - events that concern the same task run (same id, or same flow run + task key + dynamic key) are
+ * For one batch of changes (each event already read into its task run columns and its state by the
+ * server), in one transaction:
+ *  - changes that concern the same task run (same id, or same flow run + task key + dynamic key) are
  *    coalesced, the one with the newest state timestamp winning;
  *  - each task run is upserted with `INSERT ... ON CONFLICT ... DO UPDATE ... WHERE task_run.state_timestamp
  *    < excluded.state_timestamp`, so a run only moves forward, whatever order the events arrive in;
  *    the conflict target is the natural key or the id, chosen from the rows that already exist;
- *  - every event's state is inserted with `ON CONFLICT (id) DO NOTHING`, so an event recorded twice
+ *  - every change's state is inserted with `ON CONFLICT (id) DO NOTHING`, so an event recorded twice
  *    changes nothing.
  * The same SQL runs on both backends.
  */
 import { chunkSize } from "../batch.js";
 import { AlreadyExistsError } from "../errors.js";
 import { randomRunName } from "../names.js";
+import type { StateType } from "../schemas/common.js";
 import { type Sql, sql } from "../sql.js";
 import { bindValue, tables } from "../tables.js";
 import { now, type Timestamp } from "../timestamps.js";
 import type { RepositoryContext } from "./context.js";
-import { DEFAULT_TASK_RUN_POLICY, InvalidTaskRunEvent, type TaskRunChange, taskRunChangeFromEvent } from "./task-run-events.js";
 
-/** What `recordFromEvents` did with a batch. */
-export interface TaskRunEventsRecorded {
-  /** For each recorded event (in the order given), its id and the task run it was recorded on. */
-  readonly recorded: { readonly event_id: string; readonly task_run_id: string }[];
-  /** Events that could not be read as a task-run state change, with the reason; nothing was written for them. */
-  readonly invalid: { readonly event_id: string | null; readonly message: string }[];
+/** One event's task run columns (only those the client sent, and the state pointer) and its state. */
+export interface TaskRunChange {
+  readonly eventId: string;
+  /** The task run columns this event sets (a key it lacks is left alone on update). */
+  readonly columns: Record<string, unknown>;
+  /** The state the event reports, as a task_run_state row. */
+  readonly state: {
+    id: string;
+    type: StateType;
+    name: string;
+    timestamp: Timestamp;
+    message: string | null;
+    data: unknown;
+    state_details: Record<string, unknown>;
+  };
 }
+
+/** A recorded change: the event and the task run it was recorded on. */
+export interface RecordedTaskRunChange {
+  readonly event_id: string;
+  readonly task_run_id: string;
+}
+
+/** Prefect's TaskRunPolicy defaults, for a task run whose events never carried one. */
+const DEFAULT_TASK_RUN_POLICY = { max_retries: 0, retry_delay_seconds: 0, retries: null, retry_delay: null, retry_jitter_factor: null };
 
 const TASK_RUN = tables.task_run;
 const TASK_RUN_STATE = tables.task_run_state;
@@ -70,8 +86,8 @@ interface TaskRunRecord extends TaskRunChange {
   targetValue: UpsertKey;
 }
 
-/** One event's change, with the upsert bookkeeping resolved for it. */
-const recordFromEvent = (input: unknown): TaskRunRecord => ({ ...taskRunChangeFromEvent(input), group: "", upsertKey: "", target: "id", targetValue: "" });
+/** A change with room for its upsert bookkeeping (and its own copy of the columns, which resolving may rewrite). */
+const recordOf = (change: TaskRunChange): TaskRunRecord => ({ ...change, columns: { ...change.columns }, group: "", upsertKey: "", target: "id", targetValue: "" });
 
 const flowRunOf = (r: TaskRunRecord) => r.columns.flow_run_id as string | null;
 const idOf = (r: TaskRunRecord) => r.columns.id as string;
@@ -308,31 +324,18 @@ async function recordOnce(q: RepositoryContext["q"], records: TaskRunRecord[]): 
 }
 
 /**
- * Records a batch of task-run events (see the module comment). Events that cannot be read as a
- * task-run state change are reported in `invalid` and skipped; the others are written atomically.
- * A unique-key race with a concurrent recorder is retried once, as Prefect does.
+ * Records a batch of task-run changes atomically (see the module comment). A unique-key race with a
+ * concurrent recorder is retried once, as Prefect does.
  */
-export async function recordTaskRunEvents({ q }: RepositoryContext, events: readonly unknown[]): Promise<TaskRunEventsRecorded> {
-  const invalid: { event_id: string | null; message: string }[] = [];
-  const valid: unknown[] = [];
-  for (const event of events) {
-    try {
-      recordFromEvent(event);
-      valid.push(event);
-    } catch (error) {
-      if (!(error instanceof InvalidTaskRunEvent)) throw error;
-      const id = (event as { id?: unknown } | null)?.id;
-      invalid.push({ event_id: typeof id === "string" ? id : null, message: error.message });
-    }
-  }
-  if (valid.length === 0) return { recorded: [], invalid };
+export async function recordTaskRunChanges({ q }: RepositoryContext, changes: readonly TaskRunChange[]): Promise<RecordedTaskRunChange[]> {
+  if (changes.length === 0) return [];
   for (let attempt = 1; ; attempt++) {
-    // Parsed afresh for each attempt: resolving the conflict targets rewrites records. Inside a
-    // caller's transaction this is a savepoint, so a failed attempt leaves the caller's work intact.
-    const records = valid.map(recordFromEvent);
+    // Fresh records for each attempt: resolving the conflict targets rewrites them. Inside a caller's
+    // transaction this is a savepoint, so a failed attempt leaves the caller's work intact.
+    const records = changes.map(recordOf);
     try {
       const runOfEvent = await q.transaction((tx) => recordOnce(tx, records));
-      return { recorded: records.map((r) => ({ event_id: r.eventId, task_run_id: runOfEvent.get(r.eventId)! })), invalid };
+      return records.map((r) => ({ event_id: r.eventId, task_run_id: runOfEvent.get(r.eventId)! }));
     } catch (error) {
       if (!(error instanceof AlreadyExistsError) || attempt >= 2) throw error;
     }

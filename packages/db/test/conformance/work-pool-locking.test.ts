@@ -41,24 +41,24 @@ describeEachBackend("locking scheduled flow runs", (t) => {
   /** Locks runs in one transaction and moves the first `move` of them (all by default) to PENDING there. */
   const lockAndMove = (db: Database, query: ScheduledFlowRunQuery, move = Number.POSITIVE_INFINITY) =>
     db.transaction(async (tx: Repositories) => {
-      const locked = await tx.workPools.lockScheduledFlowRuns(query);
+      const locked = await tx.workerRuns.lockScheduledFlowRuns(query);
       for (const r of locked.slice(0, move)) await tx.flowRuns.setState(r.flow_run.id, { type: "PENDING" });
       return ids(locked.slice(0, move));
     });
 
   it("returns the runs getScheduledFlowRuns would, in the same order, and writes nothing", async () => {
-    const other = await t.db.workPools.createQueue(pool.id, { name: "other", priority: 1 });
+    const other = await t.db.workQueues.create(pool.id, { name: "other", priority: 1 });
     await schedule(4);
     await schedule(3, { work_queue_id: other.id });
     await schedule(2, {}, addSeconds(now(), 3600));
     const before = await t.db.flowRuns.read({ sort: "ID_DESC" });
     const queries: ScheduledFlowRunQuery[] = [{}, { limit: 5 }, { workQueueNames: ["default"] }, { scheduledBefore: now() }, { workPoolNames: ["elsewhere"] }];
     for (const query of queries) {
-      const expected = await t.db.workPools.getScheduledFlowRuns(query);
-      const locked = await t.db.transaction((tx) => tx.workPools.lockScheduledFlowRuns(query));
+      const expected = await t.db.workerRuns.getScheduledFlowRuns(query);
+      const locked = await t.db.transaction((tx) => tx.workerRuns.lockScheduledFlowRuns(query));
       expect(locked).toEqual(expected);
     }
-    expect((await t.db.transaction((tx) => tx.workPools.lockScheduledFlowRuns({ limit: 5 }))).map((r) => r.work_queue_id)).toEqual([
+    expect((await t.db.transaction((tx) => tx.workerRuns.lockScheduledFlowRuns({ limit: 5 }))).map((r) => r.work_queue_id)).toEqual([
       ...Array(3).fill(other.id),
       ...Array(2).fill(queue),
     ]);
@@ -67,15 +67,15 @@ describeEachBackend("locking scheduled flow runs", (t) => {
 
   it("needs a transaction, and refuses a bad query", async () => {
     await schedule(1);
-    await expect(t.db.workPools.lockScheduledFlowRuns()).rejects.toBeInstanceOf(InvalidError);
-    await expect(t.db.transaction((tx) => tx.workPools.lockScheduledFlowRuns({ limit: -1 }))).rejects.toBeInstanceOf(InvalidError);
+    await expect(t.db.workerRuns.lockScheduledFlowRuns()).rejects.toBeInstanceOf(InvalidError);
+    await expect(t.db.transaction((tx) => tx.workerRuns.lockScheduledFlowRuns({ limit: -1 }))).rejects.toBeInstanceOf(InvalidError);
   });
 
   it("leaves each pool, queue and deployment as many runs as its limit has free slots", async () => {
-    const limitedQueue = await t.db.workPools.createQueue(pool.id, { name: "limited", concurrency_limit: 2 });
+    const limitedQueue = await t.db.workQueues.create(pool.id, { name: "limited", concurrency_limit: 2 });
     await run("RUNNING", { work_queue_id: limitedQueue.id });
     await schedule(3, { work_queue_id: limitedQueue.id });
-    const lock = (query: ScheduledFlowRunQuery = {}) => t.db.transaction((tx) => tx.workPools.lockScheduledFlowRuns(query));
+    const lock = (query: ScheduledFlowRunQuery = {}) => t.db.transaction((tx) => tx.workerRuns.lockScheduledFlowRuns(query));
     expect(await lock({ workQueueNames: ["limited"] })).toHaveLength(1);
 
     const deployment = (await t.db.deployments.create({ name: "limited", flow_id: flow.id, concurrency_limit: 2 })).row.id;
@@ -107,11 +107,11 @@ describeEachBackend("locking scheduled flow runs", (t) => {
     await schedule(3);
     await expect(
       t.db.transaction(async (tx) => {
-        for (const r of await tx.workPools.lockScheduledFlowRuns()) await tx.flowRuns.setState(r.flow_run.id, { type: "PENDING" });
+        for (const r of await tx.workerRuns.lockScheduledFlowRuns()) await tx.flowRuns.setState(r.flow_run.id, { type: "PENDING" });
         throw new Error("roll back");
       }),
     ).rejects.toThrow("roll back");
-    expect(await t.db.workPools.getScheduledFlowRuns()).toHaveLength(3);
+    expect(await t.db.workerRuns.getScheduledFlowRuns()).toHaveLength(3);
   });
 
   describe("concurrent lockers", () => {
@@ -135,19 +135,19 @@ describeEachBackend("locking scheduled flow runs", (t) => {
     };
 
     it("never hand out a run twice: 200 due runs, 20 lockers taking 15 each", async () => {
-      const second = await t.db.workPools.createQueue(pool.id, { name: "second" });
+      const second = await t.db.workQueues.create(pool.id, { name: "second" });
       const runs = [...(await schedule(120)), ...(await schedule(80, { work_queue_id: second.id }))];
       const locked = await lockAll(20, 15);
       expect(locked).toHaveLength(200);
       expect(new Set(locked).size).toBe(200);
       expect([...locked].sort()).toEqual([...runs].sort());
       for (const id of runs.slice(0, 20)) expect((await t.db.flowRuns.readStates(id)).map((s) => s.type)).toEqual(["SCHEDULED", "PENDING"]);
-      expect(await t.db.workPools.getScheduledFlowRuns()).toEqual([]);
+      expect(await t.db.workerRuns.getScheduledFlowRuns()).toEqual([]);
     });
 
     it("never exceed a pool's limit together", async () => {
       await t.db.workPools.update(pool.id, { concurrency_limit: 5 });
-      const other = await t.db.workPools.createQueue(pool.id, { name: "other" });
+      const other = await t.db.workQueues.create(pool.id, { name: "other" });
       await schedule(30);
       await schedule(30, { work_queue_id: other.id });
       expect(await lockAll(20, 3, [{ workQueueNames: ["default"] }, { workQueueNames: ["other"] }])).toHaveLength(5);
@@ -155,16 +155,16 @@ describeEachBackend("locking scheduled flow runs", (t) => {
     });
 
     it("never exceed a queue's limit together", async () => {
-      const limited = await t.db.workPools.createQueue(pool.id, { name: "limited", concurrency_limit: 4, priority: 1 });
+      const limited = await t.db.workQueues.create(pool.id, { name: "limited", concurrency_limit: 4, priority: 1 });
       const start = now();
       await schedule(40, { work_queue_id: limited.id }, start);
       const middle = addSeconds(start, -19.5);
       expect(await lockAll(20, 2, [{ scheduledBefore: middle }, { scheduledAfter: middle }])).toHaveLength(4);
-      expect(await t.db.workPools.countQueueActiveSlots([limited.id])).toEqual(new Map([[limited.id, 4]]));
+      expect(await t.db.workQueues.countActiveSlots([limited.id])).toEqual(new Map([[limited.id, 4]]));
     });
 
     it("never exceed a deployment's limit together, and leave runs without limits to the others", async () => {
-      const other = await t.db.workPools.createQueue(pool.id, { name: "other" });
+      const other = await t.db.workQueues.create(pool.id, { name: "other" });
       const deployment = (await t.db.deployments.create({ name: "limited", flow_id: flow.id, concurrency_limit: 3 })).row.id;
       await schedule(20, { deployment_id: deployment });
       await schedule(20, { deployment_id: deployment, work_queue_id: other.id });
@@ -185,19 +185,19 @@ describeEachBackend("locking scheduled flow runs", (t) => {
         });
         let first: string[] = [];
         const holder = t.db.transaction(async (tx) => {
-          first = ids(await tx.workPools.lockScheduledFlowRuns({ limit: 2 }));
+          first = ids(await tx.workerRuns.lockScheduledFlowRuns({ limit: 2 }));
           await held;
         });
         // Wait until the holder has its runs; then a second locker gets the other two at once.
         for (let i = 0; i < 500 && first.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
         expect(first).toHaveLength(2);
-        const second = ids(await other.transaction((tx) => tx.workPools.lockScheduledFlowRuns({ limit: 2 })));
+        const second = ids(await other.transaction((tx) => tx.workerRuns.lockScheduledFlowRuns({ limit: 2 })));
         expect(second).toHaveLength(2);
         expect([...first, ...second].sort()).toEqual([...runs].sort());
         release();
         await holder;
         // The holder moved nothing: all four are free again.
-        expect(await t.db.transaction((tx) => tx.workPools.lockScheduledFlowRuns())).toHaveLength(4);
+        expect(await t.db.transaction((tx) => tx.workerRuns.lockScheduledFlowRuns())).toHaveLength(4);
       });
     }
   });

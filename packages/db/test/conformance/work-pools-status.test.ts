@@ -32,51 +32,51 @@ describeEachBackend("work pools: changes, polls and slots", (t) => {
     });
 
     it("reports a queue as it was and as it is", async () => {
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "A" });
-      const { previous, current } = await t.db.workPools.changeQueue(queue.id, { name: "B", priority: 1 });
+      const queue = await t.db.workQueues.create(pool.id, { name: "A" });
+      const { previous, current } = await t.db.workQueues.change(queue.id, { name: "B", priority: 1 });
       expect(previous).toEqual(queue);
       expect(current).toMatchObject({ name: "B", priority: 1 });
-      await expect(t.db.workPools.changeQueue(MISSING, { name: "x" })).rejects.toBeInstanceOf(NotFoundError);
+      await expect(t.db.workQueues.change(MISSING, { name: "x" })).rejects.toBeInstanceOf(NotFoundError);
     });
 
     it("returns what a delete removed", async () => {
-      const extra = await t.db.workPools.createQueue(pool.id, { name: "extra" });
+      const extra = await t.db.workQueues.create(pool.id, { name: "extra" });
       const deleted = await t.db.workPools.delete(pool.id);
       expect(deleted.pool).toEqual(pool);
       expect(deleted.queues.map((q) => q.id)).toEqual([pool.default_queue_id, extra.id]);
       await expect(t.db.workPools.delete(pool.id)).rejects.toBeInstanceOf(NotFoundError);
 
       const other = await t.db.workPools.create({ name: "other" });
-      const queue = await t.db.workPools.createQueue(other.id, { name: "q" });
-      expect(await t.db.workPools.deleteQueue(queue.id)).toEqual(queue);
+      const queue = await t.db.workQueues.create(other.id, { name: "q" });
+      expect(await t.db.workQueues.delete(queue.id)).toEqual(queue);
     });
 
     it("keeps a legacy queue's filter, changes and clears it", async () => {
       const deployment = (await t.db.deployments.create({ name: "d", flow_id: flowId })).row.id;
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "tagged", filter: { tags: ["a"], deployment_ids: [deployment] } });
+      const queue = await t.db.workQueues.create(pool.id, { name: "tagged", filter: { tags: ["a"], deployment_ids: [deployment] } });
       expect(queue.filter).toEqual({ tags: ["a"], deployment_ids: [deployment] });
-      expect((await t.db.workPools.updateQueue(queue.id, { filter: { tags: ["b"] } })).filter).toEqual({ tags: ["b"], deployment_ids: null });
-      expect((await t.db.workPools.updateQueue(queue.id, { description: "x" })).filter).toEqual({ tags: ["b"], deployment_ids: null });
-      expect((await t.db.workPools.updateQueue(queue.id, { filter: null })).filter).toBeNull();
-      await expect(t.db.workPools.createQueue(pool.id, { name: "bad", filter: { deployment_ids: ["nope"] } })).rejects.toBeInstanceOf(InvalidError);
+      expect((await t.db.workQueues.update(queue.id, { filter: { tags: ["b"] } })).filter).toEqual({ tags: ["b"], deployment_ids: null });
+      expect((await t.db.workQueues.update(queue.id, { description: "x" })).filter).toEqual({ tags: ["b"], deployment_ids: null });
+      expect((await t.db.workQueues.update(queue.id, { filter: null })).filter).toBeNull();
+      await expect(t.db.workQueues.create(pool.id, { name: "bad", filter: { deployment_ids: ["nope"] } })).rejects.toBeInstanceOf(InvalidError);
     });
   });
 
   describe("heartbeats", () => {
     it("tells which heartbeat made the pool READY", async () => {
-      const first = await t.db.workPools.recordHeartbeat(pool.id, { name: "w1" });
+      const first = await t.db.workers.recordHeartbeat(pool.id, { name: "w1" });
       expect(first.worker).toMatchObject({ name: "w1", status: "ONLINE" });
       expect(first.readied?.previous).toEqual(pool);
       expect(first.readied?.current).toMatchObject({ status: "READY" });
       expect(first.readied?.current.last_status_event_id).not.toBeNull();
-      expect((await t.db.workPools.recordHeartbeat(pool.id, { name: "w2" })).readied).toBeNull();
-      await expect(t.db.workPools.recordHeartbeat(MISSING, { name: "w" })).rejects.toBeInstanceOf(NotFoundError);
+      expect((await t.db.workers.recordHeartbeat(pool.id, { name: "w2" })).readied).toBeNull();
+      await expect(t.db.workers.recordHeartbeat(MISSING, { name: "w" })).rejects.toBeInstanceOf(NotFoundError);
     });
 
     it("makes the pool READY once when many workers beat at once", async () => {
-      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => t.db.workPools.recordHeartbeat(pool.id, { name: `w${i}` })));
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => t.db.workers.recordHeartbeat(pool.id, { name: `w${i}` })));
       expect(results.filter((r) => r.readied !== null)).toHaveLength(1);
-      expect(await t.db.workPools.readWorkers(pool.id)).toHaveLength(8);
+      expect(await t.db.workers.read(pool.id)).toHaveLength(8);
       expect((await t.db.workPools.get(pool.id))?.status).toBe("READY");
     });
   });
@@ -84,56 +84,56 @@ describeEachBackend("work pools: changes, polls and slots", (t) => {
   describe("reads across pools", () => {
     it("reads every pool's queues by name, filtered and paged", async () => {
       const other = await t.db.workPools.create({ name: "other" });
-      await t.db.workPools.createQueue(other.id, { name: "b" });
-      await t.db.workPools.createQueue(pool.id, { name: "a" });
-      const all = await t.db.workPools.readAllQueues();
+      await t.db.workQueues.create(other.id, { name: "b" });
+      await t.db.workQueues.create(pool.id, { name: "a" });
+      const all = await t.db.workQueues.readAll();
       expect(all.map((q) => `${q.work_pool_name}/${q.name}`)).toEqual(["pool/a", "other/b", expect.stringMatching(/\/default$/), expect.stringMatching(/\/default$/)]);
-      expect((await t.db.workPools.readAllQueues({ work_queues: { name: { any_: ["default"] } } })).map((q) => q.work_pool_name).sort()).toEqual(["other", "pool"]);
-      expect((await t.db.workPools.readAllQueues({ limit: 1, offset: 1 })).map((q) => q.name)).toEqual(["b"]);
-      expect(await t.db.workPools.countQueues(pool.id)).toBe(2);
-      expect(await t.db.workPools.countQueues(MISSING)).toBe(0);
+      expect((await t.db.workQueues.readAll({ work_queues: { name: { any_: ["default"] } } })).map((q) => q.work_pool_name).sort()).toEqual(["other", "pool"]);
+      expect((await t.db.workQueues.readAll({ limit: 1, offset: 1 })).map((q) => q.name)).toEqual(["b"]);
+      expect(await t.db.workQueues.count(pool.id)).toBe(2);
+      expect(await t.db.workQueues.count(MISSING)).toBe(0);
     });
   });
 
   describe("polls", () => {
     it("marks polled queues and reports those that became READY", async () => {
-      const a = await t.db.workPools.createQueue(pool.id, { name: "A" });
-      const paused = await t.db.workPools.createQueue(pool.id, { name: "P", is_paused: true });
+      const a = await t.db.workQueues.create(pool.id, { name: "A" });
+      const paused = await t.db.workQueues.create(pool.id, { name: "P", is_paused: true });
       const at = now();
-      const readied = await t.db.workPools.markQueuesPolled([a.id, paused.id, a.id, MISSING], { now: at });
+      const readied = await t.db.workQueues.markPolled([a.id, paused.id, a.id, MISSING], { now: at });
       expect(readied.map((q) => q.id)).toEqual([a.id]);
       expect(readied[0]).toMatchObject({ status: "READY", last_polled: at, work_pool_name: "pool" });
-      expect(await t.db.workPools.getQueue(paused.id)).toMatchObject({ status: "PAUSED", last_polled: at });
+      expect(await t.db.workQueues.get(paused.id)).toMatchObject({ status: "PAUSED", last_polled: at });
       const later = addSeconds(at, 5);
-      expect(await t.db.workPools.markQueuesPolled([a.id], { now: later })).toEqual([]);
-      expect((await t.db.workPools.getQueue(a.id))?.last_polled).toBe(later);
-      expect(await t.db.workPools.markQueuesPolled([])).toEqual([]);
+      expect(await t.db.workQueues.markPolled([a.id], { now: later })).toEqual([]);
+      expect((await t.db.workQueues.get(a.id))?.last_polled).toBe(later);
+      expect(await t.db.workQueues.markPolled([])).toEqual([]);
     });
 
     it("marks the deployments of polled queues READY and reports those that were not", async () => {
-      const other = await t.db.workPools.createQueue(pool.id, { name: "other" });
+      const other = await t.db.workQueues.create(pool.id, { name: "other" });
       const queued = (await t.db.deployments.create({ name: "queued", flow_id: flowId, work_queue_id: pool.default_queue_id })).row.id;
       const elsewhere = (await t.db.deployments.create({ name: "elsewhere", flow_id: flowId, work_queue_id: other.id })).row.id;
       const at = now();
-      expect(await t.db.workPools.markDeploymentsPolled([pool.default_queue_id!], { now: at })).toEqual([queued]);
+      expect(await t.db.workQueues.markDeploymentsPolled([pool.default_queue_id!], { now: at })).toEqual([queued]);
       expect(await t.db.deployments.get(queued)).toMatchObject({ status: "READY", last_polled: at });
       expect(await t.db.deployments.get(elsewhere)).toMatchObject({ status: "NOT_READY", last_polled: null });
-      expect(await t.db.workPools.markDeploymentsPolled([pool.default_queue_id!, other.id])).toEqual([elsewhere]);
-      expect(await t.db.workPools.markDeploymentsPolled([])).toEqual([]);
+      expect(await t.db.workQueues.markDeploymentsPolled([pool.default_queue_id!, other.id])).toEqual([elsewhere]);
+      expect(await t.db.workQueues.markDeploymentsPolled([])).toEqual([]);
     });
 
     it("marks concurrently without losing a mark", async () => {
       const queues = [pool.default_queue_id!];
-      for (const name of "ABCD") queues.push((await t.db.workPools.createQueue(pool.id, { name })).id);
-      const marks = await Promise.all(Array.from({ length: 6 }, (_, i) => t.db.workPools.markQueuesPolled(i % 2 ? queues : [...queues].reverse())));
+      for (const name of "ABCD") queues.push((await t.db.workQueues.create(pool.id, { name })).id);
+      const marks = await Promise.all(Array.from({ length: 6 }, (_, i) => t.db.workQueues.markPolled(i % 2 ? queues : [...queues].reverse())));
       expect(marks.flat().map((q) => q.id).sort()).toEqual([...queues].sort());
-      for (const queue of await t.db.workPools.readQueues(pool.id)) expect(queue.status).toBe("READY");
+      for (const queue of await t.db.workQueues.read(pool.id)) expect(queue.status).toBe("READY");
     });
   });
 
   describe("legacy queue runs", () => {
     it("returns SCHEDULED runs carrying the queue's name, by due time, changing nothing", async () => {
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "legacy" });
+      const queue = await t.db.workQueues.create(pool.id, { name: "legacy" });
       const start = now();
       const late = await run({ work_queue_name: "legacy", next_scheduled_start_time: addSeconds(start, 10) });
       const early = await run({ work_queue_name: "legacy", next_scheduled_start_time: addSeconds(start, -10) });
@@ -143,38 +143,38 @@ describeEachBackend("work pools: changes, polls and slots", (t) => {
       // Only the name counts: a run in the queue but without its name is not one of them.
       await run({ work_queue_id: queue.id, next_scheduled_start_time: start });
 
-      const runs = await t.db.workPools.getQueueRuns(queue.id);
+      const runs = await t.db.workQueues.getRuns(queue.id);
       expect(runs.map((r) => r.id)).toEqual([early.id, late.id, future.id]);
       expect(runs[0]).toMatchObject({ state_type: "SCHEDULED", state: { type: "SCHEDULED" } });
-      expect((await t.db.workPools.getQueueRuns(queue.id, { scheduledBefore: addSeconds(start, 60) })).map((r) => r.id)).toEqual([early.id, late.id]);
-      expect((await t.db.workPools.getQueueRuns(queue.id, { limit: 1 })).map((r) => r.id)).toEqual([early.id]);
-      expect(await t.db.workPools.getQueueRuns(queue.id, { limit: 0 })).toEqual([]);
+      expect((await t.db.workQueues.getRuns(queue.id, { scheduledBefore: addSeconds(start, 60) })).map((r) => r.id)).toEqual([early.id, late.id]);
+      expect((await t.db.workQueues.getRuns(queue.id, { limit: 1 })).map((r) => r.id)).toEqual([early.id]);
+      expect(await t.db.workQueues.getRuns(queue.id, { limit: 0 })).toEqual([]);
       expect((await t.db.flowRuns.get(early.id))?.state_type).toBe("SCHEDULED");
     });
 
     it("leaves as many runs as the queue's limit has free (PENDING, RUNNING and CANCELLING hold slots); none when paused", async () => {
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "legacy", concurrency_limit: 4 });
+      const queue = await t.db.workQueues.create(pool.id, { name: "legacy", concurrency_limit: 4 });
       for (const type of ["PENDING", "RUNNING", "CANCELLING", "COMPLETED"] as const) await run({ work_queue_name: "legacy" }, type);
       for (let i = 0; i < 3; i++) await run({ work_queue_name: "legacy", next_scheduled_start_time: addSeconds(now(), i) });
-      expect(await t.db.workPools.getQueueRuns(queue.id)).toHaveLength(1);
-      expect(await t.db.workPools.getQueueRuns(queue.id, { limit: 5 })).toHaveLength(1);
-      await t.db.workPools.updateQueue(queue.id, { concurrency_limit: 2 });
-      expect(await t.db.workPools.getQueueRuns(queue.id)).toEqual([]);
-      await t.db.workPools.updateQueue(queue.id, { concurrency_limit: null, is_paused: true });
-      expect(await t.db.workPools.getQueueRuns(queue.id)).toEqual([]);
-      await t.db.workPools.updateQueue(queue.id, { is_paused: false });
-      expect(await t.db.workPools.getQueueRuns(queue.id)).toHaveLength(3);
+      expect(await t.db.workQueues.getRuns(queue.id)).toHaveLength(1);
+      expect(await t.db.workQueues.getRuns(queue.id, { limit: 5 })).toHaveLength(1);
+      await t.db.workQueues.update(queue.id, { concurrency_limit: 2 });
+      expect(await t.db.workQueues.getRuns(queue.id)).toEqual([]);
+      await t.db.workQueues.update(queue.id, { concurrency_limit: null, is_paused: true });
+      expect(await t.db.workQueues.getRuns(queue.id)).toEqual([]);
+      await t.db.workQueues.update(queue.id, { is_paused: false });
+      expect(await t.db.workQueues.getRuns(queue.id)).toHaveLength(3);
     });
 
     it("refuses an unknown queue and a negative limit", async () => {
-      await expect(t.db.workPools.getQueueRuns(MISSING)).rejects.toBeInstanceOf(NotFoundError);
-      await expect(t.db.workPools.getQueueRuns(pool.default_queue_id!, { limit: -1 })).rejects.toBeInstanceOf(InvalidError);
+      await expect(t.db.workQueues.getRuns(MISSING)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(t.db.workQueues.getRuns(pool.default_queue_id!, { limit: -1 })).rejects.toBeInstanceOf(InvalidError);
     });
   });
 
   describe("slot holders", () => {
     it("lists a pool's PENDING and RUNNING runs by id, per queue as asked", async () => {
-      const a = await t.db.workPools.createQueue(pool.id, { name: "a", is_paused: true });
+      const a = await t.db.workQueues.create(pool.id, { name: "a", is_paused: true });
       const other = await t.db.workPools.create({ name: "other" });
       const held = [
         await run({ work_queue_id: a.id }, "RUNNING"),
@@ -185,13 +185,13 @@ describeEachBackend("work pools: changes, polls and slots", (t) => {
       for (const type of ["CANCELLING", "SCHEDULED", "COMPLETED"] as const) await run({ work_queue_id: a.id }, type);
       await run({ work_queue_id: other.default_queue_id }, "RUNNING");
 
-      const holders = await t.db.workPools.readPoolSlotHolders(pool.id);
+      const holders = await t.db.workPools.readSlotHolders(pool.id);
       expect(holders.map((h) => h.id)).toEqual(held.map((r) => r.id).sort());
       const first = holders.find((h) => h.id === held[0]!.id);
       expect(first).toMatchObject({ work_queue_id: a.id, state_type: "RUNNING", state_name: "Running", name: held[0]!.name });
       expect(first?.state_timestamp).toBe(held[0]!.state_timestamp);
 
-      const capped = await t.db.workPools.readPoolSlotHolders(pool.id, { workQueueIds: [a.id], perQueueLimit: 2 });
+      const capped = await t.db.workPools.readSlotHolders(pool.id, { workQueueIds: [a.id], perQueueLimit: 2 });
       expect(capped.map((h) => h.id)).toEqual(
         held
           .slice(0, 3)
@@ -199,9 +199,9 @@ describeEachBackend("work pools: changes, polls and slots", (t) => {
           .sort()
           .slice(0, 2),
       );
-      expect(await t.db.workPools.readPoolSlotHolders(pool.id, { workQueueIds: [] })).toEqual([]);
-      expect(await t.db.workPools.readPoolSlotHolders(pool.id, { perQueueLimit: 0 })).toEqual([]);
-      expect(await t.db.workPools.countPoolSlotHoldersByQueue(pool.id)).toEqual(
+      expect(await t.db.workPools.readSlotHolders(pool.id, { workQueueIds: [] })).toEqual([]);
+      expect(await t.db.workPools.readSlotHolders(pool.id, { perQueueLimit: 0 })).toEqual([]);
+      expect(await t.db.workPools.countSlotHoldersByQueue(pool.id)).toEqual(
         new Map([
           [a.id, 3],
           [pool.default_queue_id!, 1],
@@ -210,7 +210,7 @@ describeEachBackend("work pools: changes, polls and slots", (t) => {
     });
 
     it("lists a queue's PENDING, RUNNING and CANCELLING runs, and those without a queue carrying its name", async () => {
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "q" });
+      const queue = await t.db.workQueues.create(pool.id, { name: "q" });
       const held = [
         await run({ work_queue_id: queue.id }, "RUNNING"),
         await run({ work_queue_id: queue.id }, "CANCELLING"),
@@ -219,11 +219,11 @@ describeEachBackend("work pools: changes, polls and slots", (t) => {
       await run({ work_queue_id: queue.id }, "SCHEDULED");
       await run({ work_queue_id: pool.default_queue_id, work_queue_name: "q" }, "RUNNING");
       const ids = held.map((r) => r.id).sort();
-      expect((await t.db.workPools.readQueueSlotHolders(queue.id)).map((h) => h.id)).toEqual(ids);
-      expect((await t.db.workPools.readQueueSlotHolders(queue.id, { limit: 1, offset: 1 })).map((h) => h.id)).toEqual([ids[1]]);
-      expect(await t.db.workPools.countQueueSlotHolders(queue.id)).toBe(3);
-      expect(await t.db.workPools.countQueueActiveSlots([queue.id], { includeCancelling: true })).toEqual(new Map([[queue.id, 2]]));
-      expect(await t.db.workPools.countQueueActiveSlots([queue.id])).toEqual(new Map([[queue.id, 1]]));
+      expect((await t.db.workQueues.readSlotHolders(queue.id)).map((h) => h.id)).toEqual(ids);
+      expect((await t.db.workQueues.readSlotHolders(queue.id, { limit: 1, offset: 1 })).map((h) => h.id)).toEqual([ids[1]]);
+      expect(await t.db.workQueues.countSlotHolders(queue.id)).toBe(3);
+      expect(await t.db.workQueues.countActiveSlots([queue.id], { includeCancelling: true })).toEqual(new Map([[queue.id, 2]]));
+      expect(await t.db.workQueues.countActiveSlots([queue.id])).toEqual(new Map([[queue.id, 1]]));
     });
   });
 });

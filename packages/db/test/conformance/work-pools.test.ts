@@ -47,16 +47,16 @@ describeEachBackend("work pools", (t) => {
 
     it("creates the pool's default queue with priority 1 and points at it", async () => {
       const pool = await t.db.workPools.create({ name: "pool" });
-      const queue = await t.db.workPools.getQueue(pool.default_queue_id!);
+      const queue = await t.db.workQueues.get(pool.default_queue_id!);
       expect(queue).toMatchObject({ name: "default", priority: 1, work_pool_id: pool.id, work_pool_name: "pool", is_paused: false });
-      expect((await t.db.workPools.readQueues(pool.id)).map((q) => q.id)).toEqual([pool.default_queue_id]);
+      expect((await t.db.workQueues.read(pool.id)).map((q) => q.id)).toEqual([pool.default_queue_id]);
     });
 
     it("refuses a name that is taken", async () => {
       await t.db.workPools.create({ name: "dup" });
       await expect(t.db.workPools.create({ name: "dup" })).rejects.toBeInstanceOf(AlreadyExistsError);
       expect(await t.db.workPools.count()).toBe(1);
-      expect(await t.db.workPools.readQueues((await t.db.workPools.getByName("dup"))!.id)).toHaveLength(1);
+      expect(await t.db.workQueues.read((await t.db.workPools.getByName("dup"))!.id)).toHaveLength(1);
     });
 
     it("refuses names Prefect refuses", async () => {
@@ -153,7 +153,7 @@ describeEachBackend("work pools", (t) => {
       expect(await t.db.workPools.update(pool.id, { is_paused: false })).toMatchObject({ is_paused: false, status: "NOT_READY" });
 
       await t.db.workPools.update(pool.id, { is_paused: true });
-      await t.db.workPools.heartbeat(pool.id, { name: "w" });
+      await t.db.workers.heartbeat(pool.id, { name: "w" });
       expect((await t.db.workPools.get(pool.id))?.status).toBe("PAUSED");
       const resumed = await t.db.workPools.update(pool.id, { is_paused: false });
       expect(resumed.status).toBe("READY");
@@ -170,13 +170,13 @@ describeEachBackend("work pools", (t) => {
   describe("delete", () => {
     it("deletes the pool with its queues and workers", async () => {
       const pool = await t.db.workPools.create({ name: "doomed" });
-      const queue = await t.db.workPools.createQueue(pool.id, { name: "extra" });
-      await t.db.workPools.heartbeat(pool.id, { name: "w" });
+      const queue = await t.db.workQueues.create(pool.id, { name: "extra" });
+      await t.db.workers.heartbeat(pool.id, { name: "w" });
       await t.db.workPools.delete(pool.id);
       expect(await t.db.workPools.get(pool.id)).toBeNull();
-      expect(await t.db.workPools.getQueue(pool.default_queue_id!)).toBeNull();
-      expect(await t.db.workPools.getQueue(queue.id)).toBeNull();
-      expect(await t.db.workPools.readWorkers(pool.id)).toEqual([]);
+      expect(await t.db.workQueues.get(pool.default_queue_id!)).toBeNull();
+      expect(await t.db.workQueues.get(queue.id)).toBeNull();
+      expect(await t.db.workers.read(pool.id)).toEqual([]);
       await expect(t.db.workPools.delete(pool.id)).rejects.toBeInstanceOf(NotFoundError);
     });
 
@@ -193,7 +193,7 @@ describeEachBackend("work pools", (t) => {
       const doomed = await t.db.workPools.create({ name: "doomed" });
       await t.db.workPools.delete(doomed.id);
       expect(await t.db.workPools.get(keep.id)).toEqual(keep);
-      expect(await t.db.workPools.readQueues(keep.id)).toHaveLength(1);
+      expect(await t.db.workQueues.read(keep.id)).toHaveLength(1);
     });
   });
 
@@ -201,7 +201,7 @@ describeEachBackend("work pools", (t) => {
     it("counts PENDING and RUNNING runs of every queue in the pool, paused ones included", async () => {
       const pool = await t.db.workPools.create({ name: "p" });
       const other = await t.db.workPools.create({ name: "other" });
-      const paused = await t.db.workPools.createQueue(pool.id, { name: "paused", is_paused: true });
+      const paused = await t.db.workQueues.create(pool.id, { name: "paused", is_paused: true });
       const { row: flow } = await t.db.flows.create({ name: "f" });
       for (const [queue, type] of [
         [pool.default_queue_id!, "RUNNING"],
@@ -220,7 +220,7 @@ describeEachBackend("work pools", (t) => {
           [other.id, 1],
         ]),
       );
-      expect(await t.db.workPools.countQueueActiveSlots([pool.default_queue_id!, paused.id])).toEqual(
+      expect(await t.db.workQueues.countActiveSlots([pool.default_queue_id!, paused.id])).toEqual(
         new Map([
           [pool.default_queue_id!, 2],
           [paused.id, 1],

@@ -285,9 +285,9 @@ async function writeSample(db: Database) {
     base_job_template: { job_configuration: { image: "{{ image }}" }, variables: { properties: { image: { type: "string" } } } },
     concurrency_limit: 7,
   });
-  const queue = await db.workPools.createQueue(pool.id, { name: "critical", description: "first", concurrency_limit: 2, priority: 1 });
-  await db.workPools.heartbeat(pool.id, { name: "worker-ü", heartbeat_interval_seconds: 30 });
-  await db.workPools.markQueuesPolled([queue.id]);
+  const queue = await db.workQueues.create(pool.id, { name: "critical", description: "first", concurrency_limit: 2, priority: 1 });
+  await db.workers.heartbeat(pool.id, { name: "worker-ü", heartbeat_interval_seconds: 30 });
+  await db.workQueues.markPolled([queue.id]);
   // A Prefect 2 agent, as only a database migrated from Prefect 2 holds (nothing in this package inserts one).
   const agents = await openDriver(db.config);
   try {

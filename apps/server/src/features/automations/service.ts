@@ -56,7 +56,7 @@ async function validated<Owner extends boolean>(body: unknown, owner: Owner) {
 async function poolOfDeployment(db: Repositories, deploymentId: string) {
   const deployment = await db.deployments.get(deploymentId);
   if (!deployment) throw notFound("Deployment not found.");
-  const queue = deployment.work_queue_id ? await db.workPools.getQueue(deployment.work_queue_id) : null;
+  const queue = deployment.work_queue_id ? await db.workQueues.get(deployment.work_queue_id) : null;
   const pool = queue ? await db.workPools.get(queue.work_pool_id) : null;
   return { deployment, pool };
 }

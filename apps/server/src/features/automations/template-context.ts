@@ -142,7 +142,7 @@ async function lazyObject(db: Repositories, name: string, event: ReceivedEvent):
       return { value: pool ? workPoolResponse(pool, null) : null, kind };
     }
     case "work_queue": {
-      const queue = await db.workPools.getQueue(found.id);
+      const queue = await db.workQueues.get(found.id);
       return { value: queue ? workQueueResponse(queue, null) : null, kind };
     }
     case "concurrency_limit": {

@@ -19,7 +19,7 @@ export interface DeploymentSurroundings {
 /** The deployment's flow, queue and pool, as they are now. */
 export async function surroundingsOf(db: Repositories, deployment: Deployment): Promise<DeploymentSurroundings> {
   const flow = await db.flows.get(deployment.flow_id);
-  const queue = deployment.work_queue_id ? await db.workPools.getQueue(deployment.work_queue_id) : null;
+  const queue = deployment.work_queue_id ? await db.workQueues.get(deployment.work_queue_id) : null;
   const pool = queue ? await db.workPools.get(queue.work_pool_id) : null;
   return { flowName: flow?.name ?? null, queue, pool };
 }

@@ -39,7 +39,7 @@ export interface DeploymentFlowRunInput {
 /** The pool of a deployment's queue, if it has one. */
 async function poolOf(tx: Repositories, deployment: Deployment) {
   if (!deployment.work_queue_id) return null;
-  const queue = await tx.workPools.getQueue(deployment.work_queue_id);
+  const queue = await tx.workQueues.get(deployment.work_queue_id);
   return queue ? tx.workPools.get(queue.work_pool_id) : null;
 }
 

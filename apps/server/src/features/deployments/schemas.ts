@@ -1,7 +1,7 @@
 /** The bodies of the deployment routes, validated as Prefect's DeploymentCreate / DeploymentUpdate and schedules. */
-import { NormalizedScheduleSchema } from "@prefect/db";
 import { z } from "zod";
 import * as api from "../../generated/prefect-api.js";
+import { NormalizedScheduleSchema } from "../schedules/definitions.js";
 
 /** PREFECT_SERVER_DEPLOYMENT_SCHEDULE_MAX_SCHEDULED_RUNS's default. */
 const MAX_SCHEDULED_RUNS = 50;

@@ -344,7 +344,7 @@ export async function queuesPickingUp(db: Repositories, id: string) {
   const deployment = await readDeployment(db, id);
   const queues = [];
   for (const pool of await db.workPools.read()) {
-    for (const queue of await db.workPools.readQueues(pool.id)) if (queuePicksUp(queue.filter, deployment)) queues.push(queue);
+    for (const queue of await db.workQueues.read(pool.id)) if (queuePicksUp(queue.filter, deployment)) queues.push(queue);
   }
   return queues;
 }

@@ -114,7 +114,7 @@ async function flowRunLabels(db: Repositories, flowId: string, deploymentId: str
 /** Prefect's WorkerLookups: the named queue of the named pool, or the pool's default queue (404s as Prefect words them). */
 async function workQueueIdOf(tx: Repositories, poolName: string, queueName: string | null): Promise<string | null> {
   if (queueName) {
-    const queue = await tx.workPools.getQueueByName(poolName, queueName);
+    const queue = await tx.workQueues.getByName(poolName, queueName);
     if (!queue) throw notFound(`Work pool queue '${poolName}/${queueName}' not found.`);
     return queue.id;
   }
@@ -322,7 +322,7 @@ async function checkJobVariablesUpdate(context: Context, tx: Repositories, run: 
   if (run.state.type !== "SCHEDULED") throw badRequest(`Job variables for a flow run in state ${run.state.type} cannot be updated`);
   const deployment = run.deployment_id ? await tx.deployments.get(run.deployment_id) : null;
   if (!deployment) throw badRequest("A deployment for the flow run could not be found");
-  const queue = deployment.work_queue_id ? await tx.workPools.getQueue(deployment.work_queue_id) : null;
+  const queue = deployment.work_queue_id ? await tx.workQueues.get(deployment.work_queue_id) : null;
   const pool = queue ? await tx.workPools.get(queue.work_pool_id) : null;
   if (!pool) return;
   const problem = await jobVariablesProblem(pool.base_job_template, [deployment.job_variables, jobVariables], {

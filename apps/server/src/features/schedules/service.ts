@@ -32,8 +32,6 @@ import {
   now,
   type Repositories,
   type ScheduledRunCreate,
-  scheduleDates,
-  scheduleTypeName,
   type Timestamp,
   toMicros,
   toTimestamp,
@@ -41,6 +39,7 @@ import {
 import { newState, normalizeFlowRunPolicy, uuid7 } from "@prefect/orchestration";
 import type { AppContext, Logger } from "../../context.js";
 import type { SchedulerSettings } from "../../settings.js";
+import { scheduleDates, scheduleTypeName } from "./dates.js";
 
 /** Prefect's defaults of the scheduler settings, for callers without settings. */
 export const SCHEDULER_DEFAULTS = {

@@ -3,12 +3,22 @@
  * orchestration), state changes, reads, renames, deletion and histories. The events orchestration
  * emits are published once their transaction has committed.
  */
-import { InvalidError, NotFoundError, randomRunName, type Repositories, type State, type TaskRun, type TaskRunCreate, type TaskRunReadOptions } from "@prefect/db";
+import {
+  InvalidError,
+  NotFoundError,
+  randomRunName,
+  type RecordedTaskRunChange,
+  type Repositories,
+  type State,
+  type TaskRun,
+  type TaskRunChange,
+  type TaskRunCreate,
+  type TaskRunReadOptions,
+} from "@prefect/db";
 import {
   createTaskRun as createRun,
   normalizeTaskRunPolicy,
   type OrchestrationResult,
-  type ReceivedEvent,
   setTaskRunState as setState,
   type StateInput,
   type TaskOrchestrationResult,
@@ -19,6 +29,7 @@ import { type HistoryBody, type RelatedFilters, runCriteriaOf, runHistory } from
 import { MAX_CACHE_KEY_LENGTH, runName } from "../../prefect/runs.js";
 import { publishEvents } from "../events/bus.js";
 import { isCancellable, PARENT_CANCELLED_MESSAGE } from "../flow-runs/service.js";
+import { InvalidTaskRunEvent, taskRunChangeFromEvent } from "./events.js";
 
 const NOT_FOUND = "Task not found";
 
@@ -152,5 +163,29 @@ export async function cancelTaskRunOfCancelledFlowRun(context: Context, id: stri
   return result;
 }
 
-/** The task runs and states Prefect 3 clients report as `prefect.task-run.<State>` events. */
-export const recordTaskRunEvents = (db: Repositories, events: readonly ReceivedEvent[]) => db.taskRuns.recordFromEvents(events);
+/** What `recordTaskRunEvents` did with a batch. */
+export interface TaskRunEventsRecorded {
+  /** For each recorded event (in the order given), its id and the task run it was recorded on. */
+  readonly recorded: readonly RecordedTaskRunChange[];
+  /** Events that could not be read as a task-run state change, with the reason; nothing was written for them. */
+  readonly invalid: readonly { readonly event_id: string | null; readonly message: string }[];
+}
+
+/**
+ * The task runs and states Prefect 3 clients report as `prefect.task-run.<State>` events, written in
+ * one atomic batch; events that cannot be read as a task-run state change are reported and skipped.
+ */
+export async function recordTaskRunEvents(db: Repositories, events: readonly unknown[]): Promise<TaskRunEventsRecorded> {
+  const invalid: { event_id: string | null; message: string }[] = [];
+  const changes: TaskRunChange[] = [];
+  for (const event of events) {
+    try {
+      changes.push(taskRunChangeFromEvent(event));
+    } catch (error) {
+      if (!(error instanceof InvalidTaskRunEvent)) throw error;
+      const id = (event as { id?: unknown } | null)?.id;
+      invalid.push({ event_id: typeof id === "string" ? id : null, message: error.message });
+    }
+  }
+  return { recorded: await db.taskRuns.recordChanges(changes), invalid };
+}

@@ -16,7 +16,7 @@ type Context = Pick<AppContext, "db" | "events">;
 async function poolEvents(db: Repositories, at: Timestamp | undefined, log: Logger | undefined): Promise<{ ids: string[]; events: PrefectEvent[] }> {
   // The pools as they were, for `follows` (only READY ones can change).
   const before = new Map((await db.workPools.read()).filter((p) => p.status === "READY").map((p): [string, WorkPool] => [p.id, p]));
-  const changed = await db.workPools.markPoolsNotReady({ now: at });
+  const changed = await db.workPools.markNotReady({ now: at });
   for (const pool of changed) log?.info({ service: "Foreman", work_pool_id: pool.id }, `Marked work pool ${pool.id} as NOT_READY.`);
   return {
     ids: changed.map((pool) => pool.id),
@@ -42,7 +42,7 @@ async function deploymentEvents(db: Repositories, ids: readonly string[]): Promi
 async function queueEvents(db: Repositories, ids: readonly string[]): Promise<PrefectEvent[]> {
   const events: PrefectEvent[] = [];
   for (const id of ids) {
-    const queue = await db.workPools.getQueue(id);
+    const queue = await db.workQueues.get(id);
     if (!queue) continue;
     events.push(workQueueStatusEvent(queue, await db.workPools.get(queue.work_pool_id)));
   }
@@ -51,7 +51,7 @@ async function queueEvents(db: Repositories, ids: readonly string[]): Promise<Pr
 
 /** ONLINE workers not heard from for `multiple` heartbeat intervals (their own, or the fallback) become OFFLINE (no event, as Prefect). */
 export const markWorkersOffline = (context: Context, options: { at?: Timestamp | undefined; inactivityHeartbeatMultiple: number; fallbackHeartbeatIntervalSeconds: number }) =>
-  context.db.workPools.markWorkersOffline({
+  context.db.workers.markOffline({
     now: options.at,
     inactivityHeartbeatMultiple: options.inactivityHeartbeatMultiple,
     fallbackHeartbeatIntervalSeconds: options.fallbackHeartbeatIntervalSeconds,
@@ -66,14 +66,14 @@ export async function markPoolsNotReady(context: Context, at: Timestamp | undefi
 
 /** READY deployments not polled (nor their queue) for the timeout become NOT_READY (`prefect.deployment.not-ready`). */
 export async function markDeploymentsNotReady(context: Context, at: Timestamp | undefined, lastPolledTimeoutSeconds: number): Promise<string[]> {
-  const ids = await context.db.workPools.markDeploymentsNotReady({ now: at, lastPolledTimeoutSeconds });
+  const ids = await context.db.workQueues.markDeploymentsNotReady({ now: at, lastPolledTimeoutSeconds });
   publishEvents(context.events, await deploymentEvents(context.db, ids));
   return ids;
 }
 
 /** READY queues not polled for the timeout become NOT_READY (`prefect.work-queue.not-ready`). */
 export async function markQueuesNotReady(context: Context, at: Timestamp | undefined, lastPolledTimeoutSeconds: number): Promise<string[]> {
-  const ids = await context.db.workPools.markQueuesNotReady({ now: at, lastPolledTimeoutSeconds });
+  const ids = await context.db.workQueues.markNotReady({ now: at, lastPolledTimeoutSeconds });
   publishEvents(context.events, await queueEvents(context.db, ids));
   return ids;
 }

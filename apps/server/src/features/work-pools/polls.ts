@@ -78,7 +78,7 @@ export class PollRecorder {
 
   async #markQueues(ids: string[]): Promise<void> {
     const { db, events } = this.context;
-    const readied = await db.workPools.markQueuesPolled(ids);
+    const readied = await db.workQueues.markPolled(ids);
     if (readied.length === 0) return;
     const pools = await poolsById(db, readied.map((q) => q.work_pool_id));
     publishEvents(events, readied.map((queue) => workQueueStatusEvent(queue, pools.get(queue.work_pool_id) ?? null)));
@@ -86,7 +86,7 @@ export class PollRecorder {
 
   async #markDeployments(ids: string[]): Promise<void> {
     const { db, events } = this.context;
-    const readied = await db.workPools.markDeploymentsPolled(ids);
+    const readied = await db.workQueues.markDeploymentsPolled(ids);
     if (readied.length === 0) return;
     const at = now();
     const published = [];

@@ -92,7 +92,7 @@ export async function readPool(db: Repositories, name: string): Promise<WorkPool
 
 /** The queue with these names, or Prefect's 404. */
 export async function readPoolQueue(db: Repositories, poolName: string, queueName: string): Promise<WorkQueue> {
-  const queue = await db.workPools.getQueueByName(poolName, queueName);
+  const queue = await db.workQueues.getByName(poolName, queueName);
   if (!queue) throw poolQueueNotFound(poolName, queueName);
   return queue;
 }
@@ -103,7 +103,7 @@ export const poolActiveSlots = (db: Repositories, pools: readonly WorkPool[]) =>
 
 /** The active slots (PENDING and RUNNING runs) of queues with a limit. */
 export const queueActiveSlots = (db: Repositories, queues: readonly WorkQueue[]) =>
-  db.workPools.countQueueActiveSlots(queues.filter((q) => q.concurrency_limit !== null).map((q) => q.id));
+  db.workQueues.countActiveSlots(queues.filter((q) => q.concurrency_limit !== null).map((q) => q.id));
 
 // ---- Pools ----------------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ export async function createPool(context: Context, body: WorkPoolCreate): Promis
     if (error instanceof AlreadyExistsError) throw conflict("A work pool with this name already exists.");
     throw error;
   }
-  const defaultQueue = pool.default_queue_id ? await db.workPools.getQueue(pool.default_queue_id) : null;
+  const defaultQueue = pool.default_queue_id ? await db.workQueues.get(pool.default_queue_id) : null;
   publishEvents(context.events, [...(defaultQueue ? [workQueueCreatedEvent(defaultQueue, pool)] : []), workPoolCreatedEvent(pool), workPoolStatusEvent(pool, null)]);
   return pool;
 }
@@ -182,11 +182,11 @@ export async function poolConcurrency(db: Repositories, name: string, page: { li
   const pool = await db.workPools.getByName(name);
   if (!pool) throw notFound(`Work pool ${pythonRepr(name)} not found.`);
   const [queues, queueCount, byQueue] = await Promise.all([
-    db.workPools.readQueues(pool.id, page),
-    db.workPools.countQueues(pool.id),
-    db.workPools.countPoolSlotHoldersByQueue(pool.id),
+    db.workQueues.read(pool.id, page),
+    db.workQueues.count(pool.id),
+    db.workPools.countSlotHoldersByQueue(pool.id),
   ]);
-  const holders = await db.workPools.readPoolSlotHolders(pool.id, { workQueueIds: queues.map((q) => q.id), perQueueLimit: perQueue });
+  const holders = await db.workPools.readSlotHolders(pool.id, { workQueueIds: queues.map((q) => q.id), perQueueLimit: perQueue });
   return { pool, queues, queueCount, byQueue, holders };
 }
 
@@ -204,8 +204,8 @@ export async function pollPool(
   const pool = await readPool(db, name);
   const names = options.queueNames;
   // The queues polled: those named (each must exist), or all of the pool's.
-  const polled = names.length === 0 ? await db.workPools.readQueues(pool.id) : await Promise.all(names.map((n) => readPoolQueue(db, name, n)));
-  const runs = await db.workPools.getScheduledFlowRuns({
+  const polled = names.length === 0 ? await db.workQueues.read(pool.id) : await Promise.all(names.map((n) => readPoolQueue(db, name, n)));
+  const runs = await db.workerRuns.getScheduledFlowRuns({
     workPoolNames: [name],
     workQueueNames: names.length === 0 ? null : [...names],
     scheduledBefore: options.scheduledBefore,
@@ -225,7 +225,7 @@ export async function createPoolQueue(context: Context, poolName: string, input:
   const pool = await readPool(context.db, poolName);
   let queue: WorkQueue;
   try {
-    queue = await context.db.workPools.createQueue(pool.id, input);
+    queue = await context.db.workQueues.create(pool.id, input);
   } catch (error) {
     // Prefect's message, placeholder and all (it is not formatted there).
     if (error instanceof AlreadyExistsError) throw conflict("A work queue with this name already exists in work pool {work_pool_name!r}.");
@@ -235,9 +235,9 @@ export async function createPoolQueue(context: Context, poolName: string, input:
   return queue;
 }
 
-export async function readPoolQueues(db: Repositories, poolName: string, options: Parameters<Repositories["workPools"]["readQueues"]>[1]): Promise<WorkQueue[]> {
+export async function readPoolQueues(db: Repositories, poolName: string, options: Parameters<Repositories["workQueues"]["read"]>[1]): Promise<WorkQueue[]> {
   const pool = await readPool(db, poolName);
-  return db.workPools.readQueues(pool.id, options);
+  return db.workQueues.read(pool.id, options);
 }
 
 /** A queue update as Prefect's WorkQueueUpdate gives it. */
@@ -259,9 +259,9 @@ export async function updateQueue(context: Pick<AppContext, "db" | "events">, qu
     ...("last_polled" in body ? { last_polled: body.last_polled ?? null } : {}),
     ...("filter" in body ? { filter: body.filter ?? null } : {}),
   };
-  let change: Awaited<ReturnType<Repositories["workPools"]["changeQueue"]>>;
+  let change: Awaited<ReturnType<Repositories["workQueues"]["change"]>>;
   try {
-    change = await db.workPools.changeQueue(queue.id, patch);
+    change = await db.workQueues.change(queue.id, patch);
   } catch (error) {
     if (error instanceof AlreadyExistsError) throw integrityConflict();
     throw error;
@@ -284,7 +284,7 @@ export async function updatePoolQueue(context: Context, poolName: string, queueN
 export async function deletePoolQueue(context: Context, poolName: string, queueName: string): Promise<void> {
   const pool = await readPool(context.db, poolName);
   const queue = await readPoolQueue(context.db, poolName, queueName);
-  const deleted = await context.db.workPools.deleteQueue(queue.id).catch((error: unknown) => {
+  const deleted = await context.db.workQueues.delete(queue.id).catch((error: unknown) => {
     // Prefect fails on the pool's reference to its default queue: a conflict with the pool.
     if (error instanceof InvalidError) throw conflict(error.message);
     return notFoundAs(() => poolQueueNotFound(poolName, queueName))(error);
@@ -296,7 +296,7 @@ export async function deletePoolQueue(context: Context, poolName: string, queueN
 
 export async function recordHeartbeat(context: Context, poolName: string, input: { name: string; heartbeat_interval_seconds: number | null }): Promise<void> {
   const pool = await readPool(context.db, poolName);
-  const { readied } = await context.db.workPools.recordHeartbeat(pool.id, input).catch(notFoundAs(() => poolNotFound(poolName)));
+  const { readied } = await context.db.workers.recordHeartbeat(pool.id, input).catch(notFoundAs(() => poolNotFound(poolName)));
   if (!readied) return;
   const { previous, current } = readied;
   publishEvents(context.events, [
@@ -304,12 +304,12 @@ export async function recordHeartbeat(context: Context, poolName: string, input:
   ]);
 }
 
-export async function readWorkers(db: Repositories, poolName: string, options: Parameters<Repositories["workPools"]["readWorkers"]>[1]) {
+export async function readWorkers(db: Repositories, poolName: string, options: Parameters<Repositories["workers"]["read"]>[1]) {
   const pool = await readPool(db, poolName);
-  return db.workPools.readWorkers(pool.id, options);
+  return db.workers.read(pool.id, options);
 }
 
 export async function deleteWorker(db: Repositories, poolName: string, workerName: string): Promise<void> {
   const pool = await readPool(db, poolName);
-  await db.workPools.deleteWorker(pool.id, workerName).catch(notFoundAs(() => notFound("Worker not found.")));
+  await db.workers.delete(pool.id, workerName).catch(notFoundAs(() => notFound("Worker not found.")));
 }

@@ -61,10 +61,10 @@ const workPoolNotFound = (name: string) => notFound(`Work pool "${name}" not fou
 /** Creates a queue, or, when a concurrent request created it first, returns that one. */
 async function createQueueOnce(tx: Repositories, pool: WorkPool, name: string, priority?: number): Promise<string> {
   try {
-    return (await tx.workPools.createQueue(pool.id, priority === undefined ? { name } : { name, priority })).id;
+    return (await tx.workQueues.create(pool.id, priority === undefined ? { name } : { name, priority })).id;
   } catch (error) {
     if (!(error instanceof AlreadyExistsError)) throw error;
-    const existing = await tx.workPools.getQueueByName(pool.name, name);
+    const existing = await tx.workQueues.getByName(pool.name, name);
     if (!existing) throw error;
     return existing.id;
   }
@@ -72,7 +72,7 @@ async function createQueueOnce(tx: Repositories, pool: WorkPool, name: string, p
 
 /** Prefect's `_get_work_queue_id_from_name(create_queue_if_not_found=True)`: 404 for an unknown pool. */
 export async function poolQueueId(tx: Repositories, poolName: string, queueName: string): Promise<string> {
-  const existing = await tx.workPools.getQueueByName(poolName, queueName);
+  const existing = await tx.workQueues.getByName(poolName, queueName);
   if (existing) return existing.id;
   const pool = await tx.workPools.getByName(poolName);
   if (!pool) throw workPoolNotFound(poolName);
@@ -94,12 +94,12 @@ export async function poolDefaultQueueId(tx: Repositories, poolName: string): Pr
 export async function legacyQueueId(tx: Repositories, name: string): Promise<string | null> {
   if (!(await tx.workPools.getByName(DEFAULT_AGENT_POOL_NAME))) {
     for (const pool of await tx.workPools.read()) {
-      const [queue] = await tx.workPools.readQueues(pool.id, { work_queues: { name: { any_: [name] } } });
+      const [queue] = await tx.workQueues.read(pool.id, { work_queues: { name: { any_: [name] } } });
       if (queue) return queue.id;
     }
   }
   const { pool: agentPool } = await defaultAgentPool(tx);
-  const existing = await tx.workPools.getQueueByName(DEFAULT_AGENT_POOL_NAME, name);
+  const existing = await tx.workQueues.getByName(DEFAULT_AGENT_POOL_NAME, name);
   if (existing) return existing.id;
   if (name === DEFAULT_QUEUE_NAME) return agentPool.default_queue_id;
   return createQueueOnce(tx, agentPool, name, 1);
@@ -120,7 +120,7 @@ const hasFilter = (queue: WorkQueue): queue is WorkQueue & { filter: QueueFilter
  */
 export async function legacyActiveSlots(db: Repositories, queues: readonly WorkQueue[]): Promise<Map<string, number>> {
   const limited = queues.filter((q) => q.concurrency_limit !== null);
-  const counts = await db.workPools.countQueueActiveSlots(
+  const counts = await db.workQueues.countActiveSlots(
     limited.filter((q) => q.filter === null).map((q) => q.id),
     { includeCancelling: true },
   );
@@ -137,10 +137,10 @@ export async function createLegacyQueue(context: Context, input: WorkQueueCreate
   try {
     outcome = await context.db.transaction(async (tx) => {
       const { pool, created } = await defaultAgentPool(tx);
-      const defaultQueue = created && pool.default_queue_id ? await tx.workPools.getQueue(pool.default_queue_id) : null;
+      const defaultQueue = created && pool.default_queue_id ? await tx.workQueues.get(pool.default_queue_id) : null;
       // A new pool comes with its `default` queue: asked for that name, that is the queue.
       if (defaultQueue && input.name === defaultQueue.name) return { queue: defaultQueue, pool, poolCreated: created, defaultQueue };
-      return { queue: await tx.workPools.createQueue(pool.id, input), pool, poolCreated: created, defaultQueue };
+      return { queue: await tx.workQueues.create(pool.id, input), pool, poolCreated: created, defaultQueue };
     });
   } catch (error) {
     if (error instanceof AlreadyExistsError) throw conflict("A work queue with this name already exists.");
@@ -156,7 +156,7 @@ export async function createLegacyQueue(context: Context, input: WorkQueueCreate
 }
 
 export async function readLegacyQueue(db: Repositories, id: string): Promise<WorkQueue> {
-  const queue = await db.workPools.getQueue(id);
+  const queue = await db.workQueues.get(id);
   if (!queue) throw notFound(NOT_FOUND);
   return queue;
 }
@@ -164,17 +164,17 @@ export async function readLegacyQueue(db: Repositories, id: string): Promise<Wor
 /** Prefect's read_work_queue_by_name: in the default agent pool when there is one, else in any pool. */
 export async function readLegacyQueueByName(db: Repositories, name: string): Promise<WorkQueue> {
   const queue = (await db.workPools.getByName(DEFAULT_AGENT_POOL_NAME))
-    ? await db.workPools.getQueueByName(DEFAULT_AGENT_POOL_NAME, name)
-    : ((await db.workPools.readAllQueues({ work_queues: { name: { any_: [name] } }, limit: 1 }))[0] ?? null);
+    ? await db.workQueues.getByName(DEFAULT_AGENT_POOL_NAME, name)
+    : ((await db.workQueues.readAll({ work_queues: { name: { any_: [name] } }, limit: 1 }))[0] ?? null);
   if (!queue) throw notFound(NOT_FOUND);
   return queue;
 }
 
-export const readAllQueues = (db: Repositories, options: Parameters<Repositories["workPools"]["readAllQueues"]>[0]) => db.workPools.readAllQueues(options);
+export const readAllQueues = (db: Repositories, options: Parameters<Repositories["workQueues"]["readAll"]>[0]) => db.workQueues.readAll(options);
 
 export async function updateLegacyQueue(context: Context, id: string, body: QueueUpdate): Promise<void> {
   const missing = () => notFound(`Work Queue ${id} not found`);
-  const queue = await context.db.workPools.getQueue(id);
+  const queue = await context.db.workQueues.get(id);
   if (!queue) throw missing();
   await updateQueue(context, queue, null, body).catch((error: unknown) => {
     throw error instanceof NotFoundError ? missing() : error;
@@ -184,7 +184,7 @@ export async function updateLegacyQueue(context: Context, id: string, body: Queu
 export async function deleteLegacyQueue(context: Context, id: string): Promise<void> {
   const { db } = context;
   const queue = await readLegacyQueue(db, id);
-  const deleted = await db.workPools.deleteQueue(queue.id).catch((error: unknown) => {
+  const deleted = await db.workQueues.delete(queue.id).catch((error: unknown) => {
     if (error instanceof NotFoundError) throw notFound(NOT_FOUND);
     // A pool's default queue: the pool refers to it (Prefect's integrity conflict).
     if (error instanceof InvalidError) throw integrityConflict();
@@ -221,13 +221,13 @@ export async function pollLegacyQueue(
 ): Promise<FlowRun[]> {
   const { db } = context;
   const missing = () => new ObjectNotFoundError(`Work queue with id ${id} not found.`);
-  const queue = await db.workPools.getQueue(id);
+  const queue = await db.workQueues.get(id);
   if (!queue) throw missing();
   let runs: FlowRun[];
   try {
     runs = hasFilter(queue)
       ? await legacyQueueRuns(db, queue, options.limit, options.scheduledBefore)
-      : await db.workPools.getQueueRuns(id, { limit: options.limit, scheduledBefore: options.scheduledBefore });
+      : await db.workQueues.getRuns(id, { limit: options.limit, scheduledBefore: options.scheduledBefore });
   } catch (error) {
     if (error instanceof NotFoundError) throw missing();
     throw error;
@@ -239,15 +239,15 @@ export async function pollLegacyQueue(
 
 /** The queue's limit, its slot holders (a page of them) and how many there are. */
 export async function legacyQueueConcurrency(db: Repositories, id: string, page: { limit: number; offset: number }) {
-  const queue = await db.workPools.getQueue(id);
+  const queue = await db.workQueues.get(id);
   if (!queue) throw notFound("Work queue not found.");
-  const [count, holders] = await Promise.all([db.workPools.countQueueSlotHolders(queue.id), db.workPools.readQueueSlotHolders(queue.id, page)]);
+  const [count, holders] = await Promise.all([db.workQueues.countSlotHolders(queue.id), db.workQueues.readSlotHolders(queue.id, page)]);
   return { queue, count, holders };
 }
 
 /** Prefect's queue health: no late runs and polled within the last minute. */
 export async function legacyQueueHealth(db: Repositories, id: string) {
-  const queue = await db.workPools.getQueue(id);
+  const queue = await db.workQueues.get(id);
   if (!queue) throw new ObjectNotFoundError(`Work queue with id ${id} not found`);
   const late = await db.flowRuns.count({ flow_runs: { state: { name: { any_: ["Late"] } } }, work_queue_ids: [id] });
   const polledRecently = queue.last_polled !== null && secondsBetween(now(), queue.last_polled) <= HEALTH_POLICY.maximum_seconds_since_last_polled;

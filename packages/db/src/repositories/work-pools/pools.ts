@@ -19,9 +19,9 @@ import {
 import { sql } from "../../sql.js";
 import { assignments, insertSql, selectList } from "../../tables.js";
 import { now, toTimestamp } from "../../timestamps.js";
-import { parseInput } from "../context.js";
+import { parseInput, type RepositoryContext } from "../context.js";
 import { has, workPoolFilterSql } from "./filters.js";
-import { type AsOf, POOL, QUEUE, SLOT_HOLDER_COLUMNS, type WorkPoolRows } from "./rows.js";
+import { type AsOf, POOL, QUEUE, SLOT_HOLDER_COLUMNS, workPoolRows } from "./rows.js";
 
 export interface WorkPoolReadOptions extends Page {
   readonly work_pools?: WorkPoolFilter | null | undefined;
@@ -35,7 +35,7 @@ export interface PoolSlotHolderOptions {
   readonly perQueueLimit?: number | undefined;
 }
 
-export interface PoolRepository {
+export interface WorkPoolRepository {
   /**
    * Creates the pool with its `default` queue (priority 1) and points the pool at it, atomically.
    * A paused pool starts PAUSED, any other NOT_READY. Throws AlreadyExistsError for a taken name.
@@ -58,16 +58,16 @@ export interface PoolRepository {
   /** PENDING and RUNNING runs in the pool's queues (paused ones included), per pool id. */
   countActiveSlots(workPoolIds: readonly string[]): Promise<Map<string, number>>;
   /** The pool's PENDING and RUNNING runs (paused queues included), by id. */
-  readPoolSlotHolders(workPoolId: string, options?: PoolSlotHolderOptions): Promise<SlotHolder[]>;
+  readSlotHolders(workPoolId: string, options?: PoolSlotHolderOptions): Promise<SlotHolder[]>;
   /** How many of the pool's runs are PENDING or RUNNING, per queue id. */
-  countPoolSlotHoldersByQueue(workPoolId: string): Promise<Map<string, number>>;
+  countSlotHoldersByQueue(workPoolId: string): Promise<Map<string, number>>;
   /** Marks READY pools without an ONLINE worker NOT_READY (paused pools stay PAUSED); returns them. */
-  markPoolsNotReady(options?: AsOf): Promise<WorkPool[]>;
+  markNotReady(options?: AsOf): Promise<WorkPool[]>;
 }
 
-export function poolRepository(rows: WorkPoolRows): PoolRepository {
-  const { q, d, decodePool, decodeQueue, decodeSlotHolder, selectPools, selectQueues, poolWhere, lockPool, countBy, updateInIdOrder } = rows;
-  const repository: PoolRepository = {
+export function workPoolRepository(context: RepositoryContext): WorkPoolRepository {
+  const { q, d, decodePool, decodeQueue, decodeSlotHolder, selectPools, selectQueues, poolWhere, lockPool, countBy, updateInIdOrder } = workPoolRows(context);
+  const repository: WorkPoolRepository = {
     async create(input) {
       const data = parseInput(WorkPoolCreate, input, "work pool");
       const ts = now();
@@ -189,7 +189,7 @@ export function poolRepository(rows: WorkPoolRows): PoolRepository {
       );
     },
 
-    async readPoolSlotHolders(workPoolId, options = {}) {
+    async readSlotHolders(workPoolId, options = {}) {
       workPoolId = checkId(workPoolId, "work pool id");
       const queueIds = options.workQueueIds?.map((id) => checkId(id, "work queue id"));
       if (queueIds && queueIds.length === 0) return [];
@@ -205,7 +205,7 @@ export function poolRepository(rows: WorkPoolRows): PoolRepository {
       return rows.map(decodeSlotHolder);
     },
 
-    async countPoolSlotHoldersByQueue(workPoolId) {
+    async countSlotHoldersByQueue(workPoolId) {
       workPoolId = checkId(workPoolId, "work pool id");
       return countBy(
         sql`SELECT fr.work_queue_id AS id, count(*) AS n FROM flow_run fr JOIN work_queue wq ON wq.id = fr.work_queue_id
@@ -213,7 +213,7 @@ export function poolRepository(rows: WorkPoolRows): PoolRepository {
       );
     },
 
-    async markPoolsNotReady(options = {}) {
+    async markNotReady(options = {}) {
       const ts = options.now ? toTimestamp(options.now) : now();
       const rows = await updateInIdOrder(
         "work_pool",

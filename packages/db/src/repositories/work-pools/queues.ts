@@ -24,10 +24,10 @@ import { type Sql, sql } from "../../sql.js";
 import { assignments, insertSql } from "../../tables.js";
 import { addSeconds, now, secondsBetween, toTimestamp } from "../../timestamps.js";
 import { limitSql } from "../../claims.js";
-import { parseInput } from "../context.js";
+import { parseInput, type RepositoryContext } from "../context.js";
 import { flowRunReader } from "../flow-runs.js";
 import { has, workQueueFilterSql } from "./filters.js";
-import { type AsOf, QUEUE, SLOT_HOLDER_COLUMNS, type WorkPoolRows } from "./rows.js";
+import { type AsOf, QUEUE, SLOT_HOLDER_COLUMNS, workPoolRows } from "./rows.js";
 
 /** Prefect's WORK_QUEUE_LAST_POLLED_TIMEOUT: a queue polled this recently is READY when unpaused. */
 const QUEUE_LAST_POLLED_TIMEOUT_SECONDS = 60;
@@ -82,50 +82,50 @@ export interface WorkQueueRepository {
    * priority another queue holds moves that queue (and the ones after it) down. Throws NotFoundError
    * for an unknown pool and AlreadyExistsError for a name the pool already has.
    */
-  createQueue(workPoolId: string, input: WorkQueueCreate): Promise<WorkQueue>;
-  getQueue(id: string): Promise<WorkQueue | null>;
-  getQueueByName(workPoolName: string, queueName: string): Promise<WorkQueue | null>;
+  create(workPoolId: string, input: WorkQueueCreate): Promise<WorkQueue>;
+  get(id: string): Promise<WorkQueue | null>;
+  getByName(workPoolName: string, queueName: string): Promise<WorkQueue | null>;
   /** The pool's queues by priority. */
-  readQueues(workPoolId: string, options?: WorkQueueReadOptions): Promise<WorkQueue[]>;
+  read(workPoolId: string, options?: WorkQueueReadOptions): Promise<WorkQueue[]>;
   /** The queues of every pool, by name (Prefect's legacy `/work_queues/filter`). */
-  readAllQueues(options?: WorkQueueReadOptions): Promise<WorkQueue[]>;
+  readAll(options?: WorkQueueReadOptions): Promise<WorkQueue[]>;
   /** How many queues the pool has. */
-  countQueues(workPoolId: string): Promise<number>;
+  count(workPoolId: string): Promise<number>;
   /**
    * Changes the fields given. Pausing makes the queue PAUSED; unpausing a paused queue makes it
    * READY when it was polled in the last minute, else NOT_READY. A new priority reorders the pool's
    * queues as `createQueue` does. Throws NotFoundError.
    */
-  updateQueue(id: string, patch: WorkQueueUpdate): Promise<WorkQueue>;
+  update(id: string, patch: WorkQueueUpdate): Promise<WorkQueue>;
   /** As `updateQueue`, returning the queue as it was before the change too. */
-  changeQueue(id: string, patch: WorkQueueUpdate): Promise<WorkQueueChange>;
+  change(id: string, patch: WorkQueueUpdate): Promise<WorkQueueChange>;
   /** Returns the deleted queue. Throws NotFoundError, and InvalidError for a pool's default queue. */
-  deleteQueue(id: string): Promise<WorkQueue>;
+  delete(id: string): Promise<WorkQueue>;
   /**
    * PENDING and RUNNING runs per queue id (CANCELLING ones too with `includeCancelling`, as Prefect's
    * legacy work queue routes count them).
    */
-  countQueueActiveSlots(workQueueIds: readonly string[], options?: { readonly includeCancelling?: boolean }): Promise<Map<string, number>>;
+  countActiveSlots(workQueueIds: readonly string[], options?: { readonly includeCancelling?: boolean }): Promise<Map<string, number>>;
   /**
    * The queue's PENDING, RUNNING and CANCELLING runs, by id: those in the queue, and those without a
    * queue that carry its name.
    */
-  readQueueSlotHolders(workQueueId: string, page?: Page): Promise<SlotHolder[]>;
-  countQueueSlotHolders(workQueueId: string): Promise<number>;
+  readSlotHolders(workQueueId: string, page?: Page): Promise<SlotHolder[]>;
+  countSlotHolders(workQueueId: string): Promise<number>;
   /**
    * The runs a legacy poll of one queue gets (Prefect's `get_runs_in_work_queue` for queues without a
    * filter): SCHEDULED runs whose `work_queue_name` is the queue's name, by due time, at most as many
    * as the queue's limit leaves free (PENDING, RUNNING and CANCELLING runs of that name hold slots);
    * none for a paused queue. Changes nothing. Throws NotFoundError for an unknown queue.
    */
-  getQueueRuns(workQueueId: string, query?: QueueRunsQuery): Promise<FlowRun[]>;
+  getRuns(workQueueId: string, query?: QueueRunsQuery): Promise<FlowRun[]>;
   /** Marks READY queues NOT_READY that were not polled for too long; returns their ids. */
-  markQueuesNotReady(options?: PollTimeoutOptions): Promise<string[]>;
+  markNotReady(options?: PollTimeoutOptions): Promise<string[]>;
   /**
    * Records that workers polled these queues: `last_polled` now, and NOT_READY ones become READY.
    * Returns the queues that became READY.
    */
-  markQueuesPolled(workQueueIds: readonly string[], options?: AsOf): Promise<WorkQueue[]>;
+  markPolled(workQueueIds: readonly string[], options?: AsOf): Promise<WorkQueue[]>;
   /**
    * Marks READY deployments NOT_READY that were not polled for too long, nor was their queue;
    * returns their ids.
@@ -138,8 +138,8 @@ export interface WorkQueueRepository {
   markDeploymentsPolled(workQueueIds: readonly string[], options?: AsOf): Promise<string[]>;
 }
 
-export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
-  const { q, d, decodeQueue, decodeSlotHolder, selectQueues, lockRows, poolWhere, queueWhere, lockPool, countBy, updateInIdOrder } = rows;
+export function workQueueRepository(context: RepositoryContext): WorkQueueRepository {
+  const { q, d, decodeQueue, decodeSlotHolder, selectQueues, lockRows, poolWhere, queueWhere, lockPool, countBy, updateInIdOrder } = workPoolRows(context);
   const reader = flowRunReader(d);
 
   /** Gives the queue `priority`, moving the pool's other queues as `reprioritise` says. */
@@ -155,7 +155,7 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
   };
 
   const repository: WorkQueueRepository = {
-    async createQueue(workPoolId, input) {
+    async create(workPoolId, input) {
       workPoolId = checkId(workPoolId, "work pool id");
       const data = parseInput(WorkQueueCreate, input, "work queue");
       const id = data.id ?? randomUUID();
@@ -191,11 +191,11 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
       return (await queueWhere(q, sql`wq.id = ${id}`))!;
     },
 
-    getQueue: async (id) => queueWhere(q, sql`wq.id = ${checkId(id, "work queue id")}`),
+    get: async (id) => queueWhere(q, sql`wq.id = ${checkId(id, "work queue id")}`),
 
-    getQueueByName: async (workPoolName, queueName) => queueWhere(q, sql`wp.name = ${workPoolName} AND wq.name = ${queueName}`),
+    getByName: async (workPoolName, queueName) => queueWhere(q, sql`wp.name = ${workPoolName} AND wq.name = ${queueName}`),
 
-    async readQueues(workPoolId, options = {}) {
+    async read(workPoolId, options = {}) {
       workPoolId = checkId(workPoolId, "work pool id");
       const rows = await q.query(
         sql`${selectQueues} WHERE wq.work_pool_id = ${workPoolId} AND ${sql.and([workQueueFilterSql(d, options.work_queues, "wq")])} ORDER BY wq.priority, wq.id${page(
@@ -207,24 +207,24 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
       return rows.map(decodeQueue);
     },
 
-    async readAllQueues(options = {}) {
+    async readAll(options = {}) {
       const rows = await q.query(
         sql`${selectQueues}${where(workQueueFilterSql(d, options.work_queues, "wq"))} ORDER BY wq.name, wq.id${page(d, options.limit, options.offset)}`,
       );
       return rows.map(decodeQueue);
     },
 
-    async countQueues(workPoolId) {
+    async count(workPoolId) {
       workPoolId = checkId(workPoolId, "work pool id");
       const rows = await q.query<{ n: number }>(sql`SELECT count(*) AS n FROM work_queue WHERE work_pool_id = ${workPoolId}`);
       return Number(rows[0]?.n ?? 0);
     },
 
-    async updateQueue(id, patch) {
-      return (await repository.changeQueue(id, patch)).current;
+    async update(id, patch) {
+      return (await repository.change(id, patch)).current;
     },
 
-    async changeQueue(id, patch) {
+    async change(id, patch) {
       id = checkId(id, "work queue id");
       const data = parseInput(WorkQueueUpdate, patch, "work queue update");
       let previous: WorkQueue | undefined;
@@ -263,7 +263,7 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
       return { previous: previous!, current: (await queueWhere(q, sql`wq.id = ${id}`))! };
     },
 
-    async deleteQueue(id) {
+    async delete(id) {
       id = checkId(id, "work queue id");
       return q.transaction(async (tx) => {
         const current = await queueWhere(tx, sql`wq.id = ${id}`, true);
@@ -276,7 +276,7 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
       });
     },
 
-    async countQueueActiveSlots(workQueueIds, options = {}) {
+    async countActiveSlots(workQueueIds, options = {}) {
       const ids = workQueueIds.map((id) => checkId(id, "work queue id"));
       if (ids.length === 0) return new Map();
       const states = sql.raw(options.includeCancelling ? "('PENDING', 'RUNNING', 'CANCELLING')" : "('PENDING', 'RUNNING')");
@@ -286,7 +286,7 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
       );
     },
 
-    async readQueueSlotHolders(workQueueId, options = {}) {
+    async readSlotHolders(workQueueId, options = {}) {
       workQueueId = checkId(workQueueId, "work queue id");
       const rows = await q.query(
         sql`SELECT ${SLOT_HOLDER_COLUMNS} FROM flow_run fr WHERE ${queueSlotHolders(workQueueId)} ORDER BY fr.id${page(d, options.limit, options.offset)}`,
@@ -294,13 +294,13 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
       return rows.map(decodeSlotHolder);
     },
 
-    async countQueueSlotHolders(workQueueId) {
+    async countSlotHolders(workQueueId) {
       workQueueId = checkId(workQueueId, "work queue id");
       const rows = await q.query<{ n: number }>(sql`SELECT count(*) AS n FROM flow_run fr WHERE ${queueSlotHolders(workQueueId)}`);
       return Number(rows[0]?.n ?? 0);
     },
 
-    async getQueueRuns(workQueueId, query = {}) {
+    async getRuns(workQueueId, query = {}) {
       workQueueId = checkId(workQueueId, "work queue id");
       const data = parseInput(QueueRunsQuery, query, "work queue runs query");
       const queue = await queueWhere(q, sql`wq.id = ${workQueueId}`);
@@ -325,7 +325,7 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
       return rows.map((row) => reader.decode(row));
     },
 
-    async markQueuesNotReady(options = {}) {
+    async markNotReady(options = {}) {
       const ts = options.now ? toTimestamp(options.now) : now();
       const threshold = addSeconds(ts, -(options.lastPolledTimeoutSeconds ?? 60));
       const rows = await updateInIdOrder(
@@ -337,7 +337,7 @@ export function workQueueRepository(rows: WorkPoolRows): WorkQueueRepository {
       return rows.map((row) => row.id as string);
     },
 
-    async markQueuesPolled(workQueueIds, options = {}) {
+    async markPolled(workQueueIds, options = {}) {
       const ids = [...new Set(workQueueIds.map((id) => checkId(id, "work queue id")))];
       if (ids.length === 0) return [];
       const ts = options.now ? toTimestamp(options.now) : now();

@@ -20,8 +20,6 @@ export interface AsOf {
 
 export const SLOT_HOLDER_COLUMNS = sql.raw("fr.id, fr.name, fr.work_queue_id, fr.state_type, fr.state_name, fr.start_time, fr.state_timestamp");
 
-export type WorkPoolRows = ReturnType<typeof workPoolRows>;
-
 export function workPoolRows(context: RepositoryContext) {
   const { q } = context;
   const d = q.dialect;

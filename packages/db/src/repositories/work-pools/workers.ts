@@ -9,9 +9,9 @@ import { type Worker, type WorkerFilter, WorkerHeartbeat, type WorkerHeartbeatRe
 import { sql } from "../../sql.js";
 import { insertSql, selectList } from "../../tables.js";
 import { now, toTimestamp } from "../../timestamps.js";
-import { parseInput } from "../context.js";
+import { parseInput, type RepositoryContext } from "../context.js";
 import { workerFilterSql } from "./filters.js";
-import { type AsOf, POOL, WORKER, type WorkPoolRows } from "./rows.js";
+import { type AsOf, POOL, WORKER, workPoolRows } from "./rows.js";
 
 export interface WorkerReadOptions extends Page {
   readonly workers?: WorkerFilter | null | undefined;
@@ -33,15 +33,15 @@ export interface WorkerRepository {
   /** As `heartbeat`, also telling whether (and how) the pool became READY. */
   recordHeartbeat(workPoolId: string, input: WorkerHeartbeat): Promise<WorkerHeartbeatResult>;
   /** The pool's workers, most recently heard from first. */
-  readWorkers(workPoolId: string, options?: WorkerReadOptions): Promise<Worker[]>;
+  read(workPoolId: string, options?: WorkerReadOptions): Promise<Worker[]>;
   /** Throws NotFoundError. */
-  deleteWorker(workPoolId: string, name: string): Promise<void>;
+  delete(workPoolId: string, name: string): Promise<void>;
   /** Marks ONLINE workers OFFLINE whose last heartbeat is too old; returns their ids. */
-  markWorkersOffline(options?: WorkerHealthOptions): Promise<string[]>;
+  markOffline(options?: WorkerHealthOptions): Promise<string[]>;
 }
 
-export function workerRepository(rows: WorkPoolRows): WorkerRepository {
-  const { q, d, decodePool, decodeWorker, selectWorkers, poolWhere, updateInIdOrder } = rows;
+export function workerRepository(context: RepositoryContext): WorkerRepository {
+  const { q, d, decodePool, decodeWorker, selectWorkers, poolWhere, updateInIdOrder } = workPoolRows(context);
   const repository: WorkerRepository = {
     async heartbeat(workPoolId, input) {
       return (await repository.recordHeartbeat(workPoolId, input)).worker;
@@ -94,7 +94,7 @@ export function workerRepository(rows: WorkPoolRows): WorkerRepository {
       }
     },
 
-    async readWorkers(workPoolId, options = {}) {
+    async read(workPoolId, options = {}) {
       workPoolId = checkId(workPoolId, "work pool id");
       const rows = await q.query(
         sql`${selectWorkers} WHERE w.work_pool_id = ${workPoolId} AND ${sql.and([workerFilterSql(d, options.workers, "w")])}
@@ -103,13 +103,13 @@ export function workerRepository(rows: WorkPoolRows): WorkerRepository {
       return rows.map(decodeWorker);
     },
 
-    async deleteWorker(workPoolId, name) {
+    async delete(workPoolId, name) {
       workPoolId = checkId(workPoolId, "work pool id");
       const deleted = await q.execute(sql`DELETE FROM worker WHERE work_pool_id = ${workPoolId} AND name = ${name}`);
       if (deleted === 0) throw new NotFoundError(`Worker ${JSON.stringify(name)} not found in work pool ${workPoolId}.`);
     },
 
-    async markWorkersOffline(options = {}) {
+    async markOffline(options = {}) {
       const ts = options.now ? toTimestamp(options.now) : now();
       // `* 1.0` keeps fractional settings fractional (PostgreSQL would type them after the integer column).
       const interval = sql`COALESCE(t.heartbeat_interval_seconds * 1.0, ${options.fallbackHeartbeatIntervalSeconds ?? 30}) * ${options.inactivityHeartbeatMultiple ?? 3}`;

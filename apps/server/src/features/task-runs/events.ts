@@ -2,17 +2,11 @@
  * Prefect's reading of a client's `prefect.task-run.<State>` event (`task_run_from_event` and
  * `db_recordable_task_run_from_event` in services/task_run_recorder.py): the task run columns the
  * event sets and the state it reports, each field validated as Prefect's server models do. Only
- * reading; task-run-recorder.ts writes the result.
+ * reading; `db.taskRuns.recordChanges` writes the result.
  */
+import { defaultStateName, EventCreate, Labels, now, randomRunName, StateType, type TaskRunChange, TimestampSchema, Uuid } from "@prefect/db";
 import { z } from "zod";
-import { randomRunName } from "../names.js";
-import { Labels, StateType, TimestampSchema, Uuid } from "../schemas/common.js";
-import { EventCreate } from "../schemas/events.js";
-import { defaultStateName } from "../schemas/runs.js";
-import { now, type Timestamp } from "../timestamps.js";
-
-/** Prefect's PREFECT_SERVER_TASKS_MAX_CACHE_KEY_LENGTH default. */
-const MAX_CACHE_KEY_LENGTH = 2000;
+import { MAX_CACHE_KEY_LENGTH } from "../../prefect/runs.js";
 
 /** TaskRunPolicy as Prefect stores it (every field, defaults filled in). */
 const TaskRunPolicy = z
@@ -36,9 +30,6 @@ const TaskRunPolicy = z
       retry_jitter_factor: p.retry_jitter_factor ?? null,
     };
   });
-/** The policy of a task run whose events never carried one. */
-export const DEFAULT_TASK_RUN_POLICY = TaskRunPolicy.parse({});
-
 /** One input of `task_inputs`: TaskRunResult | FlowRunResult | Parameter | Constant, as Prefect keeps them. */
 const RunInput = z.looseObject({ input_type: z.string().optional() }).transform((input, ctx) => {
   const kind =
@@ -133,25 +124,6 @@ const ValidatedState = z.looseObject({
   state_details: z.record(z.string(), z.unknown()).nullish(),
 });
 
-/** The state an event reports, as a task_run_state row. */
-export interface StateRow {
-  id: string;
-  type: StateType;
-  name: string;
-  timestamp: Timestamp;
-  message: string | null;
-  data: unknown;
-  state_details: Record<string, unknown>;
-}
-
-/** One event's task run columns (only those the client sent, and the state pointer) and its state. */
-export interface TaskRunChange {
-  readonly eventId: string;
-  /** The task run columns this event sets (a key it lacks is left alone on update). */
-  readonly columns: Record<string, unknown>;
-  readonly state: StateRow;
-}
-
 /** An event that cannot be read as a task-run state change; the message says which field and why. */
 export class InvalidTaskRunEvent extends Error {}
 
@@ -216,7 +188,7 @@ export function taskRunChangeFromEvent(input: unknown): TaskRunChange {
   details.task_run_id = taskRunId;
   details.flow_run_id = flowRunId;
   // {"id": event.id, "timestamp": event.occurred, ...validated_state}
-  const state: StateRow = {
+  const state: TaskRunChange["state"] = {
     id: v.id ?? event.id,
     type: v.type,
     name: v.name ?? defaultStateName(v.type),

@@ -16,7 +16,7 @@
  *   scheduled comes out the same, with the same idempotency key, whenever it is computed again.
  *   (Prefect jumps to the window in elapsed seconds and steps from there; for windows near the anchor,
  *   which its tests cover, the dates are the same.)
- * - Cron: croniter's semantics (see schedules.ts) computed by croner on the wall clock; `day_or`
+ * - Cron: croniter's semantics (see definitions.ts) computed by croner on the wall clock; `day_or`
  *   combines a restricted day of month and day of week with OR (true) or AND (false).
  * - RRule: as Prefect's `to_rrule`, every date of the rule (DTSTART, UNTIL, RDATE, EXDATE) is read as
  *   a wall-clock time in the schedule's time zone, whatever zone or `Z` it was written with; a rule
@@ -27,8 +27,8 @@
  */
 import { createRequire } from "node:module";
 import { Cron } from "croner";
-import { cronerPattern, isCronSchedule, isIntervalSchedule, type Schedule, ScheduleError, timezoneProblem } from "./schedules.js";
-import { fromMicros, now, type Timestamp, toMicros } from "./timestamps.js";
+import { fromMicros, isCronSchedule, isIntervalSchedule, now, type Schedule, type Timestamp, toMicros } from "@prefect/db";
+import { cronerPattern, ScheduleError, timezoneProblem } from "./definitions.js";
 
 const rrule = createRequire(import.meta.url)("rrule") as typeof import("rrule");
 

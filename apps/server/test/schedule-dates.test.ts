@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { instantOfWallClock, MAX_SCHEDULE_ITERATIONS, pythonDateTime, scheduleDates, scheduleTypeName, wallClockMicros } from "../../src/schedule-dates.js";
-import type { CronSchedule, IntervalSchedule, RRuleSchedule } from "../../src/schedules.js";
-import { addSeconds, fromMicros, type Timestamp, toMicros, toTimestamp } from "../../src/timestamps.js";
+import { addSeconds, type CronSchedule, fromMicros, type IntervalSchedule, type RRuleSchedule, type Timestamp, toMicros, toTimestamp } from "@prefect/db";
+import { instantOfWallClock, MAX_SCHEDULE_ITERATIONS, pythonDateTime, scheduleDates, scheduleTypeName, wallClockMicros } from "../src/features/schedules/dates.js";
 
 const ts = (value: string) => toTimestamp(value);
 const interval = (seconds: number, anchor: string, timezone: string | null = "UTC"): IntervalSchedule => ({ interval: seconds, anchor_date: ts(anchor), timezone });

@@ -1,17 +1,15 @@
+import { isIntervalSchedule } from "@prefect/db";
 import { Cron } from "croner";
 import { describe, expect, it } from "vitest";
 import {
-  CronScheduleSchema,
   cronerPattern,
   cronProblem,
-  IntervalScheduleSchema,
   NormalizedScheduleSchema,
   normalizeRRule,
-  RRuleScheduleSchema,
   rruleProblem,
-  ScheduleSchema,
   timezoneProblem,
-} from "../../src/schedules.js";
+  ValidScheduleSchema,
+} from "../src/features/schedules/definitions.js";
 
 const issues = (result: { success: boolean; error?: { issues: { message: string }[] } }) => result.error?.issues.map((i) => i.message).join("; ") ?? "";
 
@@ -170,11 +168,12 @@ describe("rrule strings", () => {
 describe("schedule definitions", () => {
   it("reads an interval schedule, defaulting the anchor to now and the zone to UTC", () => {
     const before = new Date().toISOString();
-    const s = IntervalScheduleSchema.parse({ interval: 3600 });
+    const s = ValidScheduleSchema.parse({ interval: 3600 });
+    if (!isIntervalSchedule(s)) throw new Error("not an interval schedule");
     expect(s.interval).toBe(3600);
     expect(s.timezone).toBe("UTC");
     expect(s.anchor_date >= before.replace(/Z$/, "000Z").slice(0, 19)).toBe(true);
-    expect(IntervalScheduleSchema.parse({ interval: 0.5, anchor_date: "2020-01-01T05:00:00+05:00", timezone: "Asia/Kolkata" })).toEqual({
+    expect(ValidScheduleSchema.parse({ interval: 0.5, anchor_date: "2020-01-01T05:00:00+05:00", timezone: "Asia/Kolkata" })).toEqual({
       interval: 0.5,
       anchor_date: "2020-01-01T00:00:00.000000Z",
       timezone: "Asia/Kolkata",
@@ -182,31 +181,31 @@ describe("schedule definitions", () => {
   });
 
   it("refuses an interval that is not positive, an unknown zone and unknown keys", () => {
-    expect(issues(IntervalScheduleSchema.safeParse({ interval: 0 }))).toMatch(/interval must be positive/);
-    expect(issues(IntervalScheduleSchema.safeParse({ interval: -5 }))).toMatch(/interval must be positive/);
-    expect(issues(IntervalScheduleSchema.safeParse({ interval: "1h" }))).toMatch(/interval must be a number/);
-    expect(issues(IntervalScheduleSchema.safeParse({ interval: 60, timezone: "Nowhere/Land" }))).toMatch(/Invalid timezone: "Nowhere\/Land"/);
-    expect(IntervalScheduleSchema.safeParse({ interval: 60, cron: "* * * * *" }).success).toBe(false);
+    expect(issues(ValidScheduleSchema.safeParse({ interval: 0 }))).toMatch(/interval must be positive/);
+    expect(issues(ValidScheduleSchema.safeParse({ interval: -5 }))).toMatch(/interval must be positive/);
+    expect(issues(ValidScheduleSchema.safeParse({ interval: "1h" }))).toMatch(/interval must be a number/);
+    expect(issues(ValidScheduleSchema.safeParse({ interval: 60, timezone: "Nowhere/Land" }))).toMatch(/Invalid timezone: "Nowhere\/Land"/);
+    expect(ValidScheduleSchema.safeParse({ interval: 60, cron: "* * * * *" }).success).toBe(false);
   });
 
   it("reads cron and rrule schedules with Prefect's defaults", () => {
-    expect(CronScheduleSchema.parse({ cron: "0 0 * * *" })).toEqual({ cron: "0 0 * * *", timezone: null, day_or: true });
-    expect(CronScheduleSchema.parse({ cron: "0 0 * * *", timezone: "Europe/Paris", day_or: false })).toEqual({
+    expect(ValidScheduleSchema.parse({ cron: "0 0 * * *" })).toEqual({ cron: "0 0 * * *", timezone: null, day_or: true });
+    expect(ValidScheduleSchema.parse({ cron: "0 0 * * *", timezone: "Europe/Paris", day_or: false })).toEqual({
       cron: "0 0 * * *",
       timezone: "Europe/Paris",
       day_or: false,
     });
-    expect(RRuleScheduleSchema.parse({ rrule: "FREQ=DAILY" })).toEqual({ rrule: "FREQ=DAILY", timezone: "UTC" });
-    expect(issues(CronScheduleSchema.safeParse({ cron: "bad" }))).toMatch(/Invalid cron string: "bad"/);
-    expect(issues(RRuleScheduleSchema.safeParse({ rrule: "FREQ=DAILY", timezone: "Moon/Base" }))).toMatch(/Invalid timezone/);
+    expect(ValidScheduleSchema.parse({ rrule: "FREQ=DAILY" })).toEqual({ rrule: "FREQ=DAILY", timezone: "UTC" });
+    expect(issues(ValidScheduleSchema.safeParse({ cron: "bad" }))).toMatch(/Invalid cron string: "bad"/);
+    expect(issues(ValidScheduleSchema.safeParse({ rrule: "FREQ=DAILY", timezone: "Moon/Base" }))).toMatch(/Invalid timezone/);
   });
 
   it("tells the three kinds apart and refuses anything else", () => {
-    expect(ScheduleSchema.parse({ cron: "* * * * *" })).toMatchObject({ cron: "* * * * *" });
-    expect(ScheduleSchema.parse({ rrule: "FREQ=DAILY" })).toMatchObject({ rrule: "FREQ=DAILY" });
-    expect(ScheduleSchema.parse({ interval: 10 })).toMatchObject({ interval: 10 });
-    expect(issues(ScheduleSchema.safeParse({ every: 10 }))).toMatch(/interval .* cron .* rrule/);
-    expect(issues(ScheduleSchema.safeParse("daily"))).toMatch(/interval .* cron .* rrule/);
+    expect(ValidScheduleSchema.parse({ cron: "* * * * *" })).toMatchObject({ cron: "* * * * *" });
+    expect(ValidScheduleSchema.parse({ rrule: "FREQ=DAILY" })).toMatchObject({ rrule: "FREQ=DAILY" });
+    expect(ValidScheduleSchema.parse({ interval: 10 })).toMatchObject({ interval: 10 });
+    expect(issues(ValidScheduleSchema.safeParse({ every: 10 }))).toMatch(/interval .* cron .* rrule/);
+    expect(issues(ValidScheduleSchema.safeParse("daily"))).toMatch(/interval .* cron .* rrule/);
   });
 
   it("gives an rrule without DTSTART one when normalized for storage", () => {
