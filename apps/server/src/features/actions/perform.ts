@@ -167,7 +167,7 @@ async function workPoolAction(context: Context, ta: TriggeredAction, paused: boo
 
 async function workQueueAction(context: Context, ta: TriggeredAction, paused: boolean): Promise<ActionOutcome> {
   const id = target(ta, "work_queue_id", "work-queue", "work queue");
-  const queue = await context.db.workPools.getQueue(id);
+  const queue = await context.db.workQueues.get(id);
   if (!queue) throw new ActionFailed(`Unexpected status from '${ta.action.type}' action: 404`, { status_code: 404 });
   const pool = await context.db.workPools.get(queue.work_pool_id);
   await call(String(ta.action.type), () => updateQueue(context, queue, pool, { is_paused: paused }));
