@@ -418,8 +418,9 @@ describeApi(
       // Slots held under a live lease, and slots taken for a lease that lapses.
       const live = await withLease(["a", "b"], 1);
       await increment(["a", "b"], 2);
-      const lapsed = await t.server.context.db.concurrencyLeases.createLease([a.body.id, b.body.id], -1, { slots: 2, holder: { type: "task_run", id: randomUUID() } });
       expect([await slotsOf("a"), await slotsOf("b")]).toEqual([3, 3]);
+      // Lapsed from the start: the repossessor may free it at once.
+      const lapsed = await t.server.context.db.concurrencyLeases.createLease([a.body.id, b.body.id], -1, { slots: 2, holder: { type: "task_run", id: randomUUID() } });
 
       expect(await eventually(() => t.server.context.db.concurrencyLeases.readLease(lapsed.id), (lease) => lease === null)).toBeNull();
       expect([await slotsOf("a"), await slotsOf("b")]).toEqual([1, 1]);

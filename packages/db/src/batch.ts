@@ -5,7 +5,7 @@
  */
 import type { Dialect } from "./dialect.js";
 import type { Queryable } from "./driver/types.js";
-import { bindValue, type TableSpec } from "./tables.js";
+import { bindValue, checkIndexedText, type TableSpec } from "./tables.js";
 import { quote, TextCache } from "./writes.js";
 
 const MAX_PARAMS = 30_000;
@@ -57,7 +57,10 @@ export async function insertMany(
     const params: unknown[] = new Array(chunk.length * columns.length);
     let i = 0;
     for (const row of chunk) {
-      for (let c = 0; c < columns.length; c++) params[i++] = encode(bindValue(kinds[c]!, row[columns[c]!]));
+      for (let c = 0; c < columns.length; c++) {
+        checkIndexedText(spec, columns[c]!, row[columns[c]!]);
+        params[i++] = encode(bindValue(kinds[c]!, row[columns[c]!]));
+      }
     }
     if (options.returnIds) {
       const inserted = await q.queryText<{ id: string }>(text, params);

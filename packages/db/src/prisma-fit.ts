@@ -56,7 +56,7 @@ type DbNull = {
 type PrismaType<P extends Provider, T extends TableName, C> = C extends keyof Fields<P, T> ? (Fields<P, T>[C] extends { typeName: infer N } ? N : never) : never;
 
 type BuiltIn = "String" | "Int" | "Float" | "Boolean" | "Json" | "DateTime" | "Decimal" | "BigInt" | "Bytes";
-type KindFits<K, N> = K extends "uuid" | "text"
+type KindFits<K, N> = K extends "uuid" | "text" | "indexed_text"
   ? N extends "String" ? true : false
   : K extends "int"
     ? N extends "Int" | "BigInt" ? true : false

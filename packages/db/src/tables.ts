@@ -5,9 +5,27 @@
  * models (and a test checks the same against the schema files at run time).
  */
 import type { Dialect } from "./dialect.js";
+import { InvalidError } from "./errors.js";
 import { JsonValue, type Sql, sql } from "./sql.js";
 
-export type ColumnKind = "uuid" | "text" | "int" | "float" | "bool" | "json" | "timestamp" | "enum";
+/** `indexed_text`: text under an index, at most INDEXED_TEXT_MAX_BYTES long (see `checkIndexedText`). */
+export type ColumnKind = "uuid" | "text" | "indexed_text" | "int" | "float" | "bool" | "json" | "timestamp" | "enum";
+
+/**
+ * The longest value (UTF-8 bytes) of a text column under an index, on both backends. A PostgreSQL
+ * B-tree index entry holds at most about 2.7 kB (composite indexes sum their columns), so a longer
+ * value fails there while SQLite stores it; refusing it up front gives the same answer on both.
+ */
+export const INDEXED_TEXT_MAX_BYTES = 1024;
+
+/** Refuses a value of an indexed text column longer than INDEXED_TEXT_MAX_BYTES, naming the column. */
+export function checkIndexedText(spec: TableSpec, column: string, value: unknown): void {
+  if (spec.columns[column] !== "indexed_text" || typeof value !== "string" || value.length * 3 <= INDEXED_TEXT_MAX_BYTES) return;
+  if (Buffer.byteLength(value, "utf8") <= INDEXED_TEXT_MAX_BYTES) return;
+  throw new InvalidError(`${spec.name}.${column} is too long`, [
+    { path: [column], message: `String should have at most ${INDEXED_TEXT_MAX_BYTES} bytes (UTF-8) to be stored and indexed` },
+  ]);
+}
 
 export interface TableSpec<Name extends string = string, Columns extends Record<string, ColumnKind> = Record<string, ColumnKind>, Model extends string = string> {
   readonly name: Name;
@@ -27,9 +45,9 @@ function table<const Name extends string, const Model extends string, const Colu
 const base = { id: "uuid", created: "timestamp", updated: "timestamp" } as const;
 
 const runColumns = {
-  name: "text",
+  name: "indexed_text",
   state_type: "enum",
-  state_name: "text",
+  state_name: "indexed_text",
   state_timestamp: "timestamp",
   run_count: "int",
   expected_start_time: "timestamp",
@@ -42,7 +60,7 @@ const runColumns = {
 const stateColumns = {
   type: "enum",
   timestamp: "timestamp",
-  name: "text",
+  name: "indexed_text",
   message: "text",
   state_details: "json",
   data: "json",
@@ -50,16 +68,16 @@ const stateColumns = {
 } as const;
 
 export const tables = {
-  flow: table("flow", "Flow", { name: "text", tags: "json", labels: "json" }),
+  flow: table("flow", "Flow", { name: "indexed_text", tags: "json", labels: "json" }),
   flow_run: table("flow_run", "FlowRun", {
     ...runColumns,
     flow_id: "uuid",
     deployment_id: "uuid",
-    work_queue_name: "text",
-    flow_version: "text",
-    deployment_version: "text",
+    work_queue_name: "indexed_text",
+    flow_version: "indexed_text",
+    deployment_version: "indexed_text",
     parameters: "json",
-    idempotency_key: "text",
+    idempotency_key: "indexed_text",
     context: "json",
     empirical_policy: "json",
     tags: "json",
@@ -77,8 +95,8 @@ export const tables = {
   task_run: table("task_run", "TaskRun", {
     ...runColumns,
     flow_run_id: "uuid",
-    task_key: "text",
-    dynamic_key: "text",
+    task_key: "indexed_text",
+    dynamic_key: "indexed_text",
     cache_key: "text",
     cache_expiration: "timestamp",
     task_version: "text",
@@ -91,7 +109,7 @@ export const tables = {
   }),
   task_run_state: table("task_run_state", "TaskRunState", { task_run_id: "uuid", ...stateColumns }),
   task_run_state_cache: table("task_run_state_cache", "TaskRunStateCache", {
-    cache_key: "text",
+    cache_key: "indexed_text",
     cache_expiration: "timestamp",
     task_run_state_id: "uuid",
   }),
@@ -105,8 +123,8 @@ export const tables = {
   }),
   events: table("events", "Event", {
     occurred: "timestamp",
-    event: "text",
-    resource_id: "text",
+    event: "indexed_text",
+    resource_id: "indexed_text",
     resource: "json",
     related_resource_ids: "json",
     related: "json",
@@ -119,14 +137,14 @@ export const tables = {
   event_consumer_group: table("event_consumer_group", "EventConsumerGroup", { name: "text", position: "int" }),
   event_resources: table("event_resources", "EventResource", {
     occurred: "timestamp",
-    resource_id: "text",
+    resource_id: "indexed_text",
     resource_role: "text",
     resource: "json",
     event_id: "uuid",
   }),
   block_type: table("block_type", "BlockType", {
-    name: "text",
-    slug: "text",
+    name: "indexed_text",
+    slug: "indexed_text",
     logo_url: "text",
     documentation_url: "text",
     description: "text",
@@ -134,10 +152,10 @@ export const tables = {
     is_protected: "bool",
   }),
   block_schema: table("block_schema", "BlockSchema", {
-    checksum: "text",
+    checksum: "indexed_text",
     fields: "json",
     capabilities: "json",
-    version: "text",
+    version: "indexed_text",
     block_type_id: "uuid",
   }),
   block_schema_reference: table("block_schema_reference", "BlockSchemaReference", {
@@ -146,10 +164,10 @@ export const tables = {
     reference_block_schema_id: "uuid",
   }),
   block_document: table("block_document", "BlockDocument", {
-    name: "text",
+    name: "indexed_text",
     data: "json",
     is_anonymous: "bool",
-    block_type_name: "text",
+    block_type_name: "indexed_text",
     block_type_id: "uuid",
     block_schema_id: "uuid",
   }),
@@ -158,12 +176,12 @@ export const tables = {
     parent_block_document_id: "uuid",
     reference_block_document_id: "uuid",
   }),
-  configuration: table("configuration", "Configuration", { key: "text", value: "json" }),
+  configuration: table("configuration", "Configuration", { key: "indexed_text", value: "json" }),
   deployment: table("deployment", "Deployment", {
-    name: "text",
+    name: "indexed_text",
     version: "text",
     description: "text",
-    work_queue_name: "text",
+    work_queue_name: "indexed_text",
     infra_overrides: "json",
     path: "text",
     entrypoint: "text",
@@ -193,11 +211,11 @@ export const tables = {
     active: "bool",
     max_scheduled_runs: "int",
     parameters: "json",
-    slug: "text",
+    slug: "indexed_text",
   }),
   deployment_version: table("deployment_version", "DeploymentVersion", {
     deployment_id: "uuid",
-    branch: "text",
+    branch: "indexed_text",
     version_info: "json",
     description: "text",
     tags: "json",
@@ -208,13 +226,13 @@ export const tables = {
     parameter_openapi_schema: "json",
     enforce_parameter_schema: "bool",
     work_queue_id: "uuid",
-    work_queue_name: "text",
+    work_queue_name: "indexed_text",
     infra_overrides: "json",
   }),
   work_pool: table("work_pool", "WorkPool", {
-    name: "text",
+    name: "indexed_text",
     description: "text",
-    type: "text",
+    type: "indexed_text",
     base_job_template: "json",
     is_paused: "bool",
     default_queue_id: "uuid",
@@ -225,7 +243,7 @@ export const tables = {
     storage_configuration: "json",
   }),
   work_queue: table("work_queue", "WorkQueue", {
-    name: "text",
+    name: "indexed_text",
     filter: "json",
     description: "text",
     is_paused: "bool",
@@ -237,16 +255,16 @@ export const tables = {
   }),
   worker: table("worker", "Worker", {
     work_pool_id: "uuid",
-    name: "text",
+    name: "indexed_text",
     last_heartbeat_time: "timestamp",
     heartbeat_interval_seconds: "int",
     status: "enum",
   }),
-  agent: table("agent", "Agent", { name: "text", work_queue_id: "uuid", last_activity_time: "timestamp" }),
-  concurrency_limit: table("concurrency_limit", "ConcurrencyLimit", { tag: "text", concurrency_limit: "int", active_slots: "json" }),
+  agent: table("agent", "Agent", { name: "indexed_text", work_queue_id: "uuid", last_activity_time: "timestamp" }),
+  concurrency_limit: table("concurrency_limit", "ConcurrencyLimit", { tag: "indexed_text", concurrency_limit: "int", active_slots: "json" }),
   concurrency_limit_v2: table("concurrency_limit_v2", "ConcurrencyLimitV2", {
     active: "bool",
-    name: "text",
+    name: "indexed_text",
     limit: "int",
     active_slots: "int",
     denied_slots: "int",
@@ -260,9 +278,9 @@ export const tables = {
     holder_type: "text",
     holder_id: "uuid",
   }),
-  variable: table("variable", "Variable", { name: "text", value: "json", tags: "json" }),
+  variable: table("variable", "Variable", { name: "indexed_text", value: "json", tags: "json" }),
   artifact: table("artifact", "Artifact", {
-    key: "text",
+    key: "indexed_text",
     task_run_id: "uuid",
     flow_run_id: "uuid",
     type: "text",
@@ -271,7 +289,7 @@ export const tables = {
     metadata_: "json",
   }),
   artifact_collection: table("artifact_collection", "ArtifactCollection", {
-    key: "text",
+    key: "indexed_text",
     latest_id: "uuid",
     task_run_id: "uuid",
     flow_run_id: "uuid",
@@ -280,9 +298,9 @@ export const tables = {
     description: "text",
     metadata_: "json",
   }),
-  saved_search: table("saved_search", "SavedSearch", { name: "text", filters: "json" }),
-  flow_run_input: table("flow_run_input", "FlowRunInput", { flow_run_id: "uuid", key: "text", value: "text", sender: "text" }),
-  csrf_token: table("csrf_token", "CsrfToken", { token: "text", client: "text", expiration: "timestamp" }),
+  saved_search: table("saved_search", "SavedSearch", { name: "indexed_text", filters: "json" }),
+  flow_run_input: table("flow_run_input", "FlowRunInput", { flow_run_id: "uuid", key: "indexed_text", value: "text", sender: "text" }),
+  csrf_token: table("csrf_token", "CsrfToken", { token: "text", client: "indexed_text", expiration: "timestamp" }),
   automation: table("automation", "Automation", {
     name: "text",
     description: "text",
@@ -306,7 +324,7 @@ export const tables = {
   }),
   automation_related_resource: table("automation_related_resource", "AutomationRelatedResource", {
     automation_id: "uuid",
-    resource_id: "text",
+    resource_id: "indexed_text",
     automation_owned_by_resource: "bool",
   }),
   composite_trigger_child_firing: table("composite_trigger_child_firing", "CompositeTriggerChildFiring", {
@@ -318,7 +336,7 @@ export const tables = {
     child_firing: "json",
   }),
   automation_event_follower: table("automation_event_follower", "AutomationEventFollower", {
-    scope: "text",
+    scope: "indexed_text",
     leader_event_id: "uuid",
     follower_event_id: "uuid",
     received: "timestamp",
@@ -436,6 +454,7 @@ export function selectList(spec: TableSpec, alias: string, prefix = ""): Sql {
 export function insertSql(spec: TableSpec, values: Record<string, unknown>, suffix: Sql = sql.empty): Sql {
   const columns = Object.keys(values).filter((c) => values[c] !== undefined);
   for (const c of columns) if (!(c in spec.columns)) throw new Error(`${spec.name} has no column ${c}`);
+  for (const c of columns) checkIndexedText(spec, c, values[c]);
   return sql`INSERT INTO ${sql.ident(spec.name)} (${sql.raw(columns.map((c) => `"${c}"`).join(", "))}) VALUES (${sql.join(
     columns.map((c) => sql`${bindValue(spec.columns[c]!, values[c])}`),
   )})${suffix}`;
@@ -445,5 +464,6 @@ export function insertSql(spec: TableSpec, values: Record<string, unknown>, suff
 export function assignments(spec: TableSpec, values: Record<string, unknown>): Sql {
   const columns = Object.keys(values).filter((c) => values[c] !== undefined);
   for (const c of columns) if (!(c in spec.columns)) throw new Error(`${spec.name} has no column ${c}`);
+  for (const c of columns) checkIndexedText(spec, c, values[c]);
   return sql.join(columns.map((c) => sql`${sql.ident(c)} = ${bindValue(spec.columns[c]!, values[c])}`));
 }

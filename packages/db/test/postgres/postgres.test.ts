@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { InvalidError, loadDatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
+import { DatabaseError, InvalidError, loadDatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
 import { checkPostgresVersion, parsePostgresTimestamp } from "../../src/backends/postgres/driver.js";
 import { withDatabase } from "../../src/testing/postgres.js";
 
@@ -85,6 +85,36 @@ describe("PostgreSQL", () => {
       });
       expect(connections).toBeLessThanOrEqual(3);
       expect(await db.flowRuns.count()).toBe(30);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("survives its connections being terminated, inside a transaction or idle, and reconnects by itself", async () => {
+    const database = `prefect_terminate_${randomBytes(4).toString("hex")}`;
+    await admin((c) => c.query(`CREATE DATABASE ${database} TEMPLATE ${inject("postgresTemplate")}`));
+    cleanups.push(async () => {
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+    });
+    const db = await openDatabase(loadDatabaseConfig({ PREFECT_DATABASE_URL: withDatabase(inject("postgresUrl"), database) }), { migrate: false });
+    const terminate = () =>
+      admin((c) => c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]));
+    try {
+      for (let round = 0; round < 3; round++) {
+        const { row: flow } = await db.flows.create({ name: `before ${round}` });
+        // A transaction holds a checked-out connection while its backend is terminated.
+        const held = db.transaction(async (tx) => {
+          await tx.flows.create({ name: `lost ${round}` });
+          await new Promise((resolve) => setTimeout(resolve, 2000));
+          return tx.flows.count();
+        });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await terminate();
+        await expect(held).rejects.toBeInstanceOf(DatabaseError);
+        // Nothing of the failed transaction was kept; what was committed before is there.
+        expect(await db.flows.getByName(`lost ${round}`)).toBeNull();
+        expect((await db.flows.getByName(flow.name))?.id).toBe(flow.id);
+      }
     } finally {
       await db.close();
     }

@@ -6,14 +6,18 @@ import { describe, expect, it } from "vitest";
 import { type ColumnKind, tables } from "../../src/tables.js";
 import { columnFields, columnOf, type Field, loadDatamodel, PROVIDERS, type Provider, tableOf } from "./prisma.js";
 
-/** The kinds a field may be read and written as. */
-function kindsFor(provider: Provider, field: Field): ColumnKind[] {
+/**
+ * The kinds a field may be read and written as. Text under an index (any index or unique constraint
+ * naming it, in either schema) is `indexed_text`, whose length is bounded the same on both backends.
+ */
+function kindsFor(provider: Provider, field: Field, indexed: boolean): ColumnKind[] {
   if (field.kind === "enum") return ["enum"];
+  const text: ColumnKind = indexed ? "indexed_text" : "text";
   switch (field.type) {
     case "String":
       // A uuid column is a String with @db.Uuid on PostgreSQL; SQLite has no uuid type (text either way).
-      if (provider === "sqlite") return ["uuid", "text"];
-      return field.nativeType?.[0] === "Uuid" ? ["uuid"] : ["text"];
+      if (provider === "sqlite") return ["uuid", text];
+      return field.nativeType?.[0] === "Uuid" ? ["uuid"] : [text];
     case "Int":
     case "BigInt":
       // A BigInt (event positions) is read as a number: it stays far below 2^53.
@@ -29,6 +33,17 @@ function kindsFor(provider: Provider, field: Field): ColumnKind[] {
     default:
       return [];
   }
+}
+
+/** `Model.field` of every field under an index or unique constraint in either schema. */
+async function indexedFields(): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const provider of PROVIDERS) {
+    for (const index of (await loadDatamodel(provider)).indexes) {
+      if (index.type !== "id") for (const field of index.fields) found.add(`${index.model}.${field.name}`);
+    }
+  }
+  return found;
 }
 
 const specs: Record<string, { name: string; columns: Record<string, ColumnKind> }> = tables;
@@ -68,7 +83,8 @@ for (const provider of PROVIDERS) {
         for (const field of columnFields(model)) {
           const kind = spec.columns[columnOf(field)];
           if (kind === undefined) continue;
-          const fits = kindsFor(provider, field);
+          const indexed = (await indexedFields()).has(`${model.name}.${field.name}`);
+          const fits = kindsFor(provider, field, indexed);
           if (!fits.includes(kind)) {
             const type = `${field.type}${field.nativeType ? ` @db.${field.nativeType[0]}` : ""}`;
             problems.push(`tables.${spec.name}.${columnOf(field)} is ${kind}, but ${model.name}.${field.name} is ${type} (${fits.join(" or ") || "no kind fits"})`);

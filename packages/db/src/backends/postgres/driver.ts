@@ -102,6 +102,9 @@ async function run<R>(client: Client, text: string, params: readonly unknown[], 
   }
 }
 
+/** For the 'error' events of connections: their statements fail with the error, which callers see. */
+const ignoreConnectionError = () => undefined;
+
 export class PostgresDriver implements Driver {
   readonly dialect = postgresDialect;
   readonly inTransaction = false;
@@ -116,7 +119,7 @@ export class PostgresDriver implements Driver {
     this.#config = config;
     this.#pool = new pg.Pool(poolConfig(config));
     // An idle connection that dies (server restart) is dropped by the pool; never crash on it.
-    this.#pool.on("error", () => undefined);
+    this.#pool.on("error", ignoreConnectionError);
   }
 
   static async open(config: PostgresConfig): Promise<PostgresDriver> {
@@ -185,6 +188,10 @@ export class PostgresDriver implements Driver {
       throw translatePostgresError(error);
     }
     let broken: Error | undefined;
+    // A connection that dies while checked out (server restart, terminated backend) emits 'error' on
+    // the client, which crashes the process without a listener; its pending statement fails anyway,
+    // and the failed ROLLBACK below drops the connection from the pool.
+    client.on("error", ignoreConnectionError);
     try {
       await run(client, "BEGIN", []);
       const tx = new PostgresTransaction(client, this);
@@ -206,6 +213,7 @@ export class PostgresDriver implements Driver {
         throw translatePostgresError(error);
       }
     } finally {
+      client.off("error", ignoreConnectionError);
       client.release(broken);
     }
   }
@@ -225,6 +233,7 @@ export class PostgresDriver implements Driver {
     // A connection of its own, outside the pool, so that the migrations' transactions can still use
     // every pooled connection while this one holds the lock.
     const client = new pg.Client({ ...poolConfig(this.#config), statement_timeout: 0 });
+    client.on("error", ignoreConnectionError);
     try {
       await client.connect();
       await run(client, "SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);

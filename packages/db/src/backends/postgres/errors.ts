@@ -40,6 +40,10 @@ export function translatePostgresError(error: unknown): unknown {
   if (error instanceof Error && /timeout exceeded when trying to connect|Connection terminated/i.test(error.message)) {
     return new BusyError("No PostgreSQL connection became free in time; try again.", { cause: error });
   }
+  // node-postgres' answer on a connection that died under a transaction (server restart, terminated backend).
+  if (error instanceof Error && /Client has encountered a connection error and is not queryable/i.test(error.message)) {
+    return new BusyError("The connection to PostgreSQL was lost; try again.", { cause: error });
+  }
   if (typeof code !== "string" || code.length !== 5) return error;
   if (PG_BUSY.has(code)) {
     return new BusyError(`PostgreSQL could not complete the statement now (${e.message}); try again.`, { cause: error });

@@ -3,7 +3,7 @@
  * one round trip.
  */
 import type { Queryable } from "../../driver/types.js";
-import { bindValue, type ColumnKind, type TableSpec } from "../../tables.js";
+import { bindValue, type ColumnKind, checkIndexedText, type TableSpec } from "../../tables.js";
 import { quote, type RunTables, type RunWrites, type StateWriteResult, TextCache } from "../../writes.js";
 import { postgresDialect } from "./dialect.js";
 
@@ -13,6 +13,7 @@ const texts = new TextCache();
 const CASTS: Record<ColumnKind, string> = {
   uuid: "uuid",
   text: "text",
+  indexed_text: "text",
   int: "integer",
   float: "double precision",
   bool: "boolean",
@@ -22,7 +23,10 @@ const CASTS: Record<ColumnKind, string> = {
 };
 
 function encodeRow(spec: TableSpec, columns: readonly string[], values: Record<string, unknown>): unknown[] {
-  return columns.map((c) => postgresDialect.encode(bindValue(spec.columns[c]!, values[c])));
+  return columns.map((c) => {
+    checkIndexedText(spec, c, values[c]);
+    return postgresDialect.encode(bindValue(spec.columns[c]!, values[c]));
+  });
 }
 
 /** A run, and with `withState` its first state too, in one statement (the foreign keys between them are checked at its end). */

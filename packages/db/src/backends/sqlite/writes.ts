@@ -2,7 +2,7 @@
  * Run writes on SQLite: a few synchronous statements in one IMMEDIATE transaction (or savepoint),
  * without yielding to the event loop in between.
  */
-import { bindValue } from "../../tables.js";
+import { bindValue, checkIndexedText } from "../../tables.js";
 import { quote, type RunTables, type RunWrites, type StateWriteResult, TextCache } from "../../writes.js";
 import { sqliteDialect } from "./dialect.js";
 import { syncConnection as connection } from "./driver.js";
@@ -10,7 +10,10 @@ import { syncConnection as connection } from "./driver.js";
 const texts = new TextCache();
 
 function encodeRow(spec: RunTables["run"], columns: readonly string[], values: Record<string, unknown>): unknown[] {
-  return columns.map((c) => sqliteDialect.encode(bindValue(spec.columns[c]!, values[c])));
+  return columns.map((c) => {
+    checkIndexedText(spec, c, values[c]);
+    return sqliteDialect.encode(bindValue(spec.columns[c]!, values[c]));
+  });
 }
 
 function insertText(spec: RunTables["run"], columns: readonly string[], conflict: string): string {
