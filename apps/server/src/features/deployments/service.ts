@@ -10,7 +10,7 @@ import {
   type DeploymentCriteria,
   type DeploymentReadOptions,
   type DeploymentSchedule,
-  InvalidError,
+  type InvalidError,
   NotFoundError,
   type Repositories,
 } from "@prefect/db";
