@@ -134,7 +134,7 @@ export const tables = {
     follows: "uuid",
     position: "int",
   }),
-  event_consumer_group: table("event_consumer_group", "EventConsumerGroup", { name: "text", position: "int" }),
+  event_consumer_group: table("event_consumer_group", "EventConsumerGroup", { name: "indexed_text", position: "int" }),
   event_resources: table("event_resources", "EventResource", {
     occurred: "timestamp",
     resource_id: "indexed_text",
