@@ -303,6 +303,8 @@ function problem(error) {
 const fatal = (error) => error instanceof WebAssembly.RuntimeError || /unreachable|recursive use of an object/.test(String(error && error.message));
 
 parentPort.on("message", (job) => {
+  // The time limit counts from here: starting the thread and loading the engine are not the template's.
+  parentPort.postMessage({ id: job.id, started: true });
   try {
     if (job.op === "check") {
       env.addTemplate("template", job.source);

@@ -72,7 +72,10 @@ interface Job {
   reject(problem: { message: string; line: number }): void;
 }
 
-type Reply = { id: number; ok: true; output: string } | { id: number; ok: false; error: { message: string; line: number; fatal: boolean } };
+type Reply =
+  | { id: number; started: true }
+  | { id: number; ok: true; output: string }
+  | { id: number; ok: false; error: { message: string; line: number; fatal: boolean } };
 
 /** One worker thread running MiniJinja, one job at a time; replaced when it is stopped or breaks. */
 export class TemplateEngine {
@@ -126,12 +129,15 @@ export class TemplateEngine {
     const job = this.#queue.shift();
     if (!job) return;
     this.#running = job;
-    const worker = this.#ensureWorker();
+    this.#ensureWorker().postMessage(job.message);
+  }
+
+  /** The worker began `job`: it has `timeoutMs` to finish, else the thread is stopped and replaced. */
+  #startClock(job: Job, worker: Worker): void {
     this.#timer = setTimeout(() => {
       this.#finish(job, { message: `The template took longer than ${this.#limits.timeoutMs / 1000} seconds to render.`, line: 0 });
       this.#discard(worker);
     }, this.#limits.timeoutMs);
-    worker.postMessage(job.message);
   }
 
   #finish(job: Job, problem: { message: string; line: number } | null, output = ""): void {
@@ -165,7 +171,8 @@ export class TemplateEngine {
     worker.on("message", (reply: Reply) => {
       const job = this.#running;
       if (!job || job.message.id !== reply.id) return;
-      if (reply.ok) this.#finish(job, null, reply.output);
+      if ("started" in reply) this.#startClock(job, worker);
+      else if (reply.ok) this.#finish(job, null, reply.output);
       else {
         if (reply.error.fatal) this.#discard(worker);
         this.#finish(job, reply.error);
