@@ -66,6 +66,14 @@ export async function logBatch(raw: RawDatabase, size: number): Promise<() => In
   return () => [{ table: "log", columns, rows: copies(template, size, () => ({ id: randomUUID() })) }];
 }
 
+/**
+ * Positions for the floor's events: counting down from far below zero, so they never meet the
+ * positions the server gives (counting up from 1) and its event readers, which follow positions
+ * upward, never pick the floor's rows up. The floor skips the server's numbering (a lock and the
+ * head read in each transaction), which keeps it a floor.
+ */
+let floorPosition = -Date.now() * 1000;
+
 /** `size` events named `name`, each with the resource rows the server stored for one of them. */
 export async function eventBatch(raw: RawDatabase, name: string, size: number): Promise<() => Insert[]> {
   const event = await one(raw, "SELECT * FROM events WHERE event = ? LIMIT 1", [name], "event");
@@ -76,7 +84,7 @@ export async function eventBatch(raw: RawDatabase, name: string, size: number): 
   return () => {
     const ids = Array.from({ length: size }, () => randomUUID());
     return [
-      { table: "events", columns: eventColumns, rows: copies(event, size, (i) => ({ id: ids[i] })) },
+      { table: "events", columns: eventColumns, rows: copies(event, size, (i) => ({ id: ids[i], position: floorPosition-- })) },
       {
         table: "event_resources",
         columns: resourceColumns,
