@@ -7,6 +7,11 @@ export class Mutex {
     return this.#locked;
   }
 
+  /** How many callers wait for the lock. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
   /** Resolves once the lock is held; call the returned function to release it. */
   acquire(): Promise<() => void> {
     if (!this.#locked) {

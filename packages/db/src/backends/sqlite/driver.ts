@@ -50,6 +50,14 @@ export function checkSqliteVersion(version: string): void {
 /** How long SQLite itself waits for a lock before handing control back to our backoff loop. */
 const SQLITE_BUSY_WAIT_MS = 25;
 const STATEMENT_CACHE_SIZE = 500;
+/** Most transactions that share one COMMIT (see `SqliteDriver.transaction`). */
+const MAX_GROUP = 64;
+
+/** Transactions run in one database transaction, waiting for its COMMIT to be answered. */
+interface CommitGroup {
+  members: number;
+  readonly pending: { resolve: () => void; reject: (error: unknown) => void }[];
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -66,6 +74,8 @@ export class SqliteDriver implements Driver {
   readonly #version: string;
   /** The transaction the current async context runs in, so that calls on the driver join it. */
   readonly #current = new AsyncLocalStorage<SqliteTransaction>();
+  /** The open group of transactions awaiting one COMMIT, while the lock passes from one to the next. */
+  #group: CommitGroup | null = null;
 
   constructor(options: SqliteDriverOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -126,6 +136,7 @@ export class SqliteDriver implements Driver {
     }
     const release = await this.#lock.acquire();
     try {
+      await this.#settle();
       return await this.#retryWhileBusy(work);
     } finally {
       release();
@@ -174,32 +185,108 @@ export class SqliteDriver implements Driver {
     return this.#outside(() => this.runExecute(text, params));
   }
 
+  /**
+   * Runs `fn` in a transaction. Concurrent transactions share one COMMIT (group commit): when a
+   * transaction ends while others wait for the connection, the database transaction stays open and
+   * the next one runs inside it, each in a savepoint of its own (a failure rolls back only its own
+   * writes); the last of the group commits for all. Each caller gets its answer only once its writes
+   * are committed, and a failed COMMIT fails every transaction of the group, so nothing is
+   * acknowledged that is not stored. A COMMIT writes every page the transaction changed to the WAL;
+   * transactions that write the same tables and indexes (a run and its state, say) share most pages.
+   */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const joined = this.#joined();
     if (joined) return joined.transaction(fn);
     const release = await this.#lock.acquire();
+    let group: CommitGroup;
     try {
-      await this.#retryWhileBusy(() => this.statement("BEGIN IMMEDIATE").run());
-      const tx = new SqliteTransaction(this);
-      let result: T;
-      try {
-        result = await this.#current.run(tx, () => fn(tx));
-      } catch (error) {
-        tx.finish();
-        this.#rollback();
-        throw translateSqliteError(error);
-      }
+      group = this.#group ?? (await this.#begin());
+      this.statement("SAVEPOINT member").run();
+    } catch (error) {
+      if (this.#group) this.#failGroup(this.#group, error);
+      release();
+      throw translateSqliteError(error);
+    }
+    group.members += 1;
+    const tx = new SqliteTransaction(this);
+    let failure: { error: unknown } | null = null;
+    let result: T | undefined;
+    try {
+      result = await this.#current.run(tx, () => fn(tx));
       tx.finish();
-      try {
-        await this.#retryWhileBusy(() => this.statement("COMMIT").run());
-      } catch (error) {
-        this.#rollback();
-        throw error;
+      this.statement("RELEASE SAVEPOINT member").run();
+    } catch (error) {
+      tx.finish();
+      failure = { error: translateSqliteError(error) };
+      if (!this.#undoMember()) {
+        // SQLite rolled the whole transaction back (or could not roll back to the savepoint): the
+        // writes of the group's other transactions are gone with it.
+        this.#failGroup(group, failure.error);
+        release();
+        throw failure.error;
       }
-      return result;
+    }
+    if (this.#lock.waiting > 0 && group.members < MAX_GROUP) {
+      // Leave the transaction open for the next one; answer once the group commits.
+      if (failure) {
+        release();
+        throw failure.error;
+      }
+      const committed = new Promise<void>((resolve, reject) => group.pending.push({ resolve, reject }));
+      release();
+      await committed;
+      return result as T;
+    }
+    try {
+      await this.#commit(group);
     } finally {
       release();
     }
+    if (failure) throw failure.error;
+    return result as T;
+  }
+
+  async #begin(): Promise<CommitGroup> {
+    await this.#retryWhileBusy(() => this.statement("BEGIN IMMEDIATE").run());
+    const group: CommitGroup = { members: 0, pending: [] };
+    this.#group = group;
+    return group;
+  }
+
+  /** Rolls the failed member's writes back; false when the database transaction is gone or unusable. */
+  #undoMember(): boolean {
+    if (!this.#db.inTransaction) return false;
+    try {
+      this.statement("ROLLBACK TO SAVEPOINT member").run();
+      this.statement("RELEASE SAVEPOINT member").run();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Commits the group's transaction and answers its waiting members (or fails them all). */
+  async #commit(group: CommitGroup): Promise<void> {
+    try {
+      await this.#retryWhileBusy(() => this.statement("COMMIT").run());
+    } catch (error) {
+      this.#failGroup(group, error);
+      throw error;
+    }
+    this.#group = null;
+    for (const member of group.pending) member.resolve();
+  }
+
+  #failGroup(group: CommitGroup, error: unknown): void {
+    this.#group = null;
+    this.#rollback();
+    const reason = translateSqliteError(error);
+    for (const member of group.pending) member.reject(reason);
+  }
+
+  /** Commits a group left open for the caller, which holds the lock and does not join it. */
+  async #settle(): Promise<void> {
+    if (this.#group) await this.#commit(this.#group);
   }
 
   /**
@@ -251,8 +338,12 @@ export class SqliteDriver implements Driver {
    */
   async withMigrationLock<T>(fn: () => Promise<T>): Promise<T> {
     const release = await this.#lock.acquire();
-    this.#db.pragma("foreign_keys = OFF");
-    release();
+    try {
+      await this.#settle();
+      this.#db.pragma("foreign_keys = OFF");
+    } finally {
+      release();
+    }
     try {
       return await fn();
     } finally {
@@ -274,6 +365,7 @@ export class SqliteDriver implements Driver {
   async close(): Promise<void> {
     const release = await this.#lock.acquire();
     try {
+      if (this.#db.open) await this.#settle().catch(() => undefined);
       if (this.#db.open) this.#db.close();
     } finally {
       release();
