@@ -4,7 +4,7 @@
  * is the event's id, the run is the resource, its flow, deployment, work queue, work pool, parent
  * task run, tags and creator are the related resources.
  */
-import { type FlowRun, secondsBetween } from "@prefect/db";
+import { type FlowRun, type FlowRunRelated, secondsBetween } from "@prefect/db";
 import type { FlowOrchestrationContext, OrchestrationEvent } from "./context.js";
 import type { OrchestrationState } from "./states.js";
 import { isoformat, isPlainObject } from "./util.js";
@@ -45,21 +45,32 @@ interface ResourceData {
   readonly type?: string;
 }
 
+/**
+ * The rows the run's events name. The flow and deployment the caller has just read are used as they
+ * are; everything else is read in one statement.
+ */
+async function relatedRows(context: FlowOrchestrationContext, run: FlowRun): Promise<FlowRunRelated> {
+  const { known } = context;
+  const flow = known.flow?.id === run.flow_id ? known.flow : undefined;
+  const deployment = !run.deployment_id ? null : known.deployment?.id === run.deployment_id ? known.deployment : undefined;
+  const asRow = (row: { id: string; name: string; tags?: readonly string[] | null }) => ({ id: row.id, name: row.name, tags: row.tags ?? [] });
+  if (flow !== undefined && deployment !== undefined && !run.work_queue_id && !run.parent_task_run_id) {
+    return { flow: flow && asRow(flow), deployment: deployment && asRow(deployment), workQueue: null, workPool: null, parentTaskRun: null };
+  }
+  const read = await context.db.flowRuns.related(run);
+  return { ...read, flow: flow === undefined ? read.flow : flow && asRow(flow), deployment: deployment === undefined ? read.deployment : deployment && asRow(deployment) };
+}
+
 /** Prefect's `_flow_run_related_resources_from_orm`. */
 async function relatedResources(context: FlowOrchestrationContext, run: FlowRun): Promise<Record<string, string>[]> {
-  const db = context.db;
-  const resources: [kind: string, data: ResourceData | null][] = [];
-  const { known } = context;
-  const flow = known.flow?.id === run.flow_id ? known.flow : await db.flows.get(run.flow_id);
-  resources.push(["flow", flow ? { id: flow.id, name: flow.name, tags: flow.tags ?? [], role: "flow" } : null]);
-  const deployment = !run.deployment_id ? null : known.deployment?.id === run.deployment_id ? known.deployment : await db.deployments.get(run.deployment_id);
-  resources.push(["deployment", deployment ? { id: deployment.id, name: deployment.name, tags: deployment.tags ?? [], role: "deployment" } : null]);
-  const queue = run.work_queue_id ? await db.workQueues.get(run.work_queue_id) : null;
-  resources.push(["work-queue", queue ? { id: queue.id, name: queue.name, tags: [], role: "work-queue" } : null]);
-  const pool = queue ? await db.workPools.get(queue.work_pool_id) : null;
-  resources.push(["work-pool", pool ? { id: pool.id, name: pool.name, tags: [], role: "work-pool", type: pool.type } : null]);
-  const parent = run.parent_task_run_id ? await db.taskRuns.get(run.parent_task_run_id) : null;
-  resources.push(["task-run", parent ? { id: parent.id, name: parent.name, tags: parent.tags ?? [], role: "task-run" } : null]);
+  const rows = await relatedRows(context, run);
+  const resources: [kind: string, data: ResourceData | null][] = [
+    ["flow", rows.flow && { ...rows.flow, role: "flow" }],
+    ["deployment", rows.deployment && { ...rows.deployment, role: "deployment" }],
+    ["work-queue", rows.workQueue && { ...rows.workQueue, tags: [], role: "work-queue" }],
+    ["work-pool", rows.workPool && { ...rows.workPool, tags: [], role: "work-pool" }],
+    ["task-run", rows.parentTaskRun && { ...rows.parentTaskRun, role: "task-run" }],
+  ];
 
   const related: Record<string, string>[] = [];
   const tags = new Set<string>(run.tags ?? []);

@@ -26,6 +26,30 @@ export interface FlowRunRepository extends RunRepository<FlowRun, FlowRunState, 
    * others. Null when no run matches.
    */
   averageLateness(criteria: RunCriteria, at?: Timestamp): Promise<number | null>;
+  /**
+   * What a run's events name besides the run (Prefect's related resources): its flow, deployment,
+   * work queue with its pool, and parent task run, each null when the run has none or it is gone.
+   * One statement, whatever the run points at.
+   */
+  related(run: RelatedIds): Promise<FlowRunRelated>;
+}
+
+/** The ids of a run that `related` follows. */
+export type RelatedIds = Pick<FlowRun, "flow_id" | "deployment_id" | "work_queue_id" | "parent_task_run_id">;
+
+/** A row a run's events name: its id, name and tags (tags empty for queues and pools). */
+export interface RelatedRow {
+  readonly id: string;
+  readonly name: string;
+  readonly tags: readonly string[];
+}
+
+export interface FlowRunRelated {
+  readonly flow: RelatedRow | null;
+  readonly deployment: RelatedRow | null;
+  readonly workQueue: RelatedRow | null;
+  readonly workPool: (RelatedRow & { readonly type: string }) | null;
+  readonly parentTaskRun: RelatedRow | null;
 }
 
 /** A flow run carries the work pool of its work queue (`work_pool_id`, `work_pool_name`), as Prefect's API shows it. */
@@ -96,6 +120,31 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
         FROM flow_run r${where(flowRunCriteriaSql(d, criteria, "r"))}`);
       const value = rows[0]?.lateness;
       return value === null || value === undefined ? null : Number(value);
+    },
+
+    async related(run) {
+      const rows = await q.query<Record<string, unknown>>(sql`
+        SELECT f.id AS f_id, f.name AS f_name, f.tags AS f_tags, d.id AS d_id, d.name AS d_name, d.tags AS d_tags,
+          wq.id AS wq_id, wq.name AS wq_name, wp.id AS wp_id, wp.name AS wp_name, wp.type AS wp_type,
+          t.id AS t_id, t.name AS t_name, t.tags AS t_tags
+        FROM (SELECT 1 AS one) x
+        LEFT JOIN flow f ON f.id = ${run.flow_id}
+        LEFT JOIN deployment d ON d.id = ${run.deployment_id ?? null}
+        LEFT JOIN work_queue wq ON wq.id = ${run.work_queue_id ?? null}
+        LEFT JOIN work_pool wp ON wp.id = wq.work_pool_id
+        LEFT JOIN task_run t ON t.id = ${run.parent_task_run_id ?? null}`);
+      const row = rows[0] ?? {};
+      const tags = (value: unknown): string[] => (value === null || value === undefined ? [] : (q.dialect.decodeJson(value) as string[]));
+      const pick = (prefix: string, withTags: boolean): RelatedRow | null =>
+        row[`${prefix}_id`] ? { id: String(row[`${prefix}_id`]), name: String(row[`${prefix}_name`]), tags: withTags ? tags(row[`${prefix}_tags`]) : [] } : null;
+      const pool = pick("wp", false);
+      return {
+        flow: pick("f", true),
+        deployment: pick("d", true),
+        workQueue: pick("wq", false),
+        workPool: pool ? { ...pool, type: String(row.wp_type) } : null,
+        parentTaskRun: pick("t", true),
+      };
     },
   };
 }
