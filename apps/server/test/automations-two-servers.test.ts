@@ -1,7 +1,8 @@
 /**
  * Two servers on one database (PostgreSQL, or one SQLite file), each running the triggers and actions services: events
  * received by either server count in the same buckets, every firing is acted on exactly once, and a
- * server that goes away mid-window loses no firing (its bucket is in the database).
+ * server that goes away mid-window loses no firing (its bucket is in the database). Servers killed
+ * with SIGKILL, as processes: automations-killed-server.test.ts.
  */
 import { selectedBackends } from "@prefect/db/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
