@@ -102,7 +102,7 @@ export interface ServerSettings {
     /** Prefect's triggers service; `loopSeconds` is its proactive granularity (PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY). */
     readonly triggers: ServiceSettings;
     /** Prefect's actions service; `loopSeconds` is how often it looks for queued actions. */
-    readonly actions: ServiceSettings;
+    readonly actions: ActionsSettings;
   };
 }
 
@@ -126,6 +126,16 @@ export interface SchedulerSettings extends ServiceSettings {
   readonly minScheduledTimeSeconds: number;
   readonly insertBatchSize: number;
   readonly recentDeploymentsLoopSeconds: number;
+}
+
+/** The actions service's settings (`server.services.actions`). */
+export interface ActionsSettings extends ServiceSettings {
+  /**
+   * How long a taken action is held by the process performing it: a process that dies holding it (killed,
+   * machine gone) leaves it to the others once this has passed. Not one of Prefect's settings: Prefect's
+   * actions consumer is handed its actions by its message broker.
+   */
+  readonly holdSeconds: number;
 }
 
 /** Prefect's `server.services.foreman` settings. */
@@ -210,7 +220,7 @@ export function loadServerSettings(env: Env = process.env): ServerSettings {
         enabled: service(env, "TRIGGERS", 5).enabled,
         loopSeconds: parse(duration, read(env, "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY", "PREFECT_EVENTS_PROACTIVE_GRANULARITY"), 5),
       },
-      actions: service(env, "ACTIONS", 1),
+      actions: { ...service(env, "ACTIONS", 1), holdSeconds: serviceSetting(env, "ACTIONS_HOLD_SECONDS", seconds, 60, true) },
     },
   };
 }

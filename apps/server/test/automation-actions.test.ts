@@ -7,16 +7,9 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { MAX_ATTEMPTS, runQueuedActions } from "../src/features/actions/service.js";
 import { evaluateEvents } from "../src/features/triggers/service.js";
-import { createAutomation, createDeployment, named, Receiver, receivedEvent, recordEvents, runsOf } from "./support/automations.js";
+import { AUTOMATION_SERVICES_ON, createAutomation, createDeployment, named, Receiver, receivedEvent, recordEvents, runsOf } from "./support/automations.js";
 import { waitFor } from "./support/events.js";
 import { describeApi, type TestServer } from "./support/server.js";
-
-const SERVICES_ON = {
-  PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: "true",
-  PREFECT_SERVER_SERVICES_ACTIONS_ENABLED: "true",
-  PREFECT_SERVER_SERVICES_ACTIONS_LOOP_SECONDS: "0.2",
-  PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY: "1",
-};
 
 const receiver = new Receiver();
 beforeAll(() => receiver.start());
@@ -51,7 +44,7 @@ describeApi(
       expect(await runsOf(t.server, x)).toHaveLength(1);
     });
   },
-  SERVICES_ON,
+  AUTOMATION_SERVICES_ON,
 );
 
 describeApi("actions: performed", (t) => {

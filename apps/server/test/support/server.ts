@@ -32,7 +32,7 @@ export interface TestServer {
  * own test settings) the loop services that change runs, pools and deployments on their own switched
  * off, so that they only run in the suites about them.
  */
-const TEST_DEFAULTS: Record<string, string> = {
+export const TEST_DEFAULTS: Record<string, string> = {
   PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL: "0.05",
   PREFECT_SERVER_BLOCKS_REGISTER_ON_START: "false",
   PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED: "false",
@@ -65,22 +65,27 @@ export async function startServerOn(config: DatabaseConfig, env: Record<string, 
     db,
     app,
     context: running.context,
-    async request(method, path, body, init = {}) {
-      const response = await fetch(`${url}/api${path}`, {
-        method,
-        headers: { "content-type": "application/json", ...init.headers },
-        ...(init.raw !== undefined ? { body: init.raw } : body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      const parsed = text === "" ? undefined : JSON.parse(text);
-      checkResponse(method, path.split("?")[0]!, response.status, parsed);
-      return { status: response.status, body: parsed, headers: response.headers };
-    },
+    request: apiRequests(`${url}/api`),
     async close() {
       await running.stop();
       await db.close();
       await remove();
     },
+  };
+}
+
+/** `TestServer.request` for the API at `apiUrl` (a test server's, or a server process's). */
+export function apiRequests(apiUrl: string): TestServer["request"] {
+  return async (method, path, body, init = {}) => {
+    const response = await fetch(`${apiUrl}${path}`, {
+      method,
+      headers: { "content-type": "application/json", ...init.headers },
+      ...(init.raw !== undefined ? { body: init.raw } : body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    const parsed = text === "" ? undefined : JSON.parse(text);
+    checkResponse(method, path.split("?")[0]!, response.status, parsed);
+    return { status: response.status, body: parsed, headers: response.headers };
   };
 }
 

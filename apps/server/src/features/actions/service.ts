@@ -3,8 +3,9 @@
  * firings (each by one process at a time), performs them and emits Prefect's
  * `prefect.automation.action.triggered` with `.executed` or `.failed`. An action that fails for a
  * reason it reports (ActionFailed) is not retried; any other error is retried a few times, later,
- * then reported failed. A queued action whose taker died is taken again once its hold ends; the
- * run-deployment action's idempotency key keeps that from starting a second run.
+ * then reported failed. A queued action whose taker died is taken again once its hold ends
+ * (PREFECT_SERVER_SERVICES_ACTIONS_HOLD_SECONDS); the run-deployment action's idempotency key keeps
+ * that from starting a second run.
  */
 import { type Automation, addSeconds, type AutomationActionQueueEntry, now } from "@prefect/db";
 import { type PrefectEvent, prefectEvent, uuid7 } from "@prefect/orchestration";
@@ -19,8 +20,6 @@ type Labels = Record<string, string>;
 
 /** How many times an action that throws is tried before it is reported failed (Prefect's broker: 3). */
 export const MAX_ATTEMPTS = 3;
-/** How long an action is held by its taker: after that, another process may take it. */
-export const ACTION_HOLD_SECONDS = 60;
 /** Seconds before an action that threw is tried again, per attempt so far. */
 const RETRY_BACKOFF_SECONDS = 1;
 /** Prefect links `.action.triggered` to the triggering event when it occurred this recently. */
@@ -93,7 +92,7 @@ async function runQueuedAction(context: Context, entry: AutomationActionQueueEnt
 
 /** Takes up to `limit` queued actions and performs them, one after the other; returns how many were done with. */
 export async function runQueuedActions(context: Context, options: { readonly limit?: number; readonly log?: Logger | undefined } = {}): Promise<number> {
-  const taken = await context.db.transaction((tx) => tx.automations.claimActions(options.limit ?? 20, ACTION_HOLD_SECONDS));
+  const taken = await context.db.transaction((tx) => tx.automations.claimActions(options.limit ?? 20, context.settings.services.actions.holdSeconds));
   let done = 0;
   for (const entry of taken) {
     try {

@@ -5,6 +5,7 @@
  * reading; `db.taskRuns.recordChanges` writes the result.
  */
 import { defaultStateName, EventCreate, Labels, now, randomRunName, StateType, type TaskRunChange, TimestampSchema, Uuid } from "@prefect/db";
+import { emptyStateDetails } from "@prefect/orchestration";
 import { z } from "zod";
 import { MAX_CACHE_KEY_LENGTH } from "../../prefect/runs.js";
 
@@ -91,27 +92,6 @@ const TASK_RUN_FIELDS: Record<string, z.ZodType> = {
 /** Model fields Prefect leaves out of the row (`model_dump_for_orm(exclude=...)`) or overrides anyway. */
 const IGNORED_FIELDS = new Set(["state_id", "state", "created", "updated", "estimated_run_time", "estimated_start_time_delta"]);
 
-/** Prefect's StateDetails, every field with its default. */
-const STATE_DETAILS_DEFAULTS: Record<string, unknown> = {
-  flow_run_id: null,
-  task_run_id: null,
-  child_flow_run_id: null,
-  scheduled_time: null,
-  cache_key: null,
-  cache_expiration: null,
-  deferred: false,
-  untrackable_result: false,
-  pause_timeout: null,
-  pause_reschedule: false,
-  pause_key: null,
-  run_input_keyset: null,
-  refresh_cache: null,
-  retriable: null,
-  transition_id: null,
-  task_parameters_id: null,
-  traceparent: null,
-  deployment_concurrency_lease_id: null,
-};
 const STATE_DETAILS_TIMESTAMPS = new Set(["scheduled_time", "cache_expiration", "pause_timeout"]);
 
 const ValidatedState = z.looseObject({
@@ -175,9 +155,10 @@ export function taskRunChangeFromEvent(input: unknown): TaskRunChange {
     if (!(required in columns)) throw new InvalidTaskRunEvent(`payload.task_run.${required}: Field required`);
   }
 
-  const details: Record<string, unknown> = { ...STATE_DETAILS_DEFAULTS };
+  // Prefect's StateDetails, every field with its default.
+  const details: Record<string, unknown> = { ...emptyStateDetails() };
   for (const [key, value] of Object.entries(v.state_details ?? {})) {
-    if (!(key in STATE_DETAILS_DEFAULTS)) continue;
+    if (!(key in details)) continue;
     if (STATE_DETAILS_TIMESTAMPS.has(key) && value !== null) {
       const parsed = TimestampSchema.safeParse(value);
       if (!parsed.success) throw problem(parsed.error, `payload.validated_state.state_details.${key}`);
