@@ -104,6 +104,9 @@ export interface StateHistory<S extends State> {
   deleteState(stateId: string): Promise<void>;
 }
 
+/** Run times a transition sets from its state's timestamp, moved with it when the timestamp is taken. */
+const MOVED_WITH_STATE = ["start_time", "end_time", "expected_start_time", "next_scheduled_start_time"] as const;
+
 export function stateHistory<S extends State>({ q, backend }: RepositoryContext, t: RunTables, kind: string): StateHistory<S> {
   const { writes } = backend;
   const decode = rowDecoder(q.dialect, t.state);
@@ -131,7 +134,10 @@ export function stateHistory<S extends State>({ q, backend }: RepositoryContext,
           throw error;
         }
         if (result === "written") return { ...stateFromRow(row), [t.parentColumn]: runId } as unknown as S;
-        row = { ...row, timestamp: fromMicros(toMicros(row.timestamp) + 1) };
+        // Taken: move on by a microsecond, with the run's times that were set from the timestamp.
+        const moved = fromMicros(toMicros(row.timestamp) + 1);
+        for (const column of MOVED_WITH_STATE) if (extra[column] === row.timestamp) extra[column] = moved;
+        row = { ...row, timestamp: moved };
       }
       throw new InvalidError(`Could not find a free timestamp for a new state of ${kind} ${runId}.`);
     },

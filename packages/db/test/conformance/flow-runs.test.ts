@@ -236,6 +236,14 @@ describeEachBackend("flow runs", (t) => {
       expect((await t.db.flowRuns.get(run.id))?.state_timestamp).toBe("2024-01-01T00:00:00.000003Z");
     });
 
+    it("moves the run's times set from a taken timestamp along with the state", async () => {
+      const run = await create({ state: { type: "PENDING", timestamp: T1 } });
+      const T2 = "2024-01-01T00:00:05.000000Z";
+      const running = await t.db.flowRuns.setState(run.id, { type: "RUNNING", timestamp: T1 }, { start_time: T1, end_time: T2 });
+      expect(running.timestamp).not.toBe(T1);
+      expect(await t.db.flowRuns.get(run.id)).toMatchObject({ start_time: running.timestamp, end_time: T2 });
+    });
+
     it("keeps timestamps of different runs independent", async () => {
       await create({ state: { type: "PENDING", timestamp: T1 } });
       const other = await create();

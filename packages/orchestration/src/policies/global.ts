@@ -19,6 +19,11 @@ export class EnsureStateTimestampIsUnique extends UniversalTransform {
     const proposed = context.proposedState;
     // A run without a current state has no states: each state write sets the pointer with it.
     if (this.nullifiedTransition() || !proposed || context.run.state_id === null) return;
+    // States are mostly proposed after the current one: then only a state stored after the current
+    // one could have the timestamp, which the state write itself catches (moving the timestamp and
+    // the bookkeeping set from it), so the states need not be read.
+    const current = context.initialState;
+    if (current && toMicros(proposed.timestamp) > toMicros(current.timestamp)) return;
     const states = context.kind === "flow" ? await context.db.flowRuns.readStates(context.run.id) : await context.db.taskRuns.readStates(context.run.id);
     const taken = new Set(states.map((s) => toMicros(s.timestamp)));
     let candidate = toMicros(proposed.timestamp);
