@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { insertMany } from "../batch.js";
 import type { Dialect } from "../dialect.js";
 import { page, where } from "../filters.js";
 import { InvalidError } from "../errors.js";
 import { checkId } from "../ids.js";
 import type { Page } from "../schemas/common.js";
 import { EventCreate, type EventFilter, EventFilter as EventFilterSchema, type ResourceSpecification, type StoredEvent } from "../schemas/events.js";
-import type { Queryable } from "../driver/types.js";
+import { eventsHead } from "../event-log.js";
 import { type Sql, sql } from "../sql.js";
 import { rowDecoder, selectList, tables } from "../tables.js";
 import { now, type Timestamp, toMicros } from "../timestamps.js";
@@ -77,9 +76,6 @@ export interface EventGroupCount {
 
 const EventBatch = z.array(EventCreate);
 const eventSpec = tables.events;
-const resourceSpec = tables.event_resources;
-const EVENT_COLUMNS = Object.keys(eventSpec.columns);
-const RESOURCE_COLUMNS = Object.keys(resourceSpec.columns);
 
 /** Conditions on one resource's labels (a JSON object in `column`), Prefect's ResourceSpecification. */
 function labelConditions(d: Dialect, column: Sql, labels: ResourceSpecification): Sql {
@@ -189,7 +185,7 @@ export function eventRepository({ q, backend }: RepositoryContext): EventReposit
     return event;
   };
   const select = sql`SELECT ${selectList(eventSpec, "e")} FROM events e`;
-  const headOf = async (on: Queryable) => Number((await on.query<{ head: unknown }>(sql`SELECT COALESCE(MAX(position), 0) AS head FROM events`))[0]?.head ?? 0);
+  const headOf = eventsHead;
   const readAfter = async (position: number, options: EventReadAfterOptions) => {
     const rows = await q.query(
       sql`${select}${where(sql.and([sql`e.position > ${checkPosition(position)}`, eventFilterSql(q.dialect, options.filter, "e")]))} ORDER BY e.position${page(q.dialect, options.limit, 0)}`,
@@ -224,34 +220,25 @@ export function eventRepository({ q, backend }: RepositoryContext): EventReposit
           follows: e.follows ?? null,
         });
       }
+      const events = [...rows.values()];
+      const resources = events.flatMap((e) =>
+        [{ ...e.resource, "prefect.resource.role": "" }, ...e.related].map((resource) => ({
+          id: randomUUID(),
+          created: recorded,
+          updated: recorded,
+          occurred: e.occurred,
+          resource_id: resource["prefect.resource.id"],
+          resource_role: resource["prefect.resource.role"] ?? "",
+          resource: (({ "prefect.resource.role": _role, ...rest }) => rest)(resource),
+          event_id: e.id,
+        })),
+      );
       const write = async (tx: typeof q) => {
-        // Under the append lock: skip the events stored already, then number the rest from the head.
-        await backend.eventLog.lockAppends(tx);
-        const known = await tx.query<{ id: string }>(sql`SELECT id FROM events WHERE ${tx.dialect.inList(sql.raw("id"), [...rows.keys()])}`);
-        for (const { id } of known) rows.delete(id);
-        if (rows.size === 0) return [];
-        let position = await headOf(tx);
-        for (const row of rows.values()) row.position = ++position;
-        const insertedIds = await insertMany(tx, eventSpec, EVENT_COLUMNS, [...rows.values()], {
-          conflict: "ON CONFLICT (id) DO NOTHING",
-          returnIds: true,
+        const storedIds = await backend.eventLog.append(tx, { events, resources });
+        return storedIds.map((id) => {
+          const { created: _c, updated: _u, resource_id: _r, related_resource_ids: _i, ...event } = rows.get(id)!;
+          return event as StoredEvent;
         });
-        const stored = insertedIds.map((id) => rows.get(id)!);
-        const resources = stored.flatMap((e) =>
-          [{ ...e.resource, "prefect.resource.role": "" }, ...e.related].map((resource) => ({
-            id: randomUUID(),
-            created: recorded,
-            updated: recorded,
-            occurred: e.occurred,
-            resource_id: resource["prefect.resource.id"],
-            resource_role: resource["prefect.resource.role"] ?? "",
-            resource: (({ "prefect.resource.role": _role, ...rest }) => rest)(resource),
-            event_id: e.id,
-          })),
-        );
-        await insertMany(tx, resourceSpec, RESOURCE_COLUMNS, resources);
-        await backend.eventLog.announceAppends(tx);
-        return stored.map(({ created: _c, updated: _u, resource_id: _r, related_resource_ids: _i, position: _p, ...event }) => event as StoredEvent);
       };
       return q.inTransaction ? write(q) : q.transaction(write);
     },

@@ -1,7 +1,9 @@
 /** SQLite: write transactions are IMMEDIATE, one at a time, so appends are ordered already; readers poll. */
-import type { EventLog } from "../../event-log.js";
+import { appendStatements, checkAppend, type EventLog } from "../../event-log.js";
 
 export const sqliteEventLog: EventLog = {
-  async lockAppends() {},
-  async announceAppends() {},
+  async append(tx, batch) {
+    checkAppend(batch);
+    return appendStatements(tx, batch);
+  },
 };
