@@ -29,7 +29,7 @@ export async function freshConfig(backend: TestBackend, options: TestDatabaseOpt
     };
   }
   const created = await createTestDatabase(inject("postgresUrl"), inject("postgresTemplate"), { empty: options.empty ?? false });
-  return { config: loadDatabaseConfig({ PREFECT_DATABASE_URL: created.url }), remove: created.drop };
+  return { config: loadDatabaseConfig({ PREFECT_DATABASE_URL: created.url }), remove: created.release };
 }
 
 /** Opens a fresh database on `backend`: migrated (PostgreSQL clones the migrated template), or empty. */

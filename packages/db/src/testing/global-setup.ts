@@ -1,11 +1,11 @@
 /**
  * Starts PostgreSQL for the run when it is asked for, and builds a migrated template database that
- * each test clones (CREATE DATABASE ... TEMPLATE is fast). The container image comes from
+ * tests copy (CREATE DATABASE ... TEMPLATE; each test file's process empties and reuses its copies). The container image comes from
  * PREFECT_TEST_POSTGRES_IMAGE (default: the official postgres:15).
  */
 import type { TestProject } from "vitest/node";
 import { selectedBackends } from "./backends.js";
-import { startPostgres, templateDatabaseName, withDatabase } from "./postgres.js";
+import { dropCopies, startPostgres, templateDatabaseName, withDatabase } from "./postgres.js";
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   if (!selectedBackends().includes("postgres")) return undefined;
@@ -20,6 +20,8 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   project.provide("postgresUrl", server.url);
   project.provide("postgresTemplate", template);
   return async () => {
+    // The tests' databases: each test file's process keeps emptied copies for its next tests.
+    await dropCopies(server.url, template);
     await dropDatabase(server.url, template);
     await server.stop();
   };
