@@ -114,18 +114,41 @@ describe("SQLite group commit", () => {
     expect(names()).toEqual(["after"]);
   });
 
-  it("commits an open group before work outside a transaction runs", async () => {
+  it("commits an open group before a write outside a transaction runs", async () => {
     const hold = gate();
     const first = driver.transaction(async (tx) => {
       await tx.execute(sql`INSERT INTO item (name) VALUES ('grouped')`);
       await hold.opened;
     });
     const second = insert("grouped too");
-    const read = driver.query<{ n: number }>(sql`SELECT COUNT(*) AS n FROM item`);
+    const outside = driver.execute(sql`INSERT INTO item (name) VALUES ('outside')`);
     await settle();
     hold.open();
+    await Promise.all([first, second, outside]);
+    expect(names()).toEqual(["grouped", "grouped too", "outside"]);
+  });
+
+  it("reads outside a transaction at once, from what is committed, while a group is open", async () => {
+    await insert("committed");
+    const hold = gate();
+    const first = driver.transaction(async (tx) => {
+      await tx.execute(sql`INSERT INTO item (name) VALUES ('grouped')`);
+      await hold.opened;
+    });
+    const secondHold = gate();
+    const second = driver.transaction(async (tx) => {
+      await tx.execute(sql`INSERT INTO item (name) VALUES ('grouped too')`);
+      await secondHold.opened;
+    });
+    await settle();
+    hold.open();
+    await settle();
+    // The group is open (the first waits for the second's end): a read does not wait for it, and
+    // sees neither of its writes.
+    const read = await driver.query<{ name: string }>(sql`SELECT name FROM item ORDER BY id`);
+    expect(read.map((r) => r.name)).toEqual(["committed"]);
+    secondHold.open();
     await Promise.all([first, second]);
-    expect((await read)[0]!.n).toBe(2);
-    expect(names()).toEqual(["grouped", "grouped too"]);
+    expect((await driver.query<{ name: string }>(sql`SELECT name FROM item ORDER BY id`)).map((r) => r.name)).toEqual(["committed", "grouped", "grouped too"]);
   });
 });

@@ -17,7 +17,7 @@ import type { Statement } from "better-sqlite3";
 import type { SqliteConfig } from "../../config.js";
 import { Mutex } from "../../driver/mutex.js";
 import type { Driver, Queryable, Row } from "../../driver/types.js";
-import { InvalidError } from "../../errors.js";
+import { BusyError, InvalidError } from "../../errors.js";
 import type { Sql } from "../../sql.js";
 import { sqliteDialect } from "./dialect.js";
 import { isSqliteBusy, translateSqliteError } from "./errors.js";
@@ -64,10 +64,35 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** File path (or `:memory:`), and how long to keep trying when another process holds the write lock. */
 export type SqliteDriverOptions = Pick<SqliteConfig, "path" | "timeoutSeconds">;
 
+/** A prepared statement of `db`, from `cache` (oldest dropped beyond STATEMENT_CACHE_SIZE). */
+function prepared(db: Database.Database, cache: Map<string, Statement>, text: string): Statement {
+  let statement = cache.get(text);
+  if (statement) return statement;
+  try {
+    statement = db.prepare(text);
+  } catch (error) {
+    throw translateSqliteError(error);
+  }
+  if (cache.size >= STATEMENT_CACHE_SIZE) {
+    const oldest = cache.keys().next().value;
+    if (oldest !== undefined) cache.delete(oldest);
+  }
+  cache.set(text, statement);
+  return statement;
+}
+
 export class SqliteDriver implements Driver {
   readonly dialect = sqliteDialect;
   readonly inTransaction = false;
   readonly #db: Database.Database;
+  /**
+   * A second connection to the same file for reads outside a transaction: in WAL mode it reads the
+   * last committed state while the writer works, so reads never wait for a write transaction (or a
+   * group of them), and never see what is not committed yet. None for `:memory:` (a second
+   * connection would be another database).
+   */
+  #reader: Database.Database | null = null;
+  readonly #readStatements = new Map<string, Statement>();
   readonly #lock = new Mutex();
   readonly #statements = new Map<string, Statement>();
   readonly #busyBudgetMs: number;
@@ -89,26 +114,27 @@ export class SqliteDriver implements Driver {
       this.#db.pragma("legacy_alter_table = OFF");
       this.#db.pragma("synchronous = NORMAL");
       this.#db.pragma("cache_size = 20000");
+      if (options.path !== ":memory:") {
+        this.#reader = new Database(options.path, { timeout: SQLITE_BUSY_WAIT_MS });
+        this.#reader.pragma("foreign_keys = ON");
+        this.#reader.pragma("cache_size = 20000");
+      }
     } catch (error) {
+      this.#reader?.close();
       this.#db.close();
       throw translateSqliteError(error);
     }
   }
 
   statement(text: string): Statement {
-    let statement = this.#statements.get(text);
-    if (statement) return statement;
-    try {
-      statement = this.#db.prepare(text);
-    } catch (error) {
-      throw translateSqliteError(error);
-    }
-    if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
-      const oldest = this.#statements.keys().next().value;
-      if (oldest !== undefined) this.#statements.delete(oldest);
-    }
-    this.#statements.set(text, statement);
-    return statement;
+    return prepared(this.#db, this.#statements, text);
+  }
+
+  /** The statement on the read connection when `text` only reads and there is one; else null. */
+  #readStatement(text: string): Statement | null {
+    if (!this.#reader) return null;
+    const statement = prepared(this.#reader, this.#readStatements, text);
+    return statement.reader && statement.readonly ? statement : null;
   }
 
   /** Runs one statement now, on the connection as it is. */
@@ -176,6 +202,13 @@ export class SqliteDriver implements Driver {
   queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
     const tx = this.#joined();
     if (tx) return tx.queryText<R>(text, params);
+    try {
+      const read = this.#readStatement(text);
+      if (read) return Promise.resolve(read.all(params) as R[]);
+    } catch (error) {
+      // Busy (another process switching the file to WAL, say): the writer's path waits it out.
+      if (!(isSqliteBusy(error) || error instanceof BusyError)) return Promise.reject(translateSqliteError(error));
+    }
     return this.#outside(() => this.runQuery<R>(text, params));
   }
 
@@ -366,6 +399,7 @@ export class SqliteDriver implements Driver {
     const release = await this.#lock.acquire();
     try {
       if (this.#db.open) await this.#settle().catch(() => undefined);
+      if (this.#reader?.open) this.#reader.close();
       if (this.#db.open) this.#db.close();
     } finally {
       release();
