@@ -15,11 +15,10 @@ import { exitInfo } from "./exit-codes.js";
 import type { WorkerLogger } from "./logger.js";
 import { errorText, pyRepr } from "./messages.js";
 import { type ExitStatus, type FlowRunProcess, statusCode } from "./process.js";
+import { backoffMs, DATABASE_ATTEMPTS } from "./retry.js";
 import { LogLevel, type RunLogWriter } from "./run-logs.js";
 import { sleep } from "./sleep.js";
 
-/** How often a state proposal (or another call for a run) is tried when the database fails it. */
-const STATE_ATTEMPTS = 6;
 /** How often RUNNING is proposed again while orchestration answers WAIT. */
 const RUNNING_PROPOSALS = 60;
 
@@ -38,8 +37,6 @@ export interface ReportingWorker {
   /** The worker as an event resource. */
   readonly resource: Resource;
 }
-
-const backoffMs = (failures: number) => Math.min(500 * 2 ** (failures - 1), 10_000);
 
 export class RunStateReporter {
   readonly #db: Database;
@@ -118,7 +115,7 @@ export class RunStateReporter {
         });
       } catch (error) {
         failures += 1;
-        if (failures >= STATE_ATTEMPTS) {
+        if (failures >= DATABASE_ATTEMPTS) {
           this.#log.error({ err: error, flow_run_id: id }, "Could not move the flow run to RUNNING");
           return;
         }
@@ -146,7 +143,7 @@ export class RunStateReporter {
    * the process never started); anything else was set by the process (or a person) and stays.
    */
   async settle(active: SupervisedRun, exit: ExitStatus | null, cancelledMessage: string): Promise<void> {
-    for (let attempt = 0; attempt < STATE_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < DATABASE_ATTEMPTS; attempt++) {
       const current = await this.#retrying(() => this.#db.flowRuns.get(active.id), active.id);
       if (!current?.state) return;
       const type = current.state.type;
@@ -237,7 +234,7 @@ export class RunStateReporter {
       try {
         return await call();
       } catch (error) {
-        if (attempt >= STATE_ATTEMPTS - 1) throw error;
+        if (attempt >= DATABASE_ATTEMPTS - 1) throw error;
         this.#log.warn({ err: error, flow_run_id: id }, "Database call for a flow run failed; trying again");
         await sleep(backoffMs(attempt + 1));
       }

@@ -149,6 +149,7 @@ export class ProcessWorker {
       await this.#heartbeat.stop();
       const last = this.#heartbeat.pool;
       await this.#events.write([workerEvent("prefect.worker.stopped", this.#resource, last ? [workPoolResource(last)] : [], started.id)]);
+      await this.#events.stop();
       await this.#logs.stop();
       this.#finished = true;
       this.#print(`Worker ${pyRepr(this.name)} stopped!`);
