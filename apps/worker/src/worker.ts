@@ -76,7 +76,7 @@ export class ProcessWorker {
     this.#poller = new RunPoller(db, options, this.#events, this.#log);
     this.#supervision = {
       db,
-      reporter: new RunStateReporter(db, this.#events, this.#logs, this.#log, { name: this.name, resource: this.#resource }),
+      reporter: new RunStateReporter(db, this.#events, this.#logs, this.#log, { name: this.name, resource: this.#resource, killNow: this.#shutdown.killNow }),
       logs: this.#logs,
       log: this.#log,
       workerName: this.name,
