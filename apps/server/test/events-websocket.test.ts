@@ -100,6 +100,19 @@ describeApi("events websockets", (t) => {
     expect((await binary.closed).code).toBe(1003);
   });
 
+  it("closes the connection on an event whose resource id is too long to index; the next connection's events are stored", async () => {
+    const socket = await openEventsIn(t.server.url);
+    socket.send(makeEvent({ resource: { "prefect.resource.id": "x".repeat(1025) } }));
+    const closed = await socket.closed;
+    expect(closed.code).toBe(1007);
+    expect(closed.reason).toMatch(/^Invalid event: resource\.prefect\.resource\.id: String should have at most 1024 bytes/);
+    const again = await openEventsIn(t.server.url);
+    const next = makeEvent({ event: "after.too-long" });
+    again.send(next);
+    await stored([next.id]);
+    await again.close();
+  });
+
   it("streams matching events on /events/out after backfilling recent stored ones", async () => {
     const old = makeEvent({ event: "match.old", seconds: -20 * 60 }); // older than the 15-minute backfill limit
     const recent = makeEvent({ event: "match.recent", seconds: -60 });

@@ -58,6 +58,13 @@ describeApi("events API", (t) => {
       [{ ...makeEvent(), id: "not-a-uuid" }, ["body", 1, "id"]],
       [{ ...makeEvent(), occurred: "yesterday" }, ["body", 1, "occurred"]],
       [{ ...makeEvent(), event: "x".repeat(1025) }, ["body", 1, "event"]],
+      // Under the limit in characters, over it in bytes: the events table could not index it.
+      [{ ...makeEvent(), event: "é".repeat(600) }, ["body", 1, "event"]],
+      [{ ...makeEvent(), resource: { "prefect.resource.id": "x".repeat(1025) } }, ["body", 1, "resource", "prefect.resource.id"]],
+      [
+        { ...makeEvent(), related: [{ "prefect.resource.id": `prefect.flow.${"x".repeat(1020)}`, "prefect.resource.role": "flow" }] },
+        ["body", 1, "related", 0, "prefect.resource.id"],
+      ],
     ];
     for (const [bad, loc] of cases) {
       const response = await t.server.request("POST", "/events", [good, bad]);

@@ -4,8 +4,7 @@
  * and Prefect's worker events (`prefect.worker.started`, `submitted-flow-run`, `executed-flow-run`,
  * `stopped`) with the resources Prefect relates to them.
  */
-import type { Database, Deployment, EventCreate, Flow, FlowRun, WorkPool } from "@prefect/db";
-import { now } from "@prefect/db";
+import { BusyError, type Database, type Deployment, type EventCreate, type Flow, type FlowRun, now, type WorkPool } from "@prefect/db";
 import { type OrchestrationEvent, type PrefectEvent, prefectEvent } from "@prefect/orchestration";
 import type { WorkerLogger } from "./logger.js";
 
@@ -70,24 +69,83 @@ export function workerEvent(event: string, resource: Resource, relatedResources:
   return prefectEvent({ event, resource, related: relatedResources, follows });
 }
 
-/** Stores events; a failure is logged, never thrown (the runs go on). */
+/** How long events the database could not take wait before the next try. */
+const RETRY_MS = 1000;
+/** Most events written at once. */
+const BATCH_SIZE = 500;
+/** Events kept for another try when the database cannot take them; older ones are dropped past this. */
+const MAX_BUFFERED = 20_000;
+
+/**
+ * Stores events in the order they were written, one write at a time. A write the database cannot take
+ * now (BusyError: a restart, a lost connection, a full pool) keeps its events for the next write or
+ * the retry a second later, so that a run's events survive a database outage; events the database
+ * refuses are logged and dropped. Failures are never thrown: the runs go on.
+ */
 export class EventWriter {
   readonly #db: Database;
   readonly #log: WorkerLogger;
+  /** Events not stored yet, oldest first. */
+  #queue: EventCreate[] = [];
+  #flushing: Promise<void> = Promise.resolve();
+  #retry: NodeJS.Timeout | null = null;
+  #stopped = false;
 
   constructor(db: Database, log: WorkerLogger) {
     this.#db = db;
     this.#log = log;
   }
 
-  async write(events: readonly (OrchestrationEvent | WorkerEvent)[]): Promise<void> {
-    if (events.length === 0) return;
+  /** Stores `events` after those still waiting; resolves once tried. */
+  write(events: readonly (OrchestrationEvent | WorkerEvent)[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
     const received = now();
-    const batch: EventCreate[] = events.map((e) => ({ ...e, related: [...e.related], received }));
-    try {
-      await this.#db.events.createMany(batch);
-    } catch (error) {
-      this.#log.warn({ err: error, events: events.map((e) => e.event) }, "Could not store events");
+    this.#queue.push(...events.map((e) => ({ ...e, related: [...e.related], received })));
+    if (this.#queue.length > MAX_BUFFERED) {
+      const dropped = this.#queue.splice(0, this.#queue.length - MAX_BUFFERED);
+      this.#log.error({ events: dropped.length }, "Dropping events that could not be stored");
     }
+    return this.#flush();
+  }
+
+  /** One last try for the events still waiting (the worker is stopping). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = null;
+    await this.#flush();
+    if (this.#queue.length > 0) this.#log.error({ events: this.#queue.length }, "Could not store every event before stopping");
+  }
+
+  #flush(): Promise<void> {
+    this.#flushing = this.#flushing.then(() => this.#writeQueued());
+    return this.#flushing;
+  }
+
+  async #writeQueued(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.slice(0, BATCH_SIZE);
+      try {
+        // Events stored already (a write whose answer was lost) are skipped by the repository.
+        await this.#db.events.createMany(batch);
+      } catch (error) {
+        if (error instanceof BusyError) {
+          this.#log.warn({ err: error, pending: this.#queue.length }, "Could not store events; will try again");
+          this.#retryLater();
+          return;
+        }
+        this.#log.warn({ err: error, events: batch.map((e) => e.event) }, "Could not store events");
+      }
+      this.#queue.splice(0, batch.length);
+    }
+  }
+
+  #retryLater(): void {
+    if (this.#stopped || this.#retry) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      void this.#flush();
+    }, RETRY_MS);
+    this.#retry.unref();
   }
 }

@@ -19,6 +19,7 @@ import { type ProcessJobConfiguration, resolveJobConfiguration } from "./job-con
 import type { WorkerLogger } from "./logger.js";
 import { errorName, errorText, pyRepr } from "./messages.js";
 import { FlowRunProcess, statusCode } from "./process.js";
+import { retryWhileBusy } from "./retry.js";
 import { LogLevel, type RunLogWriter } from "./run-logs.js";
 import { splitCommand } from "./shlex.js";
 import type { ShutdownView } from "./shutdown.js";
@@ -173,27 +174,28 @@ export class RunSupervisor implements SupervisedRun {
 
   /** The run's job configuration from its pool, deployment and own job variables; null (and CRASHED) when it cannot be built. */
   async #prepare(): Promise<PreparedRun | null> {
-    const { db } = this.#shared;
+    const { db, log } = this.#shared;
     const run = this.#claimed.flow_run;
-    const pool = this.#shared.pool() ?? (await db.workPools.get(this.#claimed.work_pool_id));
-    let flow: Flow | null = null;
-    let deployment: Deployment | null = null;
-    let configuration: ProcessJobConfiguration;
-    try {
+    const read = async (): Promise<PreparedRun> => {
+      const pool = this.#shared.pool() ?? (await db.workPools.get(this.#claimed.work_pool_id));
       if (!pool) throw new Error(`Work pool ${this.#claimed.work_pool_id} not found.`);
-      flow = await db.flows.get(run.flow_id);
-      deployment = run.deployment_id ? await db.deployments.get(run.deployment_id) : null;
-      configuration = await resolveJobConfiguration(
+      const flow: Flow | null = await db.flows.get(run.flow_id);
+      const deployment: Deployment | null = run.deployment_id ? await db.deployments.get(run.deployment_id) : null;
+      const configuration = await resolveJobConfiguration(
         { flowRun: run, flow, deployment, workPool: pool, workerName: this.#shared.workerName, workerId: this.#shared.workerId(), apiUrl: this.#shared.apiUrl },
         async (name) => (await db.variables.getByName(name))?.value,
         this.#shared.env,
       );
+      return { configuration, pool, related: flowRunResources(run, flow, deployment, pool) };
+    };
+    try {
+      // A database that is away for a moment does not make the run fail.
+      return await retryWhileBusy(read, (error) => log.warn({ err: error, flow_run_id: this.id }, "Could not read the flow run's configuration; trying again"));
     } catch (error) {
       this.#shared.logs.note(this.id, LogLevel.ERROR, `Failed to submit flow run ${pyRepr(run.name)} to infrastructure. ${errorText(error)}`);
       await this.#shared.reporter.crash(this.id, `Failed to submit flow run to infrastructure: ${errorName(error)}: ${errorText(error)}`);
       return null;
     }
-    return { configuration, pool, related: flowRunResources(run, flow, deployment, pool) };
   }
 
   #startProcess(configuration: ProcessJobConfiguration, cwd: string): Promise<FlowRunProcess> {

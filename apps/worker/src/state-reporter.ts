@@ -8,18 +8,17 @@
  * The database may fail a call for a while (a restart, a full pool): a run must not be left
  * RUNNING because one write failed, so each call is tried again with a backoff.
  */
-import type { Database, FlowRun, WorkPool } from "@prefect/db";
+import { BusyError, type Database, type FlowRun, type WorkPool } from "@prefect/db";
 import { type OrchestrationResult, type StateInput, setFlowRunState } from "@prefect/orchestration";
 import { type EventWriter, type Resource, WORKER_TYPE, type WorkerEvent, workerEvent } from "./events.js";
 import { exitInfo } from "./exit-codes.js";
 import type { WorkerLogger } from "./logger.js";
 import { errorText, pyRepr } from "./messages.js";
 import { type ExitStatus, type FlowRunProcess, statusCode } from "./process.js";
+import { backoffMs, DATABASE_ATTEMPTS } from "./retry.js";
 import { LogLevel, type RunLogWriter } from "./run-logs.js";
 import { sleep } from "./sleep.js";
 
-/** How often a state proposal (or another call for a run) is tried when the database fails it. */
-const STATE_ATTEMPTS = 6;
 /** How often RUNNING is proposed again while orchestration answers WAIT. */
 const RUNNING_PROPOSALS = 60;
 
@@ -37,9 +36,16 @@ export interface ReportingWorker {
   readonly name: string;
   /** The worker as an event resource. */
   readonly resource: Resource;
+  /** Resolves when the worker is being killed (its last signal): a busy database is not waited for any longer. */
+  readonly killNow: Promise<void>;
 }
 
-const backoffMs = (failures: number) => Math.min(500 * 2 ** (failures - 1), 10_000);
+/**
+ * How long a database that cannot serve a call for a run (BusyError: a restart, lost connections) is
+ * waited for, trying again with the backoff, before the run is given up on; other failures are
+ * tried DATABASE_ATTEMPTS times.
+ */
+const BUSY_WAIT_MS = 5 * 60_000;
 
 export class RunStateReporter {
   readonly #db: Database;
@@ -47,6 +53,8 @@ export class RunStateReporter {
   readonly #logs: RunLogWriter;
   readonly #log: WorkerLogger;
   readonly #worker: ReportingWorker;
+  /** Aborted when the worker is being killed. */
+  readonly #killed = new AbortController();
 
   constructor(db: Database, events: EventWriter, logs: RunLogWriter, log: WorkerLogger, worker: ReportingWorker) {
     this.#db = db;
@@ -54,6 +62,7 @@ export class RunStateReporter {
     this.#logs = logs;
     this.#log = log;
     this.#worker = worker;
+    void worker.killNow.then(() => this.#killed.abort());
   }
 
   /** `prefect.worker.submitted-flow-run`, related to the run's deployment, flow, tags and pool. */
@@ -118,7 +127,7 @@ export class RunStateReporter {
         });
       } catch (error) {
         failures += 1;
-        if (failures >= STATE_ATTEMPTS) {
+        if (failures >= DATABASE_ATTEMPTS) {
           this.#log.error({ err: error, flow_run_id: id }, "Could not move the flow run to RUNNING");
           return;
         }
@@ -146,7 +155,7 @@ export class RunStateReporter {
    * the process never started); anything else was set by the process (or a person) and stays.
    */
   async settle(active: SupervisedRun, exit: ExitStatus | null, cancelledMessage: string): Promise<void> {
-    for (let attempt = 0; attempt < STATE_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < DATABASE_ATTEMPTS; attempt++) {
       const current = await this.#retrying(() => this.#db.flowRuns.get(active.id), active.id);
       if (!current?.state) return;
       const type = current.state.type;
@@ -231,15 +240,17 @@ export class RunStateReporter {
     return false;
   }
 
-  /** Runs a database call for run `id`, trying again with backoff when it fails. */
+  /** Runs a database call for run `id`, trying again with backoff when it fails (see BUSY_WAIT_MS). */
   async #retrying<T>(call: () => Promise<T>, id: string): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+    const since = Date.now();
+    for (let failures = 1; ; failures++) {
       try {
         return await call();
       } catch (error) {
-        if (attempt >= STATE_ATTEMPTS - 1) throw error;
+        const waitingOut = error instanceof BusyError && Date.now() - since < BUSY_WAIT_MS && !this.#killed.signal.aborted;
+        if (!waitingOut && failures >= DATABASE_ATTEMPTS) throw error;
         this.#log.warn({ err: error, flow_run_id: id }, "Database call for a flow run failed; trying again");
-        await sleep(backoffMs(attempt + 1));
+        await sleep(backoffMs(failures), this.#killed.signal);
       }
     }
   }

@@ -76,7 +76,7 @@ export class ProcessWorker {
     this.#poller = new RunPoller(db, options, this.#events, this.#log);
     this.#supervision = {
       db,
-      reporter: new RunStateReporter(db, this.#events, this.#logs, this.#log, { name: this.name, resource: this.#resource }),
+      reporter: new RunStateReporter(db, this.#events, this.#logs, this.#log, { name: this.name, resource: this.#resource, killNow: this.#shutdown.killNow }),
       logs: this.#logs,
       log: this.#log,
       workerName: this.name,
@@ -149,6 +149,7 @@ export class ProcessWorker {
       await this.#heartbeat.stop();
       const last = this.#heartbeat.pool;
       await this.#events.write([workerEvent("prefect.worker.stopped", this.#resource, last ? [workPoolResource(last)] : [], started.id)]);
+      await this.#events.stop();
       await this.#logs.stop();
       this.#finished = true;
       this.#print(`Worker ${pyRepr(this.name)} stopped!`);

@@ -219,6 +219,8 @@ export interface ServerProcess {
   /** http://host:port/api */
   readonly api: string;
   readonly exit: Promise<number | null>;
+  /** What it wrote to stdout and stderr so far. */
+  output(): string;
 }
 
 /** The server as a real process on `config`'s database, on a free port; resolves once it listens. */
@@ -245,5 +247,5 @@ export async function startServerProcess(config: DatabaseConfig, extraEnv: NodeJ
     if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}): ${output}`);
     return /listening on (http:\/\/\S+\/api)/.exec(output)?.[1];
   }, "the server to listen");
-  return { child, api, exit };
+  return { child, api, exit, output: () => output };
 }

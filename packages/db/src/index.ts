@@ -50,5 +50,6 @@ export { defaultStateName, type Flow, FlowCreate, type FlowRun, FlowRunCreate, t
 export { type SavedSearch, SavedSearchCreate } from "./schemas/saved-searches.js";
 export { MAX_VARIABLE_NAME_LENGTH, MAX_VARIABLE_VALUE_LENGTH, type Variable, VariableUpdate } from "./schemas/variables.js";
 export { QueueFilter, ScheduledFlowRunQuery, type SlotHolder, type Worker, type WorkerFlowRun, type WorkPool, WorkPoolCreate, WorkPoolUpdate, type WorkQueue, WorkQueueCreate } from "./schemas/work-pools.js";
+export { fitsIndexedText, INDEXED_TEXT_TOO_LONG } from "./tables.js";
 export { parseTextSearch } from "./text-search.js";
 export { addSeconds, fromMicros, now, secondsBetween, type Timestamp, TimestampSchema, toDate, toMicros, toTimestamp } from "./timestamps.js";

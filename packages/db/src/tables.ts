@@ -18,13 +18,18 @@ export type ColumnKind = "uuid" | "text" | "indexed_text" | "int" | "float" | "b
  */
 export const INDEXED_TEXT_MAX_BYTES = 1024;
 
+/** Why a value does not fit an indexed text column. */
+export const INDEXED_TEXT_TOO_LONG = `String should have at most ${INDEXED_TEXT_MAX_BYTES} bytes (UTF-8) to be stored and indexed`;
+
+/** Whether `value` fits an indexed text column (INDEXED_TEXT_MAX_BYTES of UTF-8). */
+export function fitsIndexedText(value: string): boolean {
+  return value.length * 3 <= INDEXED_TEXT_MAX_BYTES || Buffer.byteLength(value, "utf8") <= INDEXED_TEXT_MAX_BYTES;
+}
+
 /** Refuses a value of an indexed text column longer than INDEXED_TEXT_MAX_BYTES, naming the column. */
 export function checkIndexedText(spec: TableSpec, column: string, value: unknown): void {
-  if (spec.columns[column] !== "indexed_text" || typeof value !== "string" || value.length * 3 <= INDEXED_TEXT_MAX_BYTES) return;
-  if (Buffer.byteLength(value, "utf8") <= INDEXED_TEXT_MAX_BYTES) return;
-  throw new InvalidError(`${spec.name}.${column} is too long`, [
-    { path: [column], message: `String should have at most ${INDEXED_TEXT_MAX_BYTES} bytes (UTF-8) to be stored and indexed` },
-  ]);
+  if (spec.columns[column] !== "indexed_text" || typeof value !== "string" || fitsIndexedText(value)) return;
+  throw new InvalidError(`${spec.name}.${column} is too long`, [{ path: [column], message: INDEXED_TEXT_TOO_LONG }]);
 }
 
 export interface TableSpec<Name extends string = string, Columns extends Record<string, ColumnKind> = Record<string, ColumnKind>, Model extends string = string> {

@@ -75,6 +75,25 @@ export interface EventGroupCount {
 }
 
 const EventBatch = z.array(EventCreate);
+
+/** Whether a string in `value` (keys included) holds a NUL character. */
+function hasNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (value !== null && typeof value === "object") return Object.entries(value).some(([key, v]) => key.includes("\u0000") || hasNul(v));
+  return false;
+}
+
+/**
+ * `value` with the NUL characters of its strings (keys included) removed: PostgreSQL stores none in
+ * text or jsonb, SQLite does; both drop them, so that an event is stored alike on both (as logs are).
+ */
+function withoutNul<T>(value: T): T {
+  if (typeof value === "string") return value.replaceAll("\u0000", "") as T;
+  if (Array.isArray(value)) return value.map(withoutNul) as T;
+  if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([key, v]) => [key.replaceAll("\u0000", ""), withoutNul(v)])) as T;
+  return value;
+}
 const eventSpec = tables.events;
 
 /** Conditions on one resource's labels (a JSON object in `column`), Prefect's ResourceSpecification. */
@@ -202,8 +221,9 @@ export function eventRepository({ q, backend }: RepositoryContext): EventReposit
       if (batch.length === 0) return [];
       const recorded = now();
       const rows = new Map<string, StoredEvent & Record<string, unknown>>();
-      for (const e of [...batch].sort(byOccurred)) {
-        if (rows.has(e.id)) continue;
+      for (const parsed of [...batch].sort(byOccurred)) {
+        if (rows.has(parsed.id)) continue;
+        const e = hasNul(parsed) ? withoutNul(parsed) : parsed;
         rows.set(e.id, {
           id: e.id,
           created: recorded,

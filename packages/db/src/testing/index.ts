@@ -5,7 +5,7 @@
  */
 export { selectedBackends, type TestBackend } from "./backends.js";
 export { type BackendContext, describeEachBackend, freshConfig, openTestDatabase, type TestDatabase, type TestDatabaseOptions } from "./database.js";
-export { createTestDatabase, startPostgres, templateDatabaseName, withDatabase } from "./postgres.js";
+export { createTestDatabase, openPostgresSession, type PostgresSession, startPostgres, templateDatabaseName, terminateConnections, withDatabase } from "./postgres.js";
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -145,3 +145,31 @@ export async function dropCopies(adminUrl: string, template: string): Promise<vo
     for (const { name } of copies.rows) await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   });
 }
+
+/** A connection of a test's own to a PostgreSQL database, for what the repositories do not offer (locks, pg_stat_activity). */
+export interface PostgresSession {
+  query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  close(): Promise<void>;
+}
+
+export async function openPostgresSession(url: string): Promise<PostgresSession> {
+  const client = new pg.Client({ connectionString: url });
+  // A session whose backend is terminated fails its statements; the 'error' event must not crash the test.
+  client.on("error", () => undefined);
+  await client.connect();
+  return {
+    query: async <R extends Record<string, unknown>>(text: string, params: readonly unknown[] = []) => (await client.query<R>(text, [...params])).rows,
+    close: () => client.end().catch(() => undefined),
+  };
+}
+
+/**
+ * Terminates every connection to `session`'s database but its own (to the clients, what a server
+ * restart looks like); returns how many were terminated.
+ */
+export async function terminateConnections(session: PostgresSession): Promise<number> {
+  const rows = await session.query<{ terminated: boolean }>(
+    "SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+  );
+  return rows.filter((row) => row.terminated).length;
+}

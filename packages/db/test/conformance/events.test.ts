@@ -53,6 +53,22 @@ describeEachBackend("events", (t) => {
     }
   });
 
+  it("strips NUL characters from the name, labels and payload (PostgreSQL stores none)", async () => {
+    const e = event({
+      event: "nul.in\u0000name",
+      resource: flowRun(1, { "prefect.resource.name": "a\u0000b" }),
+      related: [related("prefect.flow.1", "flow", { "x\u0000": "y" })],
+      payload: { text: "he\u0000llo", list: ["\u0000"], nested: { "k\u0000": 1 } },
+    });
+    await t.db.events.createMany([e]);
+    expect(await t.db.events.get(e.id)).toMatchObject({
+      event: "nul.inname",
+      resource: flowRun(1, { "prefect.resource.name": "ab" }),
+      related: [related("prefect.flow.1", "flow", { x: "y" })],
+      payload: { text: "hello", list: [""], nested: { k: 1 } },
+    });
+  });
+
   it("accepts an empty batch", async () => {
     expect(await t.db.events.createMany([])).toEqual([]);
     expect(await t.db.events.count()).toBe(0);

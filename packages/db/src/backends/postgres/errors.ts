@@ -40,8 +40,9 @@ export function translatePostgresError(error: unknown): unknown {
   if (error instanceof Error && /timeout exceeded when trying to connect|Connection terminated/i.test(error.message)) {
     return new BusyError("No PostgreSQL connection became free in time; try again.", { cause: error });
   }
-  // node-postgres' answer on a connection that died under a transaction (server restart, terminated backend).
-  if (error instanceof Error && /Client has encountered a connection error and is not queryable/i.test(error.message)) {
+  // node-postgres' answers on a connection that died under a transaction (server restart, terminated
+  // backend), or that was closed meanwhile.
+  if (error instanceof Error && /Client has encountered a connection error and is not queryable|Client was closed and is not queryable/i.test(error.message)) {
     return new BusyError("The connection to PostgreSQL was lost; try again.", { cause: error });
   }
   if (typeof code !== "string" || code.length !== 5) return error;
