@@ -189,7 +189,7 @@ describe("PostgreSQL connections terminated under load", () => {
       ledger.events.push(held.id);
       await blocked(SERVER_APP, ['INSERT INTO "flow" (%']);
       // The batch waits for the table, or for the append lock that a writer waiting for the table holds.
-      await blocked(SERVER_APP, ['INSERT INTO "events" (%', "SELECT pg_advisory_xact_lock(%"]);
+      await blocked(SERVER_APP, ["WITH head AS (SELECT COALESCE(MAX(position), 0) AS h FROM events)%", "SELECT pg_advisory_xact_lock(%"]);
       await blocked(WORKER_APP, ["%"]);
       const terminated = await terminateConnections(admin);
       await admin.query("COMMIT");
