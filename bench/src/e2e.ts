@@ -122,14 +122,23 @@ async function serverFigures(scratch: ScratchDatabase, settings: BenchSettings, 
 
 /**
  * Round trips of one create on PostgreSQL: the server talks to PostgreSQL through a counting proxy,
- * with the event persister off (it writes the creates' events in batches, apart from the request);
- * the background services' own queries, counted over as long with no load, are taken off.
+ * with every background service off (the event persister, for one, writes the creates' events in
+ * batches, apart from the request); what is left of the process's own queries, counted over as long
+ * with no load, is taken off.
  */
+/** Every background service off: their own queries would blur the count. */
+const SERVICES_OFF = Object.fromEntries(
+  ["ACTIONS", "CANCELLATION_CLEANUP", "EVENT_PERSISTER", "FOREMAN", "LATE_RUNS", "REPOSSESSOR", "SCHEDULER", "TASK_RUN_RECORDER", "TRIGGERS"].map((name) => [
+    `PREFECT_SERVER_SERVICES_${name}_ENABLED`,
+    "false",
+  ]),
+);
+
 async function roundTripsPerCreate(scratch: ScratchDatabase, settings: BenchSettings): Promise<number> {
   const proxy = await startCountingProxy(scratch.url!);
   try {
     const server = await startServer({
-      env: { ...scratch.env, PREFECT_DATABASE_URL: proxy.url, PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: "false" },
+      env: { ...scratch.env, PREFECT_DATABASE_URL: proxy.url, ...SERVICES_OFF },
     });
     try {
       const flow = await call<{ id: string }>(server.api, "POST", "/flows/", { name: "bench-round-trips" });
