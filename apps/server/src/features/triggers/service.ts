@@ -231,6 +231,8 @@ async function evaluateInOrder(context: Context, index: TriggerIndex, ordering: 
 /** Prefect's reactive evaluation of a batch of events, in order. */
 export async function evaluateEvents(context: Context, events: readonly ReceivedEvent[], ordering = new EventOrdering(), index?: TriggerIndex): Promise<void> {
   const triggers = index ?? (await loadTriggers(context.db));
+  // No trigger to evaluate: the events' order does not matter either (nothing to hold back).
+  if (triggers.triggers.length === 0) return;
   for (const event of events) await evaluateInOrder(context, triggers, ordering, event, 0);
 }
 
