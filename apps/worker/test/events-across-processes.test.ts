@@ -11,37 +11,13 @@ import { join } from "node:path";
 import type { DatabaseConfig } from "@prefect/db";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import { type ServerProcess, spawnWorker, startServerProcess, type WorkerProcess, waitFor } from "./support.js";
+import { type ServerProcess, spawnWorker, startServerProcess, subscribeToEvents, type WireEvent, type WorkerProcess, waitFor } from "./support.js";
 
-interface WireEvent {
-  id: string;
-  event: string;
-  occurred: string;
-  resource: Record<string, string>;
-}
-
-/** A subscriber of `/api/events/out` (Prefect's protocol: auth, then a filter), keeping what it receives. */
+/** A subscriber of `/api/events/out`, keeping what it receives. */
 async function subscribe(api: string, filter: Record<string, unknown>): Promise<{ events: WireEvent[]; close(): void }> {
-  const socket = new WebSocket(`${api.replace(/^http/, "ws")}/events/out`, ["prefect"]);
   const events: WireEvent[] = [];
-  let authenticated!: () => void;
-  const ready = new Promise<void>((resolve) => {
-    authenticated = resolve;
-  });
-  socket.on("message", (raw) => {
-    const data = JSON.parse(String(raw));
-    if (data.type === "auth_success") authenticated();
-    else if (data.type === "event") events.push(data.event);
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("open", () => resolve());
-    socket.once("error", () => reject(new Error("cannot connect to /events/out")));
-  });
-  socket.send(JSON.stringify({ type: "auth", token: null }));
-  await ready;
-  socket.send(JSON.stringify({ type: "filter", filter, backfill: true }));
-  return { events, close: () => socket.close() };
+  const { close } = await subscribeToEvents(api, filter, (event) => events.push(event));
+  return { events, close };
 }
 
 const FLOW_SCRIPT = `console.log("hello");`;

@@ -7,6 +7,7 @@ import { createLogger, logLevelFrom } from "../src/logger.js";
 import type { WorkerOptions } from "../src/options.js";
 import { defaultBaseJobTemplate } from "../src/job-configuration.js";
 import { ProcessWorker } from "../src/worker.js";
+import WebSocket from "ws";
 
 export const WORKER_MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "main.js");
 /** The server as `pnpm start` runs it (built). */
@@ -248,4 +249,34 @@ export async function startServerProcess(config: DatabaseConfig, extraEnv: NodeJ
     return /listening on (http:\/\/\S+\/api)/.exec(output)?.[1];
   }, "the server to listen");
   return { child, api, exit, output: () => output };
+}
+
+/** An event as `/api/events/out` sends it. */
+export interface WireEvent {
+  id: string;
+  event: string;
+  occurred: string;
+  resource: Record<string, string>;
+}
+
+/** A subscriber of `/api/events/out` (Prefect's protocol: auth, then a filter, with backfill), handing each event to `onEvent`. */
+export async function subscribeToEvents(api: string, filter: Record<string, unknown>, onEvent: (event: WireEvent) => void): Promise<{ close(): void }> {
+  const socket = new WebSocket(`${api.replace(/^http/, "ws")}/events/out`, ["prefect"]);
+  let authenticated!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    authenticated = resolve;
+  });
+  socket.on("message", (raw) => {
+    const data = JSON.parse(String(raw));
+    if (data.type === "auth_success") authenticated();
+    else if (data.type === "event") onEvent(data.event as WireEvent);
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("open", () => resolve());
+    socket.once("error", () => reject(new Error("cannot connect to /events/out")));
+  });
+  socket.send(JSON.stringify({ type: "auth", token: null }));
+  await ready;
+  socket.send(JSON.stringify({ type: "filter", filter, backfill: true }));
+  return { close: () => socket.close() };
 }

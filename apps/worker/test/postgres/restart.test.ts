@@ -13,8 +13,7 @@ import { randomUUID } from "node:crypto";
 import type { DatabaseConfig } from "@prefect/db";
 import { freshConfig, openPostgresSession, type PostgresSession, terminateConnections } from "@prefect/db/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import { type ServerProcess, spawnWorker, startServerProcess, type WorkerProcess, waitFor } from "../support.js";
+import { type ServerProcess, spawnWorker, startServerProcess, subscribeToEvents, type WorkerProcess, waitFor } from "../support.js";
 
 /** What the server acknowledged (2xx) and what it answered otherwise. */
 interface Ledger {
@@ -29,25 +28,9 @@ interface Ledger {
 
 /** A subscriber of `/api/events/out` (Prefect's protocol), keeping the ids it receives. */
 async function subscribe(api: string, filter: Record<string, unknown>): Promise<{ ids: Set<string>; close(): void }> {
-  const socket = new WebSocket(`${api.replace(/^http/, "ws")}/events/out`, ["prefect"]);
   const ids = new Set<string>();
-  let authenticated!: () => void;
-  const ready = new Promise<void>((resolve) => {
-    authenticated = resolve;
-  });
-  socket.on("message", (raw) => {
-    const data = JSON.parse(String(raw));
-    if (data.type === "auth_success") authenticated();
-    else if (data.type === "event") ids.add(data.event.id);
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("open", () => resolve());
-    socket.once("error", () => reject(new Error("cannot connect to /events/out")));
-  });
-  socket.send(JSON.stringify({ type: "auth", token: null }));
-  await ready;
-  socket.send(JSON.stringify({ type: "filter", filter, backfill: true }));
-  return { ids, close: () => socket.close() };
+  const { close } = await subscribeToEvents(api, filter, (event) => ids.add(event.id));
+  return { ids, close };
 }
 
 /** Each process names its connections, so that the test can tell whose statement waits. */
