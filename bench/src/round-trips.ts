@@ -1,8 +1,10 @@
 /**
  * Counting PostgreSQL round trips without touching the server: a TCP proxy between the server and
- * PostgreSQL that reads the frontend messages going through it. node-postgres never pipelines, so
- * every round trip ends with exactly one Sync (an extended-protocol query: Parse/Bind/Execute/Sync)
- * or is one simple Query message; counting those counts round trips.
+ * PostgreSQL that reads the frontend messages going through it. A round trip is a wait: the client
+ * sends work (a Sync ends an extended-protocol query, a Query message is a simple one) and waits for
+ * the answer. Messages a client pipelines (sends before the answer to the previous ones came back)
+ * share one round trip: a Sync or Query counts only when the server has answered since the last one
+ * counted.
  */
 import { createServer, type Server, type Socket, connect } from "node:net";
 
@@ -14,33 +16,49 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
+export interface RoundTripCounter {
+  /** The client's bytes, in chunks as they arrive (a message may span chunks). */
+  fromClient(chunk: Buffer): void;
+  /** The server sent something back. */
+  answered(): void;
+}
+
 /**
- * Reads a client's message stream, fed in chunks as they arrive (a message may span chunks): the
- * startup packet (no type byte), then typed messages; calls `onRoundTrip` for each Sync and Query.
+ * Reads one connection's client stream: the startup packet (no type byte), then typed messages;
+ * calls `onRoundTrip` for each Sync or Query that follows an answer from the server.
  */
-export function roundTripCounter(onRoundTrip: () => void): (chunk: Buffer) => void {
+export function roundTripCounter(onRoundTrip: () => void): RoundTripCounter {
   let buffered: Buffer = Buffer.alloc(0);
   let started = false;
-  return (chunk) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    for (;;) {
-      if (!started) {
-        if (buffered.length < 8) return;
-        const length = buffered.readInt32BE(0);
-        if (buffered.length < length) return;
-        const code = buffered.readInt32BE(4);
-        // SSLRequest / GSSENCRequest come before the real startup packet.
-        if (code !== 80877103 && code !== 80877104) started = true;
-        buffered = buffered.subarray(length);
-        continue;
+  let answered = true;
+  return {
+    answered() {
+      answered = true;
+    },
+    fromClient(chunk) {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      for (;;) {
+        if (!started) {
+          if (buffered.length < 8) return;
+          const length = buffered.readInt32BE(0);
+          if (buffered.length < length) return;
+          const code = buffered.readInt32BE(4);
+          // SSLRequest / GSSENCRequest come before the real startup packet.
+          if (code !== 80877103 && code !== 80877104) started = true;
+          buffered = buffered.subarray(length);
+          continue;
+        }
+        if (buffered.length < 5) return;
+        const length = buffered.readInt32BE(1);
+        if (buffered.length < 1 + length) return;
+        const type = String.fromCharCode(buffered[0]!);
+        if ((type === "S" || type === "Q") && answered) {
+          answered = false;
+          onRoundTrip();
+        }
+        buffered = buffered.subarray(1 + length);
       }
-      if (buffered.length < 5) return;
-      const length = buffered.readInt32BE(1);
-      if (buffered.length < 1 + length) return;
-      const type = String.fromCharCode(buffered[0]!);
-      if (type === "S" || type === "Q") onRoundTrip();
-      buffered = buffered.subarray(1 + length);
-    }
+    },
   };
 }
 
@@ -54,14 +72,17 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     const upstream = connect(port, host);
     sockets.add(client);
     sockets.add(upstream);
-    const countMessages = roundTripCounter(() => {
+    const counter = roundTripCounter(() => {
       count += 1;
     });
     client.on("data", (chunk: Buffer) => {
-      countMessages(chunk);
+      counter.fromClient(chunk);
       upstream.write(chunk);
     });
-    upstream.pipe(client);
+    upstream.on("data", (chunk: Buffer) => {
+      counter.answered();
+      client.write(chunk);
+    });
     const end = () => {
       client.destroy();
       upstream.destroy();

@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { openDatabase } from "@prefect/db";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
@@ -22,40 +24,50 @@ function untyped(code: number, body: Buffer = Buffer.alloc(0)): Buffer {
 const SSL_REQUEST = 80877103;
 const PROTOCOL_3 = 196608;
 
-function count(stream: Buffer, chunkSize: number): number {
+/** Feeds each flight (what the client sends before waiting) cut into chunks, the server answering between flights. */
+function count(flights: readonly Buffer[], chunkSize: number): number {
   let trips = 0;
-  const feed = roundTripCounter(() => {
+  const counter = roundTripCounter(() => {
     trips += 1;
   });
-  for (let i = 0; i < stream.length; i += chunkSize) feed(stream.subarray(i, i + chunkSize));
+  for (const flight of flights) {
+    for (let i = 0; i < flight.length; i += chunkSize) counter.fromClient(flight.subarray(i, i + chunkSize));
+    counter.answered();
+  }
   return trips;
 }
 
+const extended = (text: string) =>
+  Buffer.concat([message("P", Buffer.from(`\0${text}\0\0\0`, "latin1")), message("B", Buffer.alloc(10)), message("E", Buffer.alloc(5)), message("S")]);
+const simple = (text: string) => message("Q", Buffer.from(`${text}\0`, "latin1"));
+
 describe("counting round trips from the frontend's messages", () => {
-  // An extended query (Parse, Bind, Describe, Execute, Sync), a simple Query, a password message
-  // and another extended query whose Sync ends the stream.
-  const stream = Buffer.concat([
+  // The startup, a password message, an extended query (Parse, Bind, Describe, Execute, Sync), a
+  // simple Query and another extended query, each waiting for the server's answer.
+  const flights = [
     untyped(SSL_REQUEST),
     untyped(PROTOCOL_3, Buffer.from("user\0postgres\0database\0bench\0Q\0\0", "latin1")),
     message("p", Buffer.from("secret S inside the password\0", "latin1")),
-    message("P", Buffer.from("\0SELECT 'S' AS q\0\0\0", "latin1")),
-    message("B", Buffer.alloc(10)),
-    message("D", Buffer.from("P\0", "latin1")),
-    message("E", Buffer.alloc(5)),
-    message("S"),
-    message("Q", Buffer.from("BEGIN\0", "latin1")),
-    message("P", Buffer.from("\0SELECT 1\0\0\0", "latin1")),
-    message("B", Buffer.alloc(10)),
-    message("E", Buffer.alloc(5)),
-    message("S"),
-  ]);
+    Buffer.concat([message("P", Buffer.from("\0SELECT 'S' AS q\0\0\0", "latin1")), message("B", Buffer.alloc(10)), message("D", Buffer.from("P\0", "latin1")), message("E", Buffer.alloc(5)), message("S")]),
+    simple("BEGIN"),
+    extended("SELECT 1"),
+  ];
 
-  it("counts each Sync and Query message once, however the stream is cut", () => {
-    for (const size of [1, 2, 3, 5, 7, 64, stream.length]) expect(count(stream, size)).toBe(3);
+  it("counts each Sync and Query message that waits for an answer once, however the stream is cut", () => {
+    for (const size of [1, 2, 3, 5, 7, 64, 1000]) expect(count(flights, size)).toBe(3);
+  });
+
+  it("counts messages sent without waiting for the answers between them as one round trip", () => {
+    const startup = [untyped(PROTOCOL_3, Buffer.from("user\0postgres\0\0", "latin1"))];
+    const pipelined = Buffer.concat([simple("BEGIN"), extended("SELECT 1"), extended("SELECT 2")]);
+    for (const size of [1, 4, 1000]) {
+      expect(count([...startup, pipelined], size)).toBe(1);
+      expect(count([...startup, pipelined, simple("COMMIT")], size)).toBe(2);
+    }
   });
 
   it("counts nothing before the startup packet is complete", () => {
-    expect(count(untyped(PROTOCOL_3, Buffer.from("user\0S\0\0", "latin1")).subarray(0, 10), 1)).toBe(0);
+    expect(count([untyped(PROTOCOL_3, Buffer.from("user\0S\0\0", "latin1")).subarray(0, 10)], 1)).toBe(0);
   });
 });
 
@@ -78,6 +90,41 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
         expect(proxy.roundTrips() - before).toBe(6);
       } finally {
         await client.end();
+        await proxy.close();
+        await remove();
+      }
+    });
+
+    it("sees a transaction of @prefect/db send its BEGIN with its first statement, and nothing for a transaction that sends nothing", async () => {
+      const { config, remove } = await freshConfig(backend);
+      if (config.backend !== "postgres") throw new Error("expected a PostgreSQL database");
+      const proxy = await startCountingProxy(config.url);
+      const db = await openDatabase({ ...config, url: proxy.url }, { migrate: false });
+      try {
+        const trips = async (fn: () => Promise<unknown>) => {
+          const before = proxy.roundTrips();
+          await fn().catch(() => undefined);
+          return proxy.roundTrips() - before;
+        };
+        // BEGIN and the read in one round trip, COMMIT in another.
+        expect(await trips(() => db.transaction((tx) => tx.flows.get(randomUUID())))).toBe(2);
+        expect(await trips(() => db.transaction(async () => "nothing sent"))).toBe(0);
+        // BEGIN with the insert, then the read; ROLLBACK: nothing of it stays.
+        const name = `rolled-back-${randomUUID()}`;
+        const rolledBack = () =>
+          db.transaction(async (tx) => {
+            await tx.flows.create({ name });
+            if (await tx.flows.getByName(name)) throw new Error("roll it back");
+          });
+        expect(await trips(rolledBack)).toBe(3);
+        expect(await db.flows.getByName(name)).toBeNull();
+        // A transaction whose BEGIN went out with a failing statement is rolled back, and the connection serves the next one.
+        const missingFlow = { name: "orphan", flow_id: randomUUID() };
+        await expect(db.transaction((tx) => tx.deployments.create(missingFlow))).rejects.toMatchObject({ reason: "missing_reference" });
+        await db.transaction((tx) => tx.flows.create({ name }));
+        expect((await db.flows.getByName(name))?.name).toBe(name);
+      } finally {
+        await db.close();
         await proxy.close();
         await remove();
       }

@@ -2,7 +2,8 @@
  * A node-postgres pool. Every transaction keeps its statements on one pooled connection at READ
  * COMMITTED (Prefect relies on it: conditional updates of concurrency slots are re-evaluated after a
  * concurrent commit). Sessions run in UTC, and timestamptz values are read back as canonical
- * timestamps with their microseconds. Hot statements are prepared once per connection.
+ * timestamps with their microseconds. Hot statements are prepared once per connection. Connections
+ * pipeline (node-postgres' `pipeline` mode), so that a transaction's BEGIN costs no round trip.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { readFileSync } from "node:fs";
@@ -59,6 +60,9 @@ function poolConfig(config: PostgresConfig): pg.PoolConfig {
     application_name: config.applicationName ?? "prefect-ts",
     options: options.join(" "),
     types: typeParsers,
+    // A statement is written without waiting for the answer to the one before it: a transaction's
+    // BEGIN goes out with its first statement.
+    pipeline: true,
     ...(config.tls
       ? {
           ssl: {
@@ -81,12 +85,22 @@ const MIGRATION_LOCK_KEY = "72707369455178";
 
 type Client = pg.Pool | pg.PoolClient | pg.Client;
 
-/** Statement names for node-postgres' per-connection prepared-statement cache. */
+/**
+ * Most statement texts given a name. Beyond it (filters composed into ever new texts), a statement is
+ * parsed and planned each time it runs, as an unnamed one.
+ */
+export const MAX_NAMED_STATEMENTS = 1000;
+
+/**
+ * Statement names for node-postgres' per-connection prepared-statement cache: a named statement is
+ * parsed once per connection and its plan kept, which on PostgreSQL costs more than running it (a
+ * flow run read with its state and pool: about 1.8k reads/s unnamed, 5k named, on one connection).
+ */
 class StatementNames {
   readonly #names = new Map<string, string>();
-  nameFor(text: string): string {
+  nameFor(text: string): string | undefined {
     let name = this.#names.get(text);
-    if (!name) {
+    if (!name && this.#names.size < MAX_NAMED_STATEMENTS) {
       name = `prefect_${this.#names.size + 1}`;
       this.#names.set(text, name);
     }
@@ -120,6 +134,11 @@ export class PostgresDriver implements Driver {
     this.#pool = new pg.Pool(poolConfig(config));
     // An idle connection that dies (server restart) is dropped by the pool; never crash on it.
     this.#pool.on("error", ignoreConnectionError);
+    // Nor on a connection that dies while checked out between two of its statements (or, pipelining,
+    // before its next statement was answered): node-postgres then emits 'error' on the client, which
+    // without a listener crashes the process. Its statements fail anyway, which callers see, and a
+    // connection that failed is dropped when it is released.
+    this.#pool.on("connect", (client) => client.on("error", ignoreConnectionError));
   }
 
   static async open(config: PostgresConfig): Promise<PostgresDriver> {
@@ -143,7 +162,7 @@ export class PostgresDriver implements Driver {
     return this.#pool;
   }
 
-  nameFor(text: string): string {
+  nameFor(text: string): string | undefined {
     return this.#names.nameFor(text);
   }
 
@@ -156,14 +175,14 @@ export class PostgresDriver implements Driver {
     const tx = this.#joined();
     if (tx) return tx.query<R>(query);
     const { text, params } = postgresDialect.render(query);
-    return run<R>(this.#pool, text, params).then((r) => r.rows);
+    return run<R>(this.#pool, text, params, this.nameFor(text)).then((r) => r.rows);
   }
 
   execute(query: Sql): Promise<number> {
     const tx = this.#joined();
     if (tx) return tx.execute(query);
     const { text, params } = postgresDialect.render(query);
-    return run(this.#pool, text, params).then((r) => r.rowCount ?? 0);
+    return run(this.#pool, text, params, this.nameFor(text)).then((r) => r.rowCount ?? 0);
   }
 
   queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
@@ -187,33 +206,30 @@ export class PostgresDriver implements Driver {
     } catch (error) {
       throw translatePostgresError(error);
     }
+    // A connection that dies meanwhile fails its statements; the failed ROLLBACK below drops it from the pool.
     let broken: Error | undefined;
-    // A connection that dies while checked out (server restart, terminated backend) emits 'error' on
-    // the client, which crashes the process without a listener; its pending statement fails anyway,
-    // and the failed ROLLBACK below drops the connection from the pool.
-    client.on("error", ignoreConnectionError);
+    const tx = new PostgresTransaction(client, this);
     try {
-      await run(client, "BEGIN", []);
-      const tx = new PostgresTransaction(client, this);
-      try {
-        const result = await this.#current.run(tx, () => fn(tx));
-        tx.finish();
-        // A statement that failed (its error caught by `fn`) aborts the transaction, and PostgreSQL then
-        // answers COMMIT with a rollback, without an error.
-        const committed = await run(client, "COMMIT", []);
-        if (committed.command === "ROLLBACK") {
-          throw new InvalidError("The transaction was rolled back because a statement in it failed; nothing was committed.", [], { reason: "transaction_aborted" });
-        }
-        return result;
-      } catch (error) {
-        tx.finish();
+      const result = await this.#current.run(tx, () => fn(tx));
+      tx.finish();
+      // Nothing was sent, nothing to commit.
+      if (!tx.begun) return result;
+      // A statement that failed (its error caught by `fn`) aborts the transaction, and PostgreSQL then
+      // answers COMMIT with a rollback, without an error.
+      const committed = await run(client, "COMMIT", []);
+      if (committed.command === "ROLLBACK") {
+        throw new InvalidError("The transaction was rolled back because a statement in it failed; nothing was committed.", [], { reason: "transaction_aborted" });
+      }
+      return result;
+    } catch (error) {
+      tx.finish();
+      if (tx.begun) {
         await client.query("ROLLBACK").catch((rollbackError: Error) => {
           broken = rollbackError;
         });
-        throw translatePostgresError(error);
       }
+      throw translatePostgresError(error);
     } finally {
-      client.off("error", ignoreConnectionError);
       client.release(broken);
     }
   }
@@ -225,8 +241,8 @@ export class PostgresDriver implements Driver {
   async executeScript(tx: Queryable, script: string): Promise<void> {
     if (!(tx instanceof PostgresTransaction)) throw new Error("migration scripts run inside a transaction");
     // Migrations may run longer than an API statement is allowed to.
-    await run(tx.client, "SET LOCAL statement_timeout = 0", []);
-    await run(tx.client, script, []);
+    await tx.executeText("SET LOCAL statement_timeout = 0", []);
+    await tx.executeScript(script);
   }
 
   async withMigrationLock<T>(fn: () => Promise<T>): Promise<T> {
@@ -293,10 +309,16 @@ export class PostgresDriver implements Driver {
   }
 }
 
+/**
+ * A transaction on one pooled connection. Its BEGIN is not a round trip of its own: it goes out with
+ * the transaction's first statement, in one write on a pipelining connection (BEGIN as a simple
+ * query, then the statement with its Sync), and a transaction that sends nothing sends no BEGIN.
+ */
 class PostgresTransaction implements Queryable {
   readonly dialect = postgresDialect;
   readonly inTransaction = true;
   #finished = false;
+  #begun = false;
   #savepoints = 0;
 
   constructor(
@@ -312,42 +334,64 @@ class PostgresTransaction implements Queryable {
     return this.#finished;
   }
 
-  #check(): void {
+  /** Whether BEGIN has been sent (COMMIT or ROLLBACK are due). */
+  get begun(): boolean {
+    return this.#begun;
+  }
+
+  #send<R>(text: string, params: readonly unknown[], name?: string): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
     if (this.#finished) throw new Error("This transaction has already finished; use the database outside it.");
+    if (this.#begun) return run<R>(this.client, text, params, name);
+    this.#begun = true;
+    const stream = (this.client as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
+    stream.cork();
+    let begin: Promise<unknown>;
+    let statement: Promise<pg.QueryResult<R & pg.QueryResultRow>>;
+    try {
+      begin = run(this.client, "BEGIN", []);
+      statement = run<R>(this.client, text, params, name);
+    } finally {
+      stream.uncork();
+    }
+    // When BEGIN fails, its error is the one to report (the statement's outcome is moot).
+    return begin.then(
+      () => statement,
+      (error: unknown) => statement.then(() => Promise.reject(error), () => Promise.reject(error)),
+    );
   }
 
   async query<R = Row>(query: Sql): Promise<R[]> {
-    this.#check();
     const { text, params } = postgresDialect.render(query);
-    return (await run<R>(this.client, text, params)).rows;
+    return (await this.#send<R>(text, params, this.driver.nameFor(text))).rows;
   }
 
   async execute(query: Sql): Promise<number> {
-    this.#check();
     const { text, params } = postgresDialect.render(query);
-    return (await run(this.client, text, params)).rowCount ?? 0;
+    return (await this.#send(text, params, this.driver.nameFor(text))).rowCount ?? 0;
   }
 
   async queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
-    this.#check();
-    return (await run<R>(this.client, text, params, this.driver.nameFor(text))).rows;
+    return (await this.#send<R>(text, params, this.driver.nameFor(text))).rows;
   }
 
   async executeText(text: string, params: readonly unknown[]): Promise<number> {
-    this.#check();
-    return (await run(this.client, text, params, this.driver.nameFor(text))).rowCount ?? 0;
+    return (await this.#send(text, params, this.driver.nameFor(text))).rowCount ?? 0;
+  }
+
+  /** A script of several statements (a migration), sent as one simple query. */
+  async executeScript(script: string): Promise<void> {
+    await this.#send(script, []);
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    this.#check();
     const name = `sp_${++this.#savepoints}`;
-    await run(this.client, `SAVEPOINT ${name}`, []);
+    await this.#send(`SAVEPOINT ${name}`, []);
     try {
       const result = await fn(this);
-      await run(this.client, `RELEASE SAVEPOINT ${name}`, []);
+      await this.#send(`RELEASE SAVEPOINT ${name}`, []);
       return result;
     } catch (error) {
-      await run(this.client, `ROLLBACK TO SAVEPOINT ${name}`, []);
+      await this.#send(`ROLLBACK TO SAVEPOINT ${name}`, []);
       throw translatePostgresError(error);
     }
   }
