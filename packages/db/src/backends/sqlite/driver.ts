@@ -81,6 +81,11 @@ function prepared(db: Database.Database, cache: Map<string, Statement>, text: st
   return statement;
 }
 
+/** Page cache of the writing connection, in KiB. */
+const WRITER_CACHE_KIB = 16_000;
+/** Page cache of the reading connection, in KiB: its reads are short, and the writer keeps the hot pages. */
+const READER_CACHE_KIB = 4_000;
+
 export class SqliteDriver implements Driver {
   readonly dialect = sqliteDialect;
   readonly inTransaction = false;
@@ -113,13 +118,15 @@ export class SqliteDriver implements Driver {
       this.#db.pragma("foreign_keys = ON");
       this.#db.pragma("legacy_alter_table = OFF");
       this.#db.pragma("synchronous = NORMAL");
-      this.#db.pragma("cache_size = 20000");
+      // 16 MB of page cache for the writer, 4 MB for the reader: Prefect's 20,000 pages (80 MB) kept the
+      // server's memory after a load near 400 MB, and measured no faster (pages not cached are read
+      // from the operating system's cache).
+      this.#db.pragma(`cache_size = -${WRITER_CACHE_KIB}`);
       this.#db.pragma("wal_autocheckpoint = 10000");
       if (options.path !== ":memory:") {
         this.#reader = new Database(options.path, { timeout: SQLITE_BUSY_WAIT_MS });
         this.#reader.pragma("foreign_keys = ON");
-        // Its page cache stays small: reads are short, and the writer keeps the hot pages.
-        this.#reader.pragma("cache_size = -16000");
+        this.#reader.pragma(`cache_size = -${READER_CACHE_KIB}`);
       }
     } catch (error) {
       this.#reader?.close();
