@@ -2,7 +2,7 @@
  * The project's own programs as `pnpm start` and `pnpm worker` run them: the built entry points of
  * @prefect/server and @prefect/worker, in their package folders, on a bench database.
  */
-import { mkdtempSync, realpathSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,7 +31,18 @@ export interface ServerOptions {
   readonly profile?: boolean;
 }
 
-/** Starts the real server (`node dist/main.js`, with its services) on a free port. */
+/**
+ * The options `pnpm start` gives node before the server's entry point (its `start` script is
+ * `node [options] dist/main.js`), so that the bench runs the server as users start it.
+ */
+export function serverNodeOptions(): string[] {
+  const scripts = (JSON.parse(readFileSync(join(SERVER_DIR, "package.json"), "utf8")) as { scripts?: Record<string, string> }).scripts ?? {};
+  const words = (scripts.start ?? "").trim().split(/\s+/);
+  if (words[0] !== "node" || words.at(-1) !== "dist/main.js") throw new Error(`@prefect/server's start script is not "node [options] dist/main.js": ${scripts.start}`);
+  return words.slice(1, -1);
+}
+
+/** Starts the real server (`node dist/main.js` with the options of `pnpm start`, and its services) on a free port. */
 export async function startServer(options: ServerOptions): Promise<ServerProcess> {
   const profileDir = options.profile ? mkdtempSync(join(tmpdir(), "prefect-bench-profile-")) : null;
   const { child, match } = await startNode({
@@ -39,7 +50,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     args: [join(SERVER_DIR, "dist", "main.js")],
     cwd: SERVER_DIR,
     env: { ...cleanEnvironment(), PREFECT_SERVER_API_HOST: "127.0.0.1", PREFECT_SERVER_API_PORT: "0", ...options.env },
-    nodeOptions: profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+    nodeOptions: [...serverNodeOptions(), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])],
     ready: /listening on (http:\/\/\S+?)\/api\b/,
   });
   return { child, api: `${match[1]}/api`, profileDir };
