@@ -2,8 +2,9 @@
  * A node-postgres pool. Every transaction keeps its statements on one pooled connection at READ
  * COMMITTED (Prefect relies on it: conditional updates of concurrency slots are re-evaluated after a
  * concurrent commit). Sessions run in UTC, and timestamptz values are read back as canonical
- * timestamps with their microseconds. Hot statements are prepared once per connection. Connections
- * pipeline (node-postgres' `pipeline` mode), so that a transaction's BEGIN costs no round trip.
+ * timestamps with their microseconds. Statements are prepared once per connection (StatementNames).
+ * Connections pipeline (node-postgres' `pipeline` mode), so that a transaction's BEGIN costs no round
+ * trip.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { readFileSync } from "node:fs";
@@ -89,7 +90,7 @@ type Client = pg.Pool | pg.PoolClient | pg.Client;
  * Most statement texts given a name. Beyond it (filters composed into ever new texts), a statement is
  * parsed and planned each time it runs, as an unnamed one.
  */
-export const MAX_NAMED_STATEMENTS = 1000;
+const MAX_NAMED_STATEMENTS = 1000;
 
 /**
  * Statement names for node-postgres' per-connection prepared-statement cache: a named statement is
@@ -343,6 +344,7 @@ class PostgresTransaction implements Queryable {
     if (this.#finished) throw new Error("This transaction has already finished; use the database outside it.");
     if (this.#begun) return run<R>(this.client, text, params, name);
     this.#begun = true;
+    // node-postgres exposes no way to put two queries in one write; corking its socket does.
     const stream = (this.client as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
     stream.cork();
     let begin: Promise<unknown>;
