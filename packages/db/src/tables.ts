@@ -65,7 +65,8 @@ const runColumns = {
 const stateColumns = {
   type: "enum",
   timestamp: "timestamp",
-  name: "indexed_text",
+  // Not indexed (a run's states are read by run); the run's own `state_name` is, and holds the same name.
+  name: "text",
   message: "text",
   state_details: "json",
   data: "json",

@@ -58,17 +58,6 @@ const BEYOND_PRISMA: readonly BeyondPrisma[] = [
   {
     kind: "index",
     table: "flow_run",
-    name: "ix_flow_run__coalesce_start_time_expected_start_time_asc",
-    backends: ["sqlite", "postgres"],
-    reason: "expression index (COALESCE(start_time, expected_start_time), Prefect's start-time sort); Prisma indexes columns only",
-    definition: {
-      sqlite: "(COALESCE(start_time, expected_start_time) ASC)",
-      postgres: "(COALESCE(start_time, expected_start_time))",
-    },
-  },
-  {
-    kind: "index",
-    table: "flow_run",
     name: "ix_flow_run__scheduler_deployment_id_auto_scheduled_next_schedu",
     backends: ["sqlite", "postgres"],
     reason: "partial index (WHERE state_type = 'SCHEDULED', Prefect's scheduler index); Prisma cannot declare a WHERE clause",
@@ -99,11 +88,16 @@ const BEYOND_PRISMA: readonly BeyondPrisma[] = [
 
 const MIGRATION_SECTION = "-- Indexes the Prisma schema cannot express";
 
-/** Index names created under the MIGRATION_SECTION comment of the provider's migrations. */
+/**
+ * Index names created under the MIGRATION_SECTION comment of the provider's migrations, less those a
+ * later migration drops.
+ */
 function indexesOutsidePrisma(provider: Provider): string[] {
-  const names: string[] = [];
+  let names: string[] = [];
   for (const migration of readMigrations(provider)) {
     const lines = migration.sql.split("\n");
+    const dropped = new Set(lines.map((line) => /^DROP INDEX (?:IF EXISTS )?"([^"]+)"/.exec(line)?.[1]).filter((name) => name !== undefined));
+    names = names.filter((name) => !dropped.has(name));
     const start = lines.findIndex((line) => line.startsWith(MIGRATION_SECTION));
     if (start < 0) continue;
     for (const line of lines.slice(start + 1)) {
