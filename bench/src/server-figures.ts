@@ -6,7 +6,7 @@
  * after a warm-up of each, so that on a shared machine both see the same load: the ratio is worth
  * more than either number. Our side alone serves the CPU profile.
  */
-import { eventBatchJson, type EventShape, sendOverWebsockets, storedEvents, waitUntilStored } from "./events.js";
+import { eventBatchJson, type EventShape, StoredEvents, sendOverWebsockets } from "./events.js";
 import { eventBatch, logBatch, rawSide, runTemplate, runWithState } from "./floors.js";
 import { call, drive, type LoadRequest } from "./load.js";
 import { cpuSeconds } from "./processes.js";
@@ -96,9 +96,9 @@ export async function openSession(api: string, pid: number, raw: RawDatabase, se
   const session: Session = { api, pid, raw, settings, flowId: flow.id, runIds };
   await call(api, "POST", "/logs/", [{ name: "prefect.flow_runs", level: 20, message: "A log line", timestamp: new Date().toISOString(), flow_run_id: runIds[0] }]);
   const templates = JSON.parse(eventBatchJson(eventShape(session, EVENT_NAMES.template), EVENTS_PER_REQUEST)) as unknown;
-  const before = await storedEvents(raw, EVENT_NAMES.template);
+  const stored = await StoredEvents.open(raw, EVENT_NAMES.template);
   await call(api, "POST", "/events", templates);
-  await waitUntilStored(raw, EVENT_NAMES.template, before + EVENTS_PER_REQUEST);
+  await stored.waitFor(stored.count + EVENTS_PER_REQUEST);
   return session;
 }
 
@@ -179,14 +179,14 @@ function createRequest(session: Session): LoadRequest {
  * from the first event sent to the last row seen.
  */
 function eventsSide(session: Session, name: string, send: (shape: EventShape, seconds: number, rate: number) => Promise<number>): Side {
-  let stored: number | undefined;
+  let stored: StoredEvents | undefined;
   let rate = 0;
   return async (seconds) => {
-    stored ??= await storedEvents(session.raw, name);
+    stored ??= await StoredEvents.open(session.raw, name);
+    const expected = stored.count;
     const start = performance.now();
     const sent = await send(eventShape(session, name), seconds, rate);
-    stored += sent;
-    const took = ((await waitUntilStored(session.raw, name, stored)) - start) / 1000;
+    const took = ((await stored.waitFor(expected + sent)) - start) / 1000;
     rate = sent / took;
     return { done: sent, seconds: took };
   };
