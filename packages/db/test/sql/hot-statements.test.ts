@@ -22,6 +22,8 @@ const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0
 const selection: RunSelection = { workPoolNames: ["pool"], workQueueNames: ["default", "urgent"], scheduledBefore: NOW, scheduledAfter: null, limit: 10 };
 /** A claimer holding one limit row of each kind. */
 const held: HeldLimits = { pools: [uuid(1)], queues: [uuid(2)], deployments: [uuid(3)] };
+/** A claimer whose runs are under no limit. */
+const holdsNone: HeldLimits = { pools: [], queues: [], deployments: [] };
 const pending: ClaimStateRow = { type: "PENDING", name: "Pending", message: null, state_details: {}, data: null };
 
 /** The statement texts, in the order they are sent, each ended by a semicolon. */
@@ -50,6 +52,11 @@ for (const backend of BACKENDS) {
 
     it("locks a pool's due runs", async () => {
       await expect(file(dialect, backend.claims.statements.lock(selection, held))).toMatchFileSnapshot(snapshot("lock-due-runs"));
+    });
+
+    it("claims and locks due runs without counting slots when no limit is in reach", async () => {
+      await expect(file(dialect, backend.claims.statements.claim(selection, holdsNone, pending, NOW))).toMatchFileSnapshot(snapshot("claim-due-runs-no-limits"));
+      await expect(file(dialect, backend.claims.statements.lock(selection, holdsNone))).toMatchFileSnapshot(snapshot("lock-due-runs-no-limits"));
     });
 
     it("reads flow runs through the UI's filter", async () => {

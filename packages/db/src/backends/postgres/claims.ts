@@ -18,8 +18,9 @@ import {
   claimOrder,
   eligibleRunsSql,
   type HeldLimits,
+  heldLimits,
   limitSql,
-  poolAndQueueNames,
+  limitsInReachSql,
   type RunClaims,
   type RunSelection,
 } from "../../claims.js";
@@ -28,31 +29,8 @@ import { JsonValue, type Sql, sql } from "../../sql.js";
 import type { Timestamp } from "../../timestamps.js";
 import { postgresDialect as d } from "./dialect.js";
 
-function lockLimitsSql(s: RunSelection): Sql {
-  const names = poolAndQueueNames(d, s);
-  return sql`SELECT 'pool' AS kind, id FROM (
-  SELECT wp.id FROM work_pool wp
-  WHERE wp.concurrency_limit IS NOT NULL AND NOT wp.is_paused
-    AND EXISTS (SELECT 1 FROM work_queue wq WHERE wq.work_pool_id = wp.id AND ${names})
-  ORDER BY wp.id FOR NO KEY UPDATE OF wp
-) pools
-UNION ALL
-SELECT 'queue', id FROM (
-  SELECT wq.id FROM work_queue wq JOIN work_pool wp ON wp.id = wq.work_pool_id
-  WHERE wq.concurrency_limit IS NOT NULL AND NOT wq.is_paused AND NOT wp.is_paused AND ${names}
-  ORDER BY wq.id FOR NO KEY UPDATE OF wq
-) queues
-UNION ALL
-SELECT 'deployment', id FROM (
-  SELECT dep.id FROM deployment dep
-  WHERE dep.concurrency_limit IS NOT NULL AND NOT dep.paused AND dep.id IN (
-    SELECT fr.deployment_id FROM flow_run fr
-    JOIN work_queue wq ON wq.id = fr.work_queue_id JOIN work_pool wp ON wp.id = wq.work_pool_id
-    WHERE fr.state_type = 'SCHEDULED' AND ${names}
-  )
-  ORDER BY dep.id FOR NO KEY UPDATE OF dep
-) deployments`;
-}
+/** The limit rows in reach, locked (see the top of this file). */
+const lockLimitsSql = (s: RunSelection): Sql => limitsInReachSql(d, s, (alias) => sql.raw(` FOR NO KEY UPDATE OF ${alias}`));
 
 function claimSql(s: RunSelection, held: HeldLimits, target: ClaimStateRow, now: Timestamp): Sql {
   return sql`${eligibleRunsSql(d, s, held)},
@@ -96,12 +74,7 @@ ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
 
 /** Locks the limit rows in reach (see the top of this file) and returns which ones are held. */
 async function lockLimits(tx: Queryable, selection: RunSelection): Promise<HeldLimits> {
-  const locked = await tx.query<{ kind: "pool" | "queue" | "deployment"; id: string }>(lockLimitsSql(selection));
-  return {
-    pools: locked.filter((l) => l.kind === "pool").map((l) => l.id),
-    queues: locked.filter((l) => l.kind === "queue").map((l) => l.id),
-    deployments: locked.filter((l) => l.kind === "deployment").map((l) => l.id),
-  };
+  return heldLimits(await tx.query<{ kind: "pool" | "queue" | "deployment"; id: string }>(lockLimitsSql(selection)));
 }
 
 export const postgresClaims: RunClaims = {

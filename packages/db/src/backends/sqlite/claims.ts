@@ -1,11 +1,22 @@
 /**
  * Claims of scheduled runs on SQLite. A claim is a handful of synchronous statements inside the
- * caller's IMMEDIATE transaction: select the eligible runs, then write each its new state and move its pointer. The
+ * caller's IMMEDIATE transaction: find the limits in reach, select the eligible runs, then write each its new
+ * state and move its pointer. The
  * write lock excludes every other writer (in this process and in others) until the transaction ends,
  * so two claims can neither take the same run nor share a free slot.
  */
 import { randomUUID } from "node:crypto";
-import { type ClaimedRun, claimOrder, eligibleRunsSql, limitSql, type RunClaims, type RunSelection } from "../../claims.js";
+import {
+  type ClaimedRun,
+  claimOrder,
+  eligibleRunsSql,
+  type HeldLimits,
+  heldLimits,
+  limitSql,
+  limitsInReachSql,
+  type RunClaims,
+  type RunSelection,
+} from "../../claims.js";
 import { type Sql, sql } from "../../sql.js";
 import { bindValue, type TableSpec, tables } from "../../tables.js";
 import { fromMicros, toMicros } from "../../timestamps.js";
@@ -20,12 +31,19 @@ const insertState =
   `ON CONFLICT ("flow_run_id", "timestamp") DO NOTHING RETURNING id`;
 const movePointer = `UPDATE flow_run SET "state_id" = ?, "state_type" = ?, "state_name" = ?, "state_timestamp" = ?, "updated" = ? WHERE id = ?`;
 
+/**
+ * The limit rows the selection's runs may be under. The write lock holds them all: when there are
+ * none, the runs need no slot counting (see `eligibleRunsSql`).
+ */
+const limitsSql = (s: RunSelection): Sql => limitsInReachSql(sqliteDialect, s, () => sql.empty);
+
 /** The runs a claim takes, with their current state's time. */
-const pickSql = (s: RunSelection): Sql =>
-  sql`${eligibleRunsSql(sqliteDialect, s)}SELECT e.id, e.work_pool_id, fr.state_timestamp FROM eligible e JOIN flow_run fr ON fr.id = e.id ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
+const pickSql = (s: RunSelection, held: HeldLimits): Sql =>
+  sql`${eligibleRunsSql(sqliteDialect, s, held)}SELECT e.id, e.work_pool_id, fr.state_timestamp FROM eligible e JOIN flow_run fr ON fr.id = e.id ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
 
 /** The runs a lock holds. */
-const lockSql = (s: RunSelection): Sql => sql`${eligibleRunsSql(sqliteDialect, s)}SELECT e.id, e.work_pool_id FROM eligible e ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
+const lockSql = (s: RunSelection, held: HeldLimits): Sql =>
+  sql`${eligibleRunsSql(sqliteDialect, s, held)}SELECT e.id, e.work_pool_id FROM eligible e ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
 
 interface Picked {
   id: string;
@@ -36,9 +54,11 @@ interface Picked {
 export const sqliteClaims: RunClaims = {
   claim(tx, selection, target, now) {
     const { driver, atomic } = connection(tx);
-    const pick = sqliteDialect.render(pickSql(selection));
+    const limits = sqliteDialect.render(limitsSql(selection));
     const encode = (column: string, value: unknown) => sqliteDialect.encode(bindValue(state.columns[column]!, value));
     return atomic(() => {
+      const held = heldLimits(driver.runQuery<{ kind: "pool" | "queue" | "deployment"; id: string }>(limits.text, limits.params));
+      const pick = sqliteDialect.render(pickSql(selection, held));
       const claimed: ClaimedRun[] = [];
       for (const p of driver.runQuery<Picked>(pick.text, pick.params)) {
         // After the run's current state, so that its history stays in time order.
@@ -69,12 +89,13 @@ export const sqliteClaims: RunClaims = {
     // The IMMEDIATE transaction holds SQLite's write lock: no other writer, in this process or in
     // another, runs until it ends, so the runs selected here stay the caller's to move.
     if (!tx.inTransaction) throw new Error("runs are locked inside a transaction: the lock lasts until it ends");
-    return tx.query<ClaimedRun>(lockSql(selection));
+    const held = heldLimits(await tx.query<{ kind: "pool" | "queue" | "deployment"; id: string }>(limitsSql(selection)));
+    return tx.query<ClaimedRun>(lockSql(selection, held));
   },
 
-  // The write lock stands for the limit rows' locks: every limit is "held".
+  // The write lock stands for the limit rows' locks: every limit in reach is held.
   statements: {
-    claim: (selection) => [pickSql(selection), sql.raw(insertState), sql.raw(movePointer)],
-    lock: (selection) => [lockSql(selection)],
+    claim: (selection, held) => [limitsSql(selection), pickSql(selection, held), sql.raw(insertState), sql.raw(movePointer)],
+    lock: (selection, held) => [limitsSql(selection), lockSql(selection, held)],
   },
 };

@@ -13,10 +13,10 @@ SELECT 'queue', id FROM (
 UNION ALL
 SELECT 'deployment', id FROM (
   SELECT dep.id FROM deployment dep
-  WHERE dep.concurrency_limit IS NOT NULL AND NOT dep.paused AND dep.id IN (
-    SELECT fr.deployment_id FROM flow_run fr
+  WHERE dep.concurrency_limit IS NOT NULL AND NOT dep.paused AND EXISTS (
+    SELECT 1 FROM flow_run fr
     JOIN work_queue wq ON wq.id = fr.work_queue_id JOIN work_pool wp ON wp.id = wq.work_pool_id
-    WHERE fr.state_type = 'SCHEDULED' AND (wp.name = ANY($5)) AND (wq.name = ANY($6))
+    WHERE fr.deployment_id = dep.id AND fr.state_type = 'SCHEDULED' AND (wp.name = ANY($5)) AND (wq.name = ANY($6))
   )
   ORDER BY dep.id FOR NO KEY UPDATE OF dep
 ) deployments;

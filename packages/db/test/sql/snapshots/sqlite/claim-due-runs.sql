@@ -1,3 +1,26 @@
+SELECT 'pool' AS kind, id FROM (
+  SELECT wp.id FROM work_pool wp
+  WHERE wp.concurrency_limit IS NOT NULL AND NOT wp.is_paused
+    AND EXISTS (SELECT 1 FROM work_queue wq WHERE wq.work_pool_id = wp.id AND (wp.name IN (?)) AND (wq.name IN (?, ?)))
+  ORDER BY wp.id
+) pools
+UNION ALL
+SELECT 'queue', id FROM (
+  SELECT wq.id FROM work_queue wq JOIN work_pool wp ON wp.id = wq.work_pool_id
+  WHERE wq.concurrency_limit IS NOT NULL AND NOT wq.is_paused AND NOT wp.is_paused AND (wp.name IN (?)) AND (wq.name IN (?, ?))
+  ORDER BY wq.id
+) queues
+UNION ALL
+SELECT 'deployment', id FROM (
+  SELECT dep.id FROM deployment dep
+  WHERE dep.concurrency_limit IS NOT NULL AND NOT dep.paused AND EXISTS (
+    SELECT 1 FROM flow_run fr
+    JOIN work_queue wq ON wq.id = fr.work_queue_id JOIN work_pool wp ON wp.id = wq.work_pool_id
+    WHERE fr.deployment_id = dep.id AND fr.state_type = 'SCHEDULED' AND (wp.name IN (?)) AND (wq.name IN (?, ?))
+  )
+  ORDER BY dep.id
+) deployments;
+
 WITH
 candidates AS (
   SELECT fr.id, fr.deployment_id, fr.next_scheduled_start_time, wq.id AS work_queue_id, wq.work_pool_id, wq.priority,
@@ -37,7 +60,7 @@ slotted AS (
   LEFT JOIN pool_active pa ON pa.id = c.work_pool_id
   LEFT JOIN queue_active qa ON qa.id = c.work_queue_id
   LEFT JOIN deployment_active da ON da.id = c.deployment_id
-  WHERE 1=1
+  WHERE ((c.pool_limit IS NULL OR c.work_pool_id IN (?))) AND ((c.queue_limit IS NULL OR c.work_queue_id IN (?))) AND ((c.deployment_limit IS NULL OR c.deployment_id IN (?)))
 ),
 by_deployment AS (
   SELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.deployment_id ORDER BY s.priority ASC, s.next_scheduled_start_time ASC NULLS LAST, s.id ASC) AS deployment_rank FROM slotted s
