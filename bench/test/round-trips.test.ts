@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { openDatabase } from "@prefect/db";
+import { createFlowRun } from "@prefect/orchestration";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
@@ -123,6 +124,57 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
         await expect(db.transaction((tx) => tx.deployments.create(missingFlow))).rejects.toMatchObject({ reason: "missing_reference" });
         await db.transaction((tx) => tx.flows.create({ name }));
         expect((await db.flows.getByName(name))?.name).toBe(name);
+      } finally {
+        await db.close();
+        await proxy.close();
+        await remove();
+      }
+    });
+
+    it("sends a transaction's final write alone when nothing preceded it, and inside the transaction when something did", async () => {
+      const { config, remove } = await freshConfig(backend);
+      if (config.backend !== "postgres") throw new Error("expected a PostgreSQL database");
+      const proxy = await startCountingProxy(config.url);
+      const db = await openDatabase({ ...config, url: proxy.url }, { migrate: false });
+      try {
+        const trips = async (fn: () => Promise<unknown>) => {
+          const before = proxy.roundTrips();
+          await fn().catch(() => undefined);
+          return proxy.roundTrips() - before;
+        };
+        const flow = (await db.flows.create({ name: `final-${randomUUID()}` })).row;
+        const create = (id: string) => db.flowRuns.createWithFirstState({ id, flow_id: flow.id }, async () => null, { lastWrite: true });
+        // Alone: one round trip, no BEGIN and no COMMIT; a read after it goes alone too.
+        const alone = randomUUID();
+        expect(await trips(() => db.transaction(() => create(alone)))).toBe(1);
+        expect(await trips(() => db.transaction(async (tx) => [await create(randomUUID()), await tx.flows.get(flow.id)]))).toBe(2);
+        // Prefect's create of a flow run, its first state forced through orchestration, with the flow its
+        // event names already read (as the API reads it with the run's labels): the insert is the transaction.
+        let created = "";
+        const createRun = async () => (created = (await createFlowRun(db, { flow_id: flow.id, state: { type: "PENDING" } }, { known: { flow } })).run.id);
+        expect(await trips(createRun)).toBe(1);
+        expect((await db.flowRuns.get(created))?.state_type).toBe("PENDING");
+        // A failure after a final write that went alone cannot undo it (the contract of a final write),
+        // and no nested transaction may follow it.
+        const kept = randomUUID();
+        await expect(
+          db.transaction(async () => {
+            await create(kept);
+            throw new Error("too late to undo");
+          }),
+        ).rejects.toThrow("too late to undo");
+        expect(await db.flowRuns.get(kept)).not.toBeNull();
+        await expect(db.transaction(async (tx) => [await create(randomUUID()), await tx.transaction(async () => null)])).rejects.toThrow(/final write/);
+        // After a read, the final write goes inside the transaction (BEGIN with the read, the insert, ROLLBACK here).
+        const undone = randomUUID();
+        const afterRead = () =>
+          db.transaction(async (tx) => {
+            await tx.flows.get(flow.id);
+            await create(undone);
+            throw new Error("roll it back");
+          });
+        expect(await trips(afterRead)).toBe(3);
+        expect(await db.flowRuns.get(undone)).toBeNull();
       } finally {
         await db.close();
         await proxy.close();

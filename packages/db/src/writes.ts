@@ -22,9 +22,10 @@ export type StateWriteResult = "written" | "taken";
 export interface RunWrites {
   /**
    * Inserts a run (every column given) and, when `state` is given, its first state, with the run's
-   * state pointer already set. Returns false, writing nothing, when the upsert key is taken.
+   * state pointer already set. Returns false, writing nothing, when the upsert key is taken. `final`:
+   * the insert is the last write of `q`'s transaction (see `Queryable.queryFinal`).
    */
-  insertRun(q: Queryable, t: RunTables, run: Record<string, unknown>, state: Record<string, unknown> | null): Promise<boolean>;
+  insertRun(q: Queryable, t: RunTables, run: Record<string, unknown>, state: Record<string, unknown> | null, final?: boolean): Promise<boolean>;
   /** Inserts a state row and applies `assignments` (pointer, bookkeeping) to its run, atomically. */
   writeState(
     q: Queryable,

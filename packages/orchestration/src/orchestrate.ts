@@ -204,7 +204,8 @@ export async function createFlowRun(
   try {
     // The rules govern the run before it is stored, so that it is inserted with its first state in
     // one statement; when its idempotency key turns out to be taken, whatever the rules wrote is
-    // rolled back and the run holding the key is answered.
+    // rolled back and the run holding the key is answered. Nothing is written after the insert, and
+    // a taken key writes nothing: when the rules wrote nothing either, the insert is the transaction.
     return await inTransaction(db, options, async (env, tx) => {
       let context: FlowOrchestrationContext | null = null;
       const created = await tx.flowRuns.createWithFirstState(fields, async (draft) => {
@@ -215,7 +216,7 @@ export async function createFlowRun(
         context = new FlowOrchestrationContext(env, draft, null, proposed);
         await governTransition(context, MinimalFlowPolicy, GlobalFlowPolicy);
         return context.firstState();
-      });
+      }, { lastWrite: true });
       if (!created.created) throw new RunExists(created.row);
       return { run: created.row, created: true, orchestration: result(context!) };
     });

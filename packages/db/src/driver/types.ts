@@ -16,6 +16,14 @@ export interface Queryable {
    */
   queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]>;
   executeText(text: string, params: readonly unknown[]): Promise<number>;
+  /**
+   * As `queryText`, for a transaction's last write: nothing the transaction does after it may need to
+   * undo it (it may still read). On PostgreSQL, when nothing was sent in the transaction before it, it
+   * runs alone and commits by itself (one statement is atomic), sparing the BEGIN and COMMIT round trip;
+   * whatever the transaction sends after it then runs alone as well, and the transaction can no longer
+   * roll it back. Elsewhere it is `queryText`.
+   */
+  queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]>;
   /** Runs `fn` atomically; nested calls use savepoints. Rolls back when `fn` throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** True inside a transaction. */

@@ -53,9 +53,11 @@ export interface RunRepository<Run, S extends State, Create, Update, ReadOptions
    * run (no state, nothing written yet) and returns its first state and the bookkeeping to store with
    * it (orchestration's rules; null for none), which are inserted with the run in one step. When the upsert key is
    * taken, nothing is inserted and the run holding it comes back with `created: false` (whatever
-   * `decide` wrote meanwhile stays: roll back the transaction to undo it).
+   * `decide` wrote meanwhile stays: roll back the transaction to undo it). `lastWrite`: the caller's
+   * transaction writes nothing after the insert and need not undo it (on PostgreSQL, an insert that
+   * nothing preceded then commits by itself; see `Queryable.queryFinal`).
    */
-  createWithFirstState(input: Create, decide: (run: Run) => Promise<FirstState | null>): Promise<Created<Run>>;
+  createWithFirstState(input: Create, decide: (run: Run) => Promise<FirstState | null>, options?: { readonly lastWrite?: boolean }): Promise<Created<Run>>;
   get(id: string): Promise<Run | null>;
   /**
    * Reads the run, locking it against concurrent state changes until the surrounding transaction
@@ -182,9 +184,9 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
   };
 
   /** Inserts `run` with `stateRow` as its current state; the run holding its upsert key when taken. */
-  const insert = async (run: Record<string, unknown>, stateRow: ReturnType<typeof buildStateRow> | null): Promise<Created<Run>> => {
+  const insert = async (run: Record<string, unknown>, stateRow: ReturnType<typeof buildStateRow> | null, final = false): Promise<Created<Run>> => {
     const row = stateRow ? { ...run, ...pointerTo(stateRow) } : run;
-    if (await writes.insertRun(q, t, row, stateRow)) {
+    if (await writes.insertRun(q, t, row, stateRow, final)) {
       const readBack = kind.join?.readBack(row) ? await getWhere(sql`r.id = ${row.id}`) : null;
       if (readBack) return { row: readBack, created: true };
       const created: Record<string, unknown> = { ...row };
@@ -206,16 +208,17 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
       return insert(run, data.state ? buildStateRow(t, run.id as string, data.state) : null);
     },
 
-    async createWithFirstState(input, decide) {
+    async createWithFirstState(input, decide, options = {}) {
       const data = parseInput(kind.createSchema, input, noun) as z.output<CreateSchema> & RunCreateCommon;
       const run = newRun(data);
       const draft: Record<string, unknown> = { ...run };
       kind.join?.decode({}, draft);
       draft.state = null;
       const first = await decide(draft as Run);
-      if (!first) return insert(run, null);
+      const final = options.lastWrite === true;
+      if (!first) return insert(run, null, final);
       const stateRow = buildStateRow(t, run.id as string, parseInput(StateCreate, first.state, "state"));
-      return insert({ ...run, ...parseInput(RunBookkeeping, first.bookkeeping, "run bookkeeping") }, stateRow);
+      return insert({ ...run, ...parseInput(RunBookkeeping, first.bookkeeping, "run bookkeeping") }, stateRow, final);
     },
 
     get: async (id) => getWhere(sql`r.id = ${checkId(id, `${noun} id`)}`),

@@ -192,6 +192,12 @@ export class PostgresDriver implements Driver {
     return run<R>(this.#pool, text, params, this.nameFor(text)).then((r) => r.rows);
   }
 
+  queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    const tx = this.#joined();
+    if (tx) return tx.queryFinal<R>(text, params);
+    return this.queryText<R>(text, params);
+  }
+
   executeText(text: string, params: readonly unknown[]): Promise<number> {
     const tx = this.#joined();
     if (tx) return tx.executeText(text, params);
@@ -320,6 +326,8 @@ class PostgresTransaction implements Queryable {
   readonly inTransaction = true;
   #finished = false;
   #begun = false;
+  /** A final write went alone (see `queryFinal`): every statement after it goes alone too. */
+  #alone = false;
   #savepoints = 0;
 
   constructor(
@@ -340,9 +348,14 @@ class PostgresTransaction implements Queryable {
     return this.#begun;
   }
 
-  #send<R>(text: string, params: readonly unknown[], name?: string): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
+  #send<R>(text: string, params: readonly unknown[], name?: string, final = false): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
     if (this.#finished) throw new Error("This transaction has already finished; use the database outside it.");
-    if (this.#begun) return run<R>(this.client, text, params, name);
+    if (this.#begun || this.#alone) return run<R>(this.client, text, params, name);
+    if (final) {
+      // Nothing was sent yet: the transaction is this statement, which PostgreSQL runs atomically.
+      this.#alone = true;
+      return run<R>(this.client, text, params, name);
+    }
     this.#begun = true;
     // node-postgres exposes no way to put two queries in one write; corking its socket does.
     const stream = (this.client as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
@@ -380,12 +393,17 @@ class PostgresTransaction implements Queryable {
     return (await this.#send(text, params, this.driver.nameFor(text))).rowCount ?? 0;
   }
 
+  async queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    return (await this.#send<R>(text, params, this.driver.nameFor(text), true)).rows;
+  }
+
   /** A script of several statements (a migration), sent as one simple query. */
   async executeScript(script: string): Promise<void> {
     await this.#send(script, []);
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    if (this.#alone) throw new Error("This transaction's final write has committed; a nested transaction cannot follow it.");
     const name = `sp_${++this.#savepoints}`;
     await this.#send(`SAVEPOINT ${name}`, []);
     try {

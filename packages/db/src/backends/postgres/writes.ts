@@ -61,9 +61,10 @@ function writeStateText(t: RunTables, assigned: readonly string[]): string {
 }
 
 export const postgresWrites: RunWrites = {
-  async insertRun(q: Queryable, t: RunTables, run, state) {
+  async insertRun(q: Queryable, t: RunTables, run, state, final = false) {
     const params = [...encodeRow(t.run, Object.keys(t.run.columns), run), ...(state ? encodeRow(t.state, Object.keys(t.state.columns), state) : [])];
-    const rows = await q.queryText<{ inserted: number }>(insertRunText(t, state !== null), params);
+    const text = insertRunText(t, state !== null);
+    const rows = await (final ? q.queryFinal<{ inserted: number }>(text, params) : q.queryText<{ inserted: number }>(text, params));
     return Number(rows[0]?.inserted ?? 0) > 0;
   },
 

@@ -208,6 +208,11 @@ export class SqliteDriver implements Driver {
     return tx && !tx.finished ? tx : undefined;
   }
 
+  /** The write lock makes a transaction's statements cost alike, first or last: as `queryText`. */
+  queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    return this.queryText<R>(text, params);
+  }
+
   queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
     const tx = this.#joined();
     if (tx) return tx.queryText<R>(text, params);
@@ -450,6 +455,10 @@ export class SqliteTransaction implements Queryable {
   async execute(query: Sql): Promise<number> {
     const { text, params } = sqliteDialect.render(query);
     return this.executeText(text, params);
+  }
+
+  queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    return this.queryText<R>(text, params);
   }
 
   async queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
