@@ -61,6 +61,8 @@ const workPoolOfQueue: RunJoin = {
     run.work_pool_name = row.wp_name ?? null;
   },
   readBack: (run) => Boolean(run.work_queue_id),
+  // Every queue has a pool: a run with a queue and no pool was joined with another version's queue.
+  matches: (row) => !row.work_queue_id || (row.wp_id !== null && row.wp_id !== undefined),
 };
 
 export const flowRuns: RunKind<typeof FlowRunCreate, typeof FlowRunUpdate, FlowRunSort> = {

@@ -60,6 +60,12 @@ export interface RunReader<Run> {
   /** `SELECT run + current state FROM ... r LEFT JOIN ... s` */
   readonly select: Sql;
   decode(row: Record<string, unknown>): Run;
+  /**
+   * Whether the joined rows of `row` (its current state, and the join's) are those its run's columns
+   * point at. They may not be when PostgreSQL had to wait for the run's row lock: it then reads the
+   * run again as the other writer left it, but keeps the joined rows of its first look.
+   */
+  consistent(row: Record<string, unknown>): boolean;
 }
 
 /** What a run is read with beyond its own columns and its current state (a flow run's work pool). */
@@ -72,6 +78,8 @@ export interface RunJoin {
   decode(row: Record<string, unknown>, run: Record<string, unknown>): void;
   /** Whether a run just inserted with these columns has joined values to read back; else they are null. */
   readBack(run: Record<string, unknown>): boolean;
+  /** Whether the joined columns of `row` belong to its run's columns (see `RunReader.consistent`). */
+  matches(row: Record<string, unknown>): boolean;
 }
 
 /** Selects a run (alias `r`) with its current state (columns prefixed `s_`), and `join`, and decodes them. */
@@ -88,6 +96,7 @@ export function runReader<Run>(dialect: Dialect, t: RunTables, join?: RunJoin): 
       join?.decode(row, run);
       return run as Run;
     },
+    consistent: (row) => (row.state_id ?? null) === (row.s_id ?? null) && (join?.matches(row) ?? true),
   };
 }
 

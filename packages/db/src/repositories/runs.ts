@@ -225,11 +225,14 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
 
     async getForUpdate(id) {
       id = checkId(id, `${noun} id`);
-      // Lock the row first, then read it: PostgreSQL re-checks a locked row it had to wait for, but a
-      // joined row (the current state) would still be the one of its first look, before the writer
-      // that held the lock moved the run on.
       const lock = q.dialect.forUpdate("r");
-      if (!lock.isEmpty && (await q.query(sql`SELECT r.id FROM ${table} r WHERE r.id = ${id}${lock}`)).length === 0) return null;
+      if (lock.isEmpty) return getWhere(sql`r.id = ${id}`);
+      // One statement locks and reads the run. When it had to wait for the lock, PostgreSQL re-reads the
+      // run as the other writer left it but keeps the joined rows of its first look: such a read is told
+      // by a state that is not the run's, and made again now that the lock is held.
+      const [row] = await q.query(sql`${reader.select} WHERE r.id = ${id}${lock}`);
+      if (row && reader.consistent(row)) return reader.decode(row);
+      if (!row && (await q.query(sql`SELECT r.id FROM ${table} r WHERE r.id = ${id}${lock}`)).length === 0) return null;
       return getWhere(sql`r.id = ${id}`);
     },
 

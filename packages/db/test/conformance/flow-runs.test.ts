@@ -15,6 +15,7 @@ import {
   TaskRunFilter,
 } from "../../src/index.js";
 import { describeEachBackend } from "../../src/testing/database.js";
+import { openPostgresSession } from "../../src/testing/postgres.js";
 
 const flowFilter = (f: z.input<typeof FlowFilter>) => FlowFilter.parse(f);
 const runFilter = (f: z.input<typeof FlowRunFilter>) => FlowRunFilter.parse(f);
@@ -318,6 +319,48 @@ describeEachBackend("flow runs", (t) => {
 
     it("returns null for an unknown run", async () => {
       expect(await t.db.transaction((tx) => tx.flowRuns.getForUpdate(MISSING))).toBeNull();
+    });
+
+    it("waits for a writer that holds the run, then reads the run with the state and queue that writer left", async () => {
+      const pool = await t.db.workPools.create({ name: "locked-pool", type: "process" });
+      const run = await create({ state: { type: "PENDING" } });
+      let release = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let locked = () => {};
+      const lockTaken = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      const writer = t.db.transaction(async (tx) => {
+        await tx.flowRuns.getForUpdate(run.id);
+        await tx.flowRuns.setState(run.id, { type: "RUNNING" });
+        await tx.flowRuns.update(run.id, { work_queue_id: pool.default_queue_id });
+        locked();
+        await held;
+      });
+      await lockTaken;
+      const reader = t.db.transaction((tx) => tx.flowRuns.getForUpdate(run.id));
+      if (t.config.backend === "postgres") {
+        // The reader's statement waits for the writer's row lock before the writer commits.
+        const session = await openPostgresSession(t.config.url);
+        try {
+          for (let waiting = 0; waiting === 0; ) {
+            const [row] = await session.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            );
+            waiting = row?.n ?? 0;
+          }
+        } finally {
+          await session.close();
+        }
+      }
+      release();
+      await writer;
+      const read = await reader;
+      const current = await t.db.flowRuns.get(run.id);
+      expect(current).toMatchObject({ state_type: "RUNNING", work_pool_id: pool.id });
+      expect(read).toEqual(current);
     });
   });
 
