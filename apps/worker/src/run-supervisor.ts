@@ -153,13 +153,12 @@ export class RunSupervisor implements SupervisedRun {
     this.#process = proc;
     const infrastructurePid = `${this.#shared.hostname}:${proc.pid}`;
     try {
-      this.run = await this.#shared.reporter.recordInfrastructure(this, infrastructurePid, prepared.pool);
       this.#shared.logs.note(this.id, LogLevel.INFO, `Flow run ${pyRepr(run.name)} submitted to infrastructure`);
       // Cancelled, or handed back, while the process started: cancel() and handBack() found nothing to stop.
       if ((this.#shared.shutdown.handingBack || this.#cancelRequested) && proc.running) {
         void proc.terminate(this.#shared.killGraceSeconds, this.#shared.shutdown.killNow);
       }
-      await this.#shared.reporter.markRunning(this.id, proc);
+      this.run = await this.#shared.reporter.start(this, infrastructurePid, prepared.pool, proc);
 
       const exit = await proc.exited;
       const code = statusCode(exit);

@@ -83,64 +83,64 @@ export class RunStateReporter {
   }
 
   /**
-   * `infrastructure_pid` and Prefect's worker labels on the run; returns the run as written (as it
-   * was when the write failed: the run then goes on, but cannot be found by its process).
+   * Where the run runs (`infrastructure_pid` and Prefect's worker labels) and PENDING → RUNNING, in
+   * one transaction, unless the process (or anyone else) moved the run already; where it runs is
+   * recorded either way. RUNNING is proposed even when the process has already exited (a fast one may
+   * end before the proposal is made): the run did run, so it goes through RUNNING, which counts the
+   * run (`run_count`) and lets the retry policy apply to a failure. A WAIT is waited out only while the
+   * process runs. Returns the run as written (as it was, when where it runs could not be recorded: the
+   * run then goes on, but cannot be found by its process).
    */
-  async recordInfrastructure(active: SupervisedRun, infrastructurePid: string, pool: WorkPool): Promise<FlowRun> {
-    try {
-      const current = await this.#db.flowRuns.get(active.id);
-      return await this.#db.flowRuns.update(active.id, {
-        infrastructure_pid: infrastructurePid,
-        labels: {
-          ...(current?.labels ?? active.run.labels ?? {}),
-          "prefect.worker.name": this.#worker.name,
-          "prefect.worker.type": WORKER_TYPE,
-          "prefect.work-pool.name": pool.name,
-          "prefect.work-pool.id": pool.id,
-        },
-      });
-    } catch (error) {
-      this.#logs.note(
-        active.id,
-        LogLevel.ERROR,
-        `An error occurred while setting the \`infrastructure_pid\` on flow run ${pyRepr(active.id)}. The flow run will not be cancellable. ${errorText(error)}`,
-      );
-      return active.run;
-    }
-  }
-
-  /**
-   * PENDING → RUNNING, unless the process (or anyone else) moved the run already. This is done even
-   * when the process has already exited (a fast one may end before the proposal is made): the run
-   * did run, so it goes through RUNNING, which counts the run (`run_count`) and lets the retry policy
-   * apply to a failure. A WAIT is waited out only while the process runs.
-   */
-  async markRunning(id: string, process: FlowRunProcess): Promise<void> {
+  async start(active: SupervisedRun, infrastructurePid: string, pool: WorkPool, process: FlowRunProcess): Promise<FlowRun> {
+    const id = active.id;
+    let recorded: FlowRun | null = null;
     let failures = 0;
     for (let attempt = 0; attempt < RUNNING_PROPOSALS; attempt++) {
-      let result: OrchestrationResult | null;
+      let outcome: { run: FlowRun | null; result: OrchestrationResult | null };
       try {
-        result = await this.#db.transaction(async (tx) => {
+        outcome = await this.#db.transaction(async (tx) => {
           const current = await tx.flowRuns.getForUpdate(id);
-          if (current?.state_type !== "PENDING") return null;
-          return setFlowRunState(tx, id, { type: "RUNNING" });
+          const run = recorded ?? (current ? await tx.flowRuns.update(id, { infrastructure_pid: infrastructurePid, labels: this.#labels(current, pool) }) : null);
+          if (current?.state_type !== "PENDING") return { run, result: null };
+          return { run, result: await setFlowRunState(tx, id, { type: "RUNNING" }) };
         });
       } catch (error) {
         failures += 1;
         if (failures >= DATABASE_ATTEMPTS) {
+          if (!recorded) {
+            this.#logs.note(
+              id,
+              LogLevel.ERROR,
+              `An error occurred while setting the \`infrastructure_pid\` on flow run ${pyRepr(id)}. The flow run will not be cancellable. ${errorText(error)}`,
+            );
+          }
           this.#log.error({ err: error, flow_run_id: id }, "Could not move the flow run to RUNNING");
-          return;
+          return recorded ?? active.run;
         }
         this.#log.warn({ err: error, flow_run_id: id }, "Could not move the flow run to RUNNING; trying again");
         await sleep(backoffMs(failures));
         continue;
       }
-      if (!result) return;
+      recorded ??= outcome.run;
+      const result = outcome.result;
+      if (!result) break;
       await this.#events.write(result.events);
-      if (result.status !== "WAIT" || result.details.type !== "wait_details") return;
-      if (!process.running) return;
+      if (result.status !== "WAIT" || result.details.type !== "wait_details") break;
+      if (!process.running) break;
       await Promise.race([sleep(Math.max(result.details.delay_seconds, 0.1) * 1000), process.exited]);
     }
+    return recorded ?? active.run;
+  }
+
+  /** The run's labels with Prefect's worker labels. */
+  #labels(run: FlowRun, pool: WorkPool): NonNullable<FlowRun["labels"]> {
+    return {
+      ...(run.labels ?? {}),
+      "prefect.worker.name": this.#worker.name,
+      "prefect.worker.type": WORKER_TYPE,
+      "prefect.work-pool.name": pool.name,
+      "prefect.work-pool.id": pool.id,
+    };
   }
 
   /** CRASHED: the run could not be started (its logs so far are written first, so they come before the state). */
