@@ -207,6 +207,7 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
     const readRuns = (ids: readonly string[]) => db.flowRuns.read({ flow_runs: { id: { any_: [...ids] } } });
     const statesOf = async (id: string) => (await db.flowRuns.readStates(id)).map((s) => s.type);
     const logsOf = async (id: string) => (await db.logs.read({ filter: { flow_run_id: { any_: [id] } }, sort: "TIMESTAMP_ASC" })).map((l) => l.message);
+    const exitNoted = (id: string, message: string) => waitFor(async () => (await logsOf(id)).includes(message), `the worker's note of the exit of ${id}: ${message}`);
     const lines = (path: string) => (existsSync(path) ? readFileSync(path, "utf8").split("\n").filter((l) => l !== "") : []);
     const runningWithPid = (id: string) =>
       waitFor(
@@ -322,12 +323,13 @@ for (const backend of selectedBackends().filter((b): b is keyof typeof SCALE => 
       expect(completed.state).toMatchObject({ type: "COMPLETED", message: "reported by the flow run itself" });
       expect(await statesOf(completed.id)).toEqual(["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]);
       expect(completed.infrastructure_pid).toMatch(/^.+:\d+$/);
-      expect(await logsOf(completed.id)).toContain(`Process for flow run '${completed.name}' exited with status code: 1; Process exited with a general error.`);
+      // The process set the final state before it exited: the worker notes the exit after it.
+      await exitNoted(completed.id, `Process for flow run '${completed.name}' exited with status code: 1; Process exited with a general error.`);
 
       const failed = (await db.flowRuns.get(failedThenExiting.id))!;
       expect(failed.state).toMatchObject({ type: "FAILED", message: "reported by the flow run itself" });
       expect(await statesOf(failed.id)).toEqual(["SCHEDULED", "PENDING", "RUNNING", "FAILED"]);
-      expect(await logsOf(failed.id)).toContain(`Process for flow run '${failed.name}' exited cleanly.`);
+      await exitNoted(failed.id, `Process for flow run '${failed.name}' exited cleanly.`);
       await stop(w);
     });
 
