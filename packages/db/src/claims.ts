@@ -128,8 +128,14 @@ SELECT 'deployment', id FROM (
 ) deployments`;
 }
 
+/** A row of `limitsInReachSql`. */
+export interface LimitRow {
+  readonly kind: "pool" | "queue" | "deployment";
+  readonly id: string;
+}
+
 /** The limits of `limitsInReachSql`'s rows. */
-export function heldLimits(rows: readonly { kind: "pool" | "queue" | "deployment"; id: string }[]): HeldLimits {
+export function heldLimits(rows: readonly LimitRow[]): HeldLimits {
   return {
     pools: rows.filter((l) => l.kind === "pool").map((l) => l.id),
     queues: rows.filter((l) => l.kind === "queue").map((l) => l.id),

@@ -19,6 +19,7 @@ import {
   eligibleRunsSql,
   type HeldLimits,
   heldLimits,
+  type LimitRow,
   limitSql,
   limitsInReachSql,
   type RunClaims,
@@ -74,7 +75,7 @@ ORDER BY ${claimOrder("e")}${limitSql(s.limit)}`;
 
 /** Locks the limit rows in reach (see the top of this file) and returns which ones are held. */
 async function lockLimits(tx: Queryable, selection: RunSelection): Promise<HeldLimits> {
-  return heldLimits(await tx.query<{ kind: "pool" | "queue" | "deployment"; id: string }>(lockLimitsSql(selection)));
+  return heldLimits(await tx.query<LimitRow>(lockLimitsSql(selection)));
 }
 
 export const postgresClaims: RunClaims = {

@@ -1,9 +1,9 @@
 /**
  * Claims of scheduled runs on SQLite. A claim is a handful of synchronous statements inside the
- * caller's IMMEDIATE transaction: find the limits in reach, select the eligible runs, then write each its new
- * state and move its pointer. The
- * write lock excludes every other writer (in this process and in others) until the transaction ends,
- * so two claims can neither take the same run nor share a free slot.
+ * caller's IMMEDIATE transaction: find the limits in reach, select the eligible runs, then write each
+ * its new state and move its pointer. The write lock excludes every other writer (in this process and
+ * in others) until the transaction ends, so two claims can neither take the same run nor share a free
+ * slot.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -12,6 +12,7 @@ import {
   eligibleRunsSql,
   type HeldLimits,
   heldLimits,
+  type LimitRow,
   limitSql,
   limitsInReachSql,
   type RunClaims,
@@ -57,7 +58,7 @@ export const sqliteClaims: RunClaims = {
     const limits = sqliteDialect.render(limitsSql(selection));
     const encode = (column: string, value: unknown) => sqliteDialect.encode(bindValue(state.columns[column]!, value));
     return atomic(() => {
-      const held = heldLimits(driver.runQuery<{ kind: "pool" | "queue" | "deployment"; id: string }>(limits.text, limits.params));
+      const held = heldLimits(driver.runQuery<LimitRow>(limits.text, limits.params));
       const pick = sqliteDialect.render(pickSql(selection, held));
       const claimed: ClaimedRun[] = [];
       for (const p of driver.runQuery<Picked>(pick.text, pick.params)) {
@@ -89,7 +90,7 @@ export const sqliteClaims: RunClaims = {
     // The IMMEDIATE transaction holds SQLite's write lock: no other writer, in this process or in
     // another, runs until it ends, so the runs selected here stay the caller's to move.
     if (!tx.inTransaction) throw new Error("runs are locked inside a transaction: the lock lasts until it ends");
-    const held = heldLimits(await tx.query<{ kind: "pool" | "queue" | "deployment"; id: string }>(limitsSql(selection)));
+    const held = heldLimits(await tx.query<LimitRow>(limitsSql(selection)));
     return tx.query<ClaimedRun>(lockSql(selection, held));
   },
 
