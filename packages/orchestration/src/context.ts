@@ -108,7 +108,9 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
   constructor(env: ContextEnvironment, run: Run, initialState: OrchestrationState | null, proposedState: OrchestrationState | null) {
     this.db = env.db;
     this.original = run;
-    this.run = structuredClone(run);
+    // Rules replace the run's fields (withPolicy builds a new empirical policy) and never change a
+    // value inside one, so a shallow copy keeps `original` as read.
+    this.run = { ...run };
     this.initialState = initialState;
     this.proposedState = proposedState;
     this.parameters = { ...env.parameters };
@@ -187,7 +189,7 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
   async persist(): Promise<void> {
     const pending = this.#pending;
     if (pending && this.validatedState) {
-      const stored = await this.repository().setState(this.run.id, { ...pending, state_details: { ...this.validatedState.state_details } }, this.#bookkeeping());
+      const stored = await this.repository().setState(this.run.id, { ...pending, state_details: { ...this.validatedState.state_details } }, this.#changedBookkeeping());
       if (stored.timestamp !== this.validatedState.timestamp) this.#moveTimestamp(stored.timestamp);
       this.written = true;
     } else if (changed(this.original.empirical_policy, this.run.empirical_policy)) {
@@ -210,6 +212,22 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
   #bookkeeping(): RunBookkeeping {
     const bookkeeping: Record<string, unknown> = {};
     for (const column of BOOKKEEPING) bookkeeping[column] = this.run[column];
+    return bookkeeping as RunBookkeeping;
+  }
+
+  /**
+   * The bookkeeping columns the rules changed from the run as read (locked, so still as stored): a
+   * column left out of the write keeps its value. The others are not written at all, which spares
+   * SQLite the upkeep of their indexes (it rewrites an index entry for every column assigned, even
+   * to the value it had: most transitions change two or three of these seven columns).
+   */
+  #changedBookkeeping(): RunBookkeeping {
+    const bookkeeping: Record<string, unknown> = {};
+    for (const column of BOOKKEEPING) {
+      const value = this.run[column];
+      const before = this.original[column];
+      if (column === "empirical_policy" ? changed(before, value) : value !== before) bookkeeping[column] = value;
+    }
     return bookkeeping as RunBookkeeping;
   }
 
