@@ -10,8 +10,7 @@
  *   FLOOR_TEMPLATE_RUN   id of the flow run to copy
  *   FLOOR_GET_BODY       the JSON the noop route answers
  */
-import { randomUUID } from "node:crypto";
-import { randomRunName } from "@prefect/db";
+import { randomRunName, uuid7 } from "@prefect/db";
 import Fastify from "fastify";
 import { openPostgresRaw, openSqliteRaw } from "./raw.js";
 
@@ -31,7 +30,7 @@ const app = Fastify({ logger: false });
 app.get("/api/floor/noop/:id", async () => getBody);
 app.post("/api/floor/insert", async (request, reply) => {
   const body = request.body as { flow_id?: unknown };
-  const row: Record<string, unknown> = { ...template, id: randomUUID(), name: randomRunName(), flow_id: typeof body.flow_id === "string" ? body.flow_id : template.flow_id };
+  const row: Record<string, unknown> = { ...template, id: uuid7(), name: randomRunName(), flow_id: typeof body.flow_id === "string" ? body.flow_id : template.flow_id };
   await raw.insert([{ table: "flow_run", columns, rows: [columns.map((c) => row[c])] }]);
   return reply.code(201).send(row);
 });

@@ -2,11 +2,13 @@
  * Floors that run in the bench's own process: the raw driver writing the rows the server writes,
  * copied from rows it stored (a run with its first state, a batch of logs, a batch of events with
  * their resources), as many at once as the backend can take (PostgreSQL: a pool of 10, like the
- * server's; SQLite: one, it has one writer); and the machine's process-spawn rate.
+ * server's; SQLite: one, it has one writer); and the machine's process-spawn rate. The ids the server
+ * mints (runs, states, logs, event resources) are time-ordered UUIDs there and here; an event's id is
+ * its client's (a random one in the bench's events).
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { randomRunName } from "@prefect/db";
+import { randomRunName, uuid7 } from "@prefect/db";
 import { copies, type Insert, type RawDatabase, type Row } from "./raw.js";
 
 /** Runs `unit` back to back on `concurrency` loops for `seconds`; how many ran, in how long. */
@@ -50,8 +52,8 @@ export function runWithState(template: { run: Row; state: Row }): () => Insert[]
   const runColumns = Object.keys(template.run);
   const stateColumns = Object.keys(template.state);
   return () => {
-    const runId = randomUUID();
-    const stateId = randomUUID();
+    const runId = uuid7();
+    const stateId = uuid7();
     return [
       { table: "flow_run", columns: runColumns, rows: copies(template.run, 1, () => ({ id: runId, name: randomRunName(), state_id: stateId })) },
       { table: "flow_run_state", columns: stateColumns, rows: copies(template.state, 1, () => ({ id: stateId, flow_run_id: runId })) },
@@ -63,7 +65,7 @@ export function runWithState(template: { run: Row; state: Row }): () => Insert[]
 export async function logBatch(raw: RawDatabase, size: number): Promise<() => Insert[]> {
   const template = await one(raw, "SELECT * FROM log LIMIT 1", [], "log");
   const columns = Object.keys(template);
-  return () => [{ table: "log", columns, rows: copies(template, size, () => ({ id: randomUUID() })) }];
+  return () => [{ table: "log", columns, rows: copies(template, size, () => ({ id: uuid7() })) }];
 }
 
 /**
@@ -88,7 +90,7 @@ export async function eventBatch(raw: RawDatabase, name: string, size: number): 
       {
         table: "event_resources",
         columns: resourceColumns,
-        rows: ids.flatMap((eventId) => resources.flatMap((resource) => copies(resource, 1, () => ({ id: randomUUID(), event_id: eventId })))),
+        rows: ids.flatMap((eventId) => resources.flatMap((resource) => copies(resource, 1, () => ({ id: uuid7(), event_id: eventId })))),
       },
     ];
   };

@@ -7,6 +7,7 @@ export { type DatabaseConfig, describeLocation, loadDatabaseConfig, redactUrl } 
 export { type Database, openDatabase } from "./database.js";
 export { AlreadyExistsError, BusyError, DatabaseError, InvalidError, isDatabaseError, MigrationError, NotFoundError } from "./errors.js";
 export type { MigrationStatus } from "./migrations/migrator.js";
+export { uuid7 } from "./ids.js";
 export { randomRunName } from "./names.js";
 export type { ArtifactCollectionCriteria, ArtifactCollectionReadOptions, ArtifactCriteria, ArtifactReadOptions, ArtifactRepository } from "./repositories/artifacts.js";
 export type { AutomationStateRepository } from "./repositories/automation-state.js";

@@ -4,31 +4,9 @@
  * compatibility rules), Prefect's clamped Poisson jitter, and Python's `isoformat` rendering of
  * timestamps (event resource labels carry it).
  */
-import { randomBytes } from "node:crypto";
-import { fromMicros, type Timestamp, toMicros } from "@prefect/db";
+import { fromMicros, type Timestamp, toMicros, uuid7 } from "@prefect/db";
 
-let lastMillis = 0;
-let sequence = 0;
-
-/** A version 7 UUID: 48 bits of Unix milliseconds, then random bits; monotonic within this process. */
-export function uuid7(): string {
-  let millis = Date.now();
-  if (millis <= lastMillis) {
-    millis = lastMillis;
-    sequence = (sequence + 1) & 0xfff;
-    if (sequence === 0) millis = ++lastMillis;
-  } else {
-    sequence = randomBytes(2).readUInt16BE(0) & 0x7ff;
-  }
-  lastMillis = millis;
-  const bytes = randomBytes(16);
-  bytes.writeUIntBE(millis, 0, 6);
-  bytes[6] = 0x70 | (sequence >> 8);
-  bytes[7] = sequence & 0xff;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
+export { uuid7 };
 
 interface ParsedVersion {
   readonly release: readonly number[];

@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Dialect } from "../dialect.js";
 import { page, where } from "../filters.js";
 import { InvalidError } from "../errors.js";
-import { checkId } from "../ids.js";
+import { checkId, uuid7 } from "../ids.js";
 import type { Page } from "../schemas/common.js";
 import { EventCreate, type EventFilter, EventFilter as EventFilterSchema, type ResourceSpecification, type StoredEvent } from "../schemas/events.js";
 import { eventsHead } from "../event-log.js";
@@ -243,7 +243,7 @@ export function eventRepository({ q, backend }: RepositoryContext): EventReposit
       const events = [...rows.values()];
       const resources = events.flatMap((e) =>
         [{ ...e.resource, "prefect.resource.role": "" }, ...e.related].map((resource) => ({
-          id: randomUUID(),
+          id: uuid7(),
           created: recorded,
           updated: recorded,
           occurred: e.occurred,

@@ -1,10 +1,10 @@
-import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { insertMany } from "../batch.js";
 import { logFilterSql, page, where } from "../filters.js";
 import type { Page } from "../schemas/common.js";
 import { TimestampSchema, Uuid } from "../schemas/common.js";
 import type { LogFilter, LogSort } from "../schemas/filters.js";
+import { uuid7 } from "../ids.js";
 import { sql } from "../sql.js";
 import { rowDecoder, selectList, tables } from "../tables.js";
 import { now, type Timestamp } from "../timestamps.js";
@@ -63,7 +63,7 @@ export function logRepository({ q }: RepositoryContext): LogRepository {
       if (batch.length === 0) return [];
       const ts = now();
       const rows: Log[] = batch.map((log) => ({
-        id: randomUUID(),
+        id: uuid7(),
         created: ts,
         updated: ts,
         name: stripNul(log.name),

@@ -3,10 +3,9 @@
  * pointer in one atomic step, reading a run together with its current state, the state history, and
  * the run history of Prefect's dashboards. runs.ts builds the run repositories on them.
  */
-import { randomUUID } from "node:crypto";
 import type { Dialect } from "../dialect.js";
 import { InvalidError, NotFoundError } from "../errors.js";
-import { checkId } from "../ids.js";
+import { checkId, uuid7 } from "../ids.js";
 import { RunBookkeeping, type State, StateCreate, defaultStateName } from "../schemas/runs.js";
 import { type Sql, sql } from "../sql.js";
 import { rowDecoder, selectList } from "../tables.js";
@@ -24,7 +23,7 @@ export function buildStateRow(
 ): Record<string, unknown> & { id: string; type: string; name: string; timestamp: Timestamp } {
   const ts = now();
   return {
-    id: state.id ?? randomUUID(),
+    id: state.id ?? uuid7(),
     created: ts,
     updated: ts,
     [t.parentColumn]: runId,

@@ -3,12 +3,11 @@
  * a state table whose rows point at their run, the run's pointer to its current state), so everything
  * but what a `RunKind` says (columns, upsert key, filters, sorts, joined columns) is shared.
  */
-import { randomUUID } from "node:crypto";
 import type { z } from "zod";
 import type { Dialect } from "../dialect.js";
 import { InvalidError, NotFoundError } from "../errors.js";
 import { page, where } from "../filters.js";
-import { checkId } from "../ids.js";
+import { checkId, uuid7 } from "../ids.js";
 import { randomRunName } from "../names.js";
 import type { Created, Page } from "../schemas/common.js";
 import type { RunCriteria } from "../schemas/filters.js";
@@ -162,7 +161,7 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
   const newRun = (data: z.output<CreateSchema> & RunCreateCommon): Record<string, unknown> => {
     const ts = now();
     return {
-      id: data.id ?? randomUUID(),
+      id: data.id ?? uuid7(),
       created: ts,
       updated: ts,
       name: data.name ?? randomRunName(),
