@@ -389,42 +389,38 @@ export function rowDecoder<R = DecodedRow>(dialect: Dialect, spec: TableSpec, pr
   return decoder as (row: Record<string, unknown>) => R;
 }
 
+/**
+ * The decoder is generated code: one object literal with the table's columns as fixed keys, each read
+ * from the row by a constant name. V8 then builds every decoded row from one shape, without the
+ * dynamic stores and shape changes of filling an empty object column by column (which made a read of
+ * a run with its state cost about twice as much). Column names come from the table specs above.
+ */
 function buildDecoder(dialect: Dialect, spec: TableSpec, prefix: string): Decoder {
-  const steps = Object.entries(spec.columns).map(([column, kind]) => {
-    const key = prefix + column;
+  const fields = Object.entries(spec.columns).map(([column, kind]) => {
+    const value = `row[${JSON.stringify(prefix + column)}]`;
+    const read = (decode: string) => `(v = ${value}) === null || v === undefined ? null : ${decode}`;
+    let expression: string;
     switch (kind) {
       case "json":
-        return (row: Record<string, unknown>, out: DecodedRow) => {
-          const v = row[key];
-          out[column] = v === null || v === undefined ? null : dialect.decodeJson(v);
-        };
+        expression = read("d.decodeJson(v)");
+        break;
       case "bool":
-        return (row: Record<string, unknown>, out: DecodedRow) => {
-          out[column] = dialect.decodeBool(row[key]);
-        };
+        expression = `d.decodeBool(${value})`;
+        break;
       case "timestamp":
-        return (row: Record<string, unknown>, out: DecodedRow) => {
-          const v = row[key];
-          out[column] = v === null || v === undefined ? null : dialect.decodeTimestamp(v);
-        };
+        expression = read("d.decodeTimestamp(v)");
+        break;
       case "int":
       case "float":
-        return (row: Record<string, unknown>, out: DecodedRow) => {
-          const v = row[key];
-          out[column] = v === null || v === undefined ? null : Number(v);
-        };
+        expression = read("Number(v)");
+        break;
       default:
-        return (row: Record<string, unknown>, out: DecodedRow) => {
-          const v = row[key];
-          out[column] = v === undefined ? null : v;
-        };
+        expression = `(v = ${value}) === undefined ? null : v`;
     }
+    return `${JSON.stringify(column)}: ${expression}`;
   });
-  return (row) => {
-    const out: DecodedRow = {};
-    for (const step of steps) step(row, out);
-    return out;
-  };
+  const factory = new Function("d", `"use strict"; return function decode(row) { let v; return { ${fields.join(", ")} }; };`) as (d: Dialect) => Decoder;
+  return factory(dialect);
 }
 
 /** Wraps a value for binding according to its column kind. */

@@ -81,6 +81,45 @@ function prepared(db: Database.Database, cache: Map<string, Statement>, text: st
   return statement;
 }
 
+/** Builds the row objects of a statement's results from their values (see `allRows`). */
+type RowBuilder = (values: unknown[]) => Row;
+const rowBuilders = new WeakMap<Statement, RowBuilder | null>();
+
+/**
+ * The builder of `statement`'s rows: generated code that returns one object literal with the result's
+ * column names as fixed keys (later columns of the same name win, as in better-sqlite3's own rows).
+ * Null for a statement whose columns may change while it is cached: one with a `*` (a table's columns
+ * change with the schema, and SQLite prepares such a statement again on its own), or whose column
+ * names cannot be a literal's keys (`__proto__`). Every statement of the hot paths names its columns.
+ */
+function rowBuilder(statement: Statement): RowBuilder | null {
+  let build = rowBuilders.get(statement);
+  if (build !== undefined) return build;
+  const names = statement.source.includes("*") ? null : statement.columns().map((column) => column.name);
+  build =
+    names === null || names.includes("__proto__")
+      ? null
+      : (new Function("a", `"use strict"; return { ${names.map((name, i) => `${JSON.stringify(name)}: a[${i}]`).join(", ")} };`) as RowBuilder);
+  if (build) statement.raw(true);
+  rowBuilders.set(statement, build);
+  return build;
+}
+
+/**
+ * Every row of a statement that returns rows. The statement hands over each row's values as an
+ * array and the generated builder makes the object: better-sqlite3's own row objects look every
+ * column name up in V8's string table and add it to an empty object, row after row, which made its
+ * rows cost about twice as much (a run with its state: 43 columns, 13 against 7 µs).
+ */
+function allRows<R>(statement: Statement, params: readonly unknown[]): R[] {
+  const build = rowBuilder(statement);
+  if (!build) return statement.all(params) as R[];
+  const values = statement.all(params) as unknown[][];
+  const rows = new Array<R>(values.length);
+  for (let i = 0; i < values.length; i++) rows[i] = build(values[i]!) as R;
+  return rows;
+}
+
 /** Page cache of the writing connection, in KiB. */
 const WRITER_CACHE_KIB = 16_000;
 /** Page cache of the reading connection, in KiB: its reads are short, and the writer keeps the hot pages. */
@@ -149,7 +188,7 @@ export class SqliteDriver implements Driver {
   /** Runs one statement now, on the connection as it is. */
   runQuery<R>(text: string, params: readonly unknown[]): R[] {
     const statement = this.statement(text);
-    if (statement.reader) return statement.all(params) as R[];
+    if (statement.reader) return allRows<R>(statement, params);
     statement.run(params);
     return [];
   }
@@ -218,7 +257,7 @@ export class SqliteDriver implements Driver {
     if (tx) return tx.queryText<R>(text, params);
     try {
       const read = this.#readStatement(text);
-      if (read) return Promise.resolve(read.all(params) as R[]);
+      if (read) return Promise.resolve(allRows<R>(read, params));
     } catch (error) {
       // Busy (another process switching the file to WAL, say): the writer's path waits it out.
       if (!(isSqliteBusy(error) || error instanceof BusyError)) return Promise.reject(translateSqliteError(error));
@@ -380,6 +419,10 @@ export class SqliteDriver implements Driver {
       this.#db.exec(script);
     } catch (error) {
       throw translateSqliteError(error);
+    } finally {
+      // A script may change the tables cached statements read (and the columns their rows have).
+      this.#statements.clear();
+      this.#readStatements.clear();
     }
   }
 
