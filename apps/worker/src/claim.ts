@@ -52,7 +52,7 @@ export async function claimScheduledFlowRuns(db: Database, query: ScheduledFlowR
       if (options.proceed && !options.proceed()) break;
       const run = locked.flow_run;
       try {
-        const result = await setFlowRunState(tx, run.id, { type: "PENDING" });
+        const result = await setFlowRunState(tx, run.id, { type: "PENDING" }, { locked: run });
         events.push(...result.events);
         if (result.status === "ABORT" && result.details.type === "abort_details" && result.details.reason === DEPLOYMENT_GONE && run.state) {
           // Prefect's worker cancels runs whose deployment no longer exists.

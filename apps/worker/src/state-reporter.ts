@@ -100,9 +100,11 @@ export class RunStateReporter {
       try {
         outcome = await this.#db.transaction(async (tx) => {
           const current = await tx.flowRuns.getForUpdate(id);
-          const run = recorded ?? (current ? await tx.flowRuns.update(id, { infrastructure_pid: infrastructurePid, labels: this.#labels(current, pool) }) : null);
+          const written = recorded || !current ? null : await tx.flowRuns.update(id, { infrastructure_pid: infrastructurePid, labels: this.#labels(current, pool) });
+          const run = recorded ?? written;
           if (current?.state_type !== "PENDING") return { run, result: null };
-          return { run, result: await setFlowRunState(tx, id, { type: "RUNNING" }) };
+          // The run as it is now, locked: orchestration need not read it again.
+          return { run, result: await setFlowRunState(tx, id, { type: "RUNNING" }, { locked: written ?? current }) };
         });
       } catch (error) {
         failures += 1;

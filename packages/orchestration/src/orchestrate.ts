@@ -52,6 +52,13 @@ export interface SetStateOptions {
 export interface SetFlowRunStateOptions extends SetStateOptions {
   /** The policy instead of CoreFlowPolicy (ignored with `force`); e.g. MarkLateRunsPolicy. */
   readonly policy?: FlowPolicy | undefined;
+  /**
+   * The run as the caller read it in the transaction it passes as `db`, with the run's lock held
+   * (`getForUpdate`, a claim's lock, or a write of the run since), so that it need not be read again.
+   * Only with `db` that transaction: a run read anywhere else may have changed since. Ignored when it
+   * is another run.
+   */
+  readonly locked?: FlowRun | undefined;
 }
 
 export interface SetTaskRunStateOptions extends SetStateOptions {
@@ -126,9 +133,9 @@ async function orchestrateFlowRun(
   env: ContextEnvironment,
   flowRunId: string,
   proposed: OrchestrationState,
-  options: { force?: boolean | undefined; policy?: FlowPolicy | undefined },
+  options: { force?: boolean | undefined; policy?: FlowPolicy | undefined; locked?: FlowRun | undefined },
 ): Promise<OrchestrationResult> {
-  const run = await env.db.flowRuns.getForUpdate(flowRunId);
+  const run = options.locked?.id === flowRunId ? options.locked : await env.db.flowRuns.getForUpdate(flowRunId);
   if (!run) throw new NotFoundError(`Flow run with id ${flowRunId} not found`);
   const context = new FlowOrchestrationContext(env, run, run.state ? fromStoredState(run.state) : null, proposed);
   const policy = options.force ? MinimalFlowPolicy : (options.policy ?? CoreFlowPolicy);
@@ -164,7 +171,8 @@ export async function setFlowRunState(
   options: SetFlowRunStateOptions = {},
 ): Promise<OrchestrationResult> {
   const proposed = parseStateInput(state);
-  return inTransaction(db, options, (env) => orchestrateFlowRun(env, flowRunId, proposed, { force: options.force, policy: options.policy }));
+  const { force, policy, locked } = options;
+  return inTransaction(db, options, (env) => orchestrateFlowRun(env, flowRunId, proposed, { force, policy, locked }));
 }
 
 /** Proposes a state for a task run (`POST /task_runs/{id}/set_state`); as `setFlowRunState`. */

@@ -190,6 +190,23 @@ describeEachBackend("set state", (t) => {
     await expect(setTaskRunState(t.db, "00000000-0000-4000-8000-000000000000", { type: "CANCELLED" })).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it("takes the run the caller locked in its transaction instead of reading it again, and only that run", async () => {
+    const run = await makeFlowRun(t.db, { state: { type: "PENDING" } });
+    const other = await makeFlowRun(t.db, { state: { type: "PENDING" } });
+    await t.db.transaction(async (tx) => {
+      const locked = (await tx.flowRuns.getForUpdate(run.id))!;
+      // What the caller holds is what the transition starts from: its run count is the one counted on.
+      const result = await setFlowRunState(tx, run.id, { type: "RUNNING" }, { locked: { ...locked, run_count: 4 } });
+      expect(result.status).toBe("ACCEPT");
+    });
+    expect((await t.db.flowRuns.get(run.id))?.run_count).toBe(5);
+    // Another run's row is no stand-in: the run is read.
+    await t.db.transaction((tx) => setFlowRunState(tx, other.id, { type: "RUNNING" }, { locked: { ...run, run_count: 4 } }));
+    const read = await t.db.flowRuns.get(other.id);
+    expect(read?.run_count).toBe(1);
+    expect(read?.state_type).toBe("RUNNING");
+  });
+
   it("refuses malformed proposals with InvalidError", async () => {
     const run = await makeFlowRun(t.db);
     await expect(setFlowRunState(t.db, run.id, { type: "SLEEPING" })).rejects.toBeInstanceOf(InvalidError);
