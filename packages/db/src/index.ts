@@ -19,7 +19,7 @@ export type { ConcurrencyLeaseRepository } from "./repositories/concurrency-leas
 export type { ConcurrencyLimitRepository } from "./repositories/concurrency-limits.js";
 export type { ConfigurationRepository } from "./repositories/configuration.js";
 export type { CsrfTokenRepository } from "./repositories/csrf-tokens.js";
-export type { DeploymentCriteria, DeploymentReadOptions, DeploymentRepository } from "./repositories/deployments.js";
+export type { DeploymentConcurrency, DeploymentCriteria, DeploymentReadOptions, DeploymentRepository } from "./repositories/deployments.js";
 export type { EventGroupCount, EventRepository, PositionedEvent } from "./repositories/events.js";
 export type { FlowRunInputRepository } from "./repositories/flow-run-inputs.js";
 export type { FlowRunReadOptions, FlowRunRelated, FlowRunRepository } from "./repositories/flow-runs.js";

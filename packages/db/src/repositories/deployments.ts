@@ -59,6 +59,11 @@ export interface DeploymentRepository {
    */
   create(input: DeploymentCreate): Promise<Created<Deployment>>;
   get(id: string): Promise<Deployment | null>;
+  /**
+   * What orchestration's concurrency rules read of a deployment: its limit (with the limit's row) and
+   * collision strategy, in one query without the schedules `get` reads too. Null for an unknown id.
+   */
+  concurrency(id: string): Promise<DeploymentConcurrency | null>;
   getByName(flowName: string, deploymentName: string): Promise<Deployment | null>;
   read(options?: DeploymentReadOptions): Promise<Deployment[]>;
   count(criteria?: DeploymentCriteria): Promise<number>;
@@ -150,6 +155,9 @@ async function unique<R>(message: string, constraint: string, fn: () => Promise<
   }
 }
 
+/** A deployment's concurrency settings (see `DeploymentRepository.concurrency`). */
+export type DeploymentConcurrency = Pick<Deployment, "id" | "concurrency_limit_id" | "concurrency_options" | "global_concurrency_limit">;
+
 export function deploymentRepository(context: RepositoryContext): DeploymentRepository {
   const { q } = context;
   const d = q.dialect;
@@ -162,6 +170,9 @@ export function deploymentRepository(context: RepositoryContext): DeploymentRepo
     FROM deployment d
     LEFT JOIN work_queue wq ON wq.id = d.work_queue_id
     LEFT JOIN work_pool wp ON wp.id = wq.work_pool_id
+    LEFT JOIN concurrency_limit_v2 cl ON cl.id = d.concurrency_limit_id`;
+  const concurrencySelect = sql`SELECT d.id, d.concurrency_limit_id, d.concurrency_options, ${selectList(T.concurrency_limit_v2, "cl", "cl_")}
+    FROM deployment d
     LEFT JOIN concurrency_limit_v2 cl ON cl.id = d.concurrency_limit_id`;
   const scheduleSelect = sql`SELECT ${selectList(T.deployment_schedule, "s")} FROM deployment_schedule s`;
   const versionSelect = sql`SELECT ${selectList(T.deployment_version, "v")} FROM deployment_version v`;
@@ -410,6 +421,17 @@ export function deploymentRepository(context: RepositoryContext): DeploymentRepo
     },
 
     get: async (id) => getWhere(sql`d.id = ${checkId(id, "deployment id")}`),
+
+    async concurrency(id) {
+      const [row] = await q.query(sql`${concurrencySelect} WHERE d.id = ${checkId(id, "deployment id")}`);
+      if (!row) return null;
+      return {
+        id: row.id as string,
+        concurrency_limit_id: (row.concurrency_limit_id as string | null) ?? null,
+        concurrency_options: row.concurrency_options === null || row.concurrency_options === undefined ? null : (d.decodeJson(row.concurrency_options) as Deployment["concurrency_options"]),
+        global_concurrency_limit: row.cl_id ? decodeLimit(row) : null,
+      };
+    },
 
     getByName: (flowName, deploymentName) =>
       getWhere(sql`d.name = ${deploymentName} AND d.flow_id = (SELECT f.id FROM flow f WHERE f.name = ${flowName})`),

@@ -232,6 +232,17 @@ describeEachBackend("deployments", (t) => {
       expect(await t.db.concurrencyLimits.getByName(`deployment:${d.id}`)).not.toBeNull();
     });
 
+    it("reads a deployment's concurrency alone as get shows it, and null for an unknown deployment", async () => {
+      const limited = await create({ concurrency_limit: 2, concurrency_options: { collision_strategy: "CANCEL_NEW" } });
+      const pick = (d: Deployment) => ({ id: d.id, concurrency_limit_id: d.concurrency_limit_id, concurrency_options: d.concurrency_options, global_concurrency_limit: d.global_concurrency_limit });
+      expect(await t.db.deployments.concurrency(limited.id)).toEqual(pick(limited));
+      expect((await t.db.deployments.concurrency(limited.id))?.global_concurrency_limit).toMatchObject({ limit: 2, active_slots: 0 });
+      const free = (await t.db.deployments.create({ name: "free", flow_id: flow.id })).row;
+      expect(await t.db.deployments.concurrency(free.id)).toEqual({ id: free.id, concurrency_limit_id: null, concurrency_options: null, global_concurrency_limit: null });
+      expect(await t.db.deployments.concurrency(MISSING)).toBeNull();
+      await expect(t.db.deployments.concurrency("not-a-uuid")).rejects.toBeInstanceOf(InvalidError);
+    });
+
     it("changes the limit, and removes it (deleting the limit row) when set to null", async () => {
       const d = await create({ concurrency_limit: 2 });
       const changed = await t.db.deployments.update(d.id, { concurrency_limit: 5 });

@@ -17,7 +17,7 @@
  * run holds. Leases are rows of the database, written in the transition's transaction: a transition
  * that rolls back leaves them as they were.
  */
-import { addSeconds, type ConcurrencyLease, type Deployment, now, TASK_LEASE_TTL_SECONDS } from "@prefect/db";
+import { addSeconds, type ConcurrencyLease, type DeploymentConcurrency, now, TASK_LEASE_TTL_SECONDS } from "@prefect/db";
 import type { FlowOrchestrationContext, OrchestrationContext, TaskOrchestrationContext } from "../context.js";
 import { ALL_ORCHESTRATION_STATES, allStatesExcept, OrchestrationRule, type TransitionType, UniversalTransform } from "../rules.js";
 import { newState, type OrchestrationState } from "../states.js";
@@ -43,8 +43,8 @@ async function releaseLease(context: OrchestrationContext, leaseId: string, fall
   await context.db.concurrencyLimits.decrementActiveSlots({ ids: lease.resource_ids }, lease.metadata?.slots ?? 1);
 }
 
-const deploymentOf = (context: FlowOrchestrationContext): Promise<Deployment | null> =>
-  context.run.deployment_id ? context.db.deployments.get(context.run.deployment_id) : Promise.resolve(null);
+const deploymentOf = (context: FlowOrchestrationContext): Promise<DeploymentConcurrency | null> =>
+  context.run.deployment_id ? context.db.deployments.concurrency(context.run.deployment_id) : Promise.resolve(null);
 
 /**
  * Entering PENDING takes a slot of the deployment's concurrency limit. A limit of 0 aborts; a full
