@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { openDatabase } from "@prefect/db";
-import { createFlowRun } from "@prefect/orchestration";
+import { createFlowRun, setFlowRunState } from "@prefect/orchestration";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
@@ -154,6 +154,11 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
         const createRun = async () => (created = (await createFlowRun(db, { flow_id: flow.id, state: { type: "PENDING" } }, { known: { flow } })).run.id);
         expect(await trips(createRun)).toBe(1);
         expect((await db.flowRuns.get(created))?.state_type).toBe("PENDING");
+        // A proposal: the run's lock and read with BEGIN, and what its event names read behind it in the
+        // same round trip; the state written; COMMIT.
+        const running = await trips(() => setFlowRunState(db, created, { type: "RUNNING" }));
+        expect(running).toBe(3);
+        expect((await db.flowRuns.get(created))?.state_type).toBe("RUNNING");
         // A failure after a final write that went alone cannot undo it (the contract of a final write),
         // and no nested transaction may follow it.
         const kept = randomUUID();

@@ -13,6 +13,8 @@ import {
   type Deployment,
   type Flow,
   type FlowRun,
+  type FlowRunRelated,
+  type RelatedIds,
   type Repositories,
   type RunBookkeeping,
   type StateCreate,
@@ -249,6 +251,8 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
 
 export class FlowOrchestrationContext extends BaseContext<FlowRun> {
   readonly kind = "flow" as const;
+  /** The rows the run's events name, read with the run, and the run ids they were followed from. */
+  prefetchedRelated: (FlowRunRelated & { readonly ids: RelatedIds }) | null = null;
 
   async flowRun(): Promise<FlowRun> {
     return this.run;

@@ -4,7 +4,7 @@
  * is the event's id, the run is the resource, its flow, deployment, work queue, work pool, parent
  * task run, tags and creator are the related resources.
  */
-import { type FlowRun, type FlowRunRelated, secondsBetween } from "@prefect/db";
+import { type FlowRun, type FlowRunRelated, type RelatedIds, secondsBetween } from "@prefect/db";
 import type { FlowOrchestrationContext, OrchestrationEvent } from "./context.js";
 import type { OrchestrationState } from "./states.js";
 import { isoformat, isPlainObject } from "./util.js";
@@ -45,15 +45,32 @@ interface ResourceData {
   readonly type?: string;
 }
 
+const asRow = (row: { id: string; name: string; tags?: readonly string[] | null }) => ({ id: row.id, name: row.name, tags: row.tags ?? [] });
+
+/** Whether `ids` are the ones `run` points at now. */
+const sameIds = (ids: RelatedIds, run: FlowRun) =>
+  ids.flow_id === run.flow_id &&
+  ids.deployment_id === (run.deployment_id ?? null) &&
+  ids.work_queue_id === (run.work_queue_id ?? null) &&
+  ids.parent_task_run_id === (run.parent_task_run_id ?? null);
+
 /**
  * The rows the run's events name. The flow and deployment the caller has just read are used as they
- * are; everything else is read in one statement.
+ * are; everything else was read with the run, or is read in one statement.
  */
 async function relatedRows(context: FlowOrchestrationContext, run: FlowRun): Promise<FlowRunRelated> {
   const { known } = context;
+  const prefetched = context.prefetchedRelated;
+  if (prefetched && sameIds(prefetched.ids, run)) {
+    const { ids: _ids, ...related } = prefetched;
+    return {
+      ...related,
+      flow: known.flow?.id === run.flow_id ? asRow(known.flow) : related.flow,
+      deployment: run.deployment_id && known.deployment?.id === run.deployment_id ? asRow(known.deployment) : related.deployment,
+    };
+  }
   const flow = known.flow?.id === run.flow_id ? known.flow : undefined;
   const deployment = !run.deployment_id ? null : known.deployment?.id === run.deployment_id ? known.deployment : undefined;
-  const asRow = (row: { id: string; name: string; tags?: readonly string[] | null }) => ({ id: row.id, name: row.name, tags: row.tags ?? [] });
   if (flow !== undefined && deployment !== undefined && !run.work_queue_id && !run.parent_task_run_id) {
     return { flow: flow && asRow(flow), deployment: deployment && asRow(deployment), workQueue: null, workPool: null, parentTaskRun: null };
   }

@@ -135,9 +135,17 @@ async function orchestrateFlowRun(
   proposed: OrchestrationState,
   options: { force?: boolean | undefined; policy?: FlowPolicy | undefined; locked?: FlowRun | undefined },
 ): Promise<OrchestrationResult> {
-  const run = options.locked?.id === flowRunId ? options.locked : await env.db.flowRuns.getForUpdate(flowRunId);
+  let run: FlowRun | null;
+  let related: Awaited<ReturnType<Repositories["flowRuns"]["relatedOf"]>> = null;
+  if (options.locked?.id === flowRunId) run = options.locked;
+  else {
+    // What the run's events will name is read right behind the run, in the same round trip on
+    // PostgreSQL (it runs once the run is locked; the rules change none of the ids it follows).
+    [run, related] = await Promise.all([env.db.flowRuns.getForUpdate(flowRunId), env.db.flowRuns.relatedOf(flowRunId)]);
+  }
   if (!run) throw new NotFoundError(`Flow run with id ${flowRunId} not found`);
   const context = new FlowOrchestrationContext(env, run, run.state ? fromStoredState(run.state) : null, proposed);
+  context.prefetchedRelated = related;
   const policy = options.force ? MinimalFlowPolicy : (options.policy ?? CoreFlowPolicy);
   await governTransition(context, policy, GlobalFlowPolicy);
   await context.persist();

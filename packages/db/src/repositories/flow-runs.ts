@@ -1,5 +1,6 @@
 import { type Dialect, secondsBetween } from "../dialect.js";
 import { flowRunCriteriaSql, where } from "../filters.js";
+import { checkId } from "../ids.js";
 import type { RunCriteria, FlowRunSort } from "../schemas/filters.js";
 import { type FlowRun, FlowRunCreate, type FlowRunState, FlowRunUpdate } from "../schemas/runs.js";
 import { sql } from "../sql.js";
@@ -32,6 +33,12 @@ export interface FlowRunRepository extends RunRepository<FlowRun, FlowRunState, 
    * One statement, whatever the run points at.
    */
   related(run: RelatedIds): Promise<FlowRunRelated>;
+  /**
+   * As `related`, for the run with this id as stored, with the ids it followed (null when there is no
+   * such run). A query that needs nothing from an earlier one: it can go out together with the read of
+   * the run (on PostgreSQL, in the same round trip).
+   */
+  relatedOf(runId: string): Promise<(FlowRunRelated & { readonly ids: RelatedIds }) | null>;
 }
 
 /** The ids of a run that `related` follows. */
@@ -50,6 +57,25 @@ export interface FlowRunRelated {
   readonly workQueue: RelatedRow | null;
   readonly workPool: (RelatedRow & { readonly type: string }) | null;
   readonly parentTaskRun: RelatedRow | null;
+}
+
+/** What `related` and `relatedOf` select of the rows a run points at. */
+const RELATED_COLUMNS = sql`SELECT f.id AS f_id, f.name AS f_name, f.tags AS f_tags, d.id AS d_id, d.name AS d_name, d.tags AS d_tags,
+          wq.id AS wq_id, wq.name AS wq_name, wp.id AS wp_id, wp.name AS wp_name, wp.type AS wp_type,
+          t.id AS t_id, t.name AS t_name, t.tags AS t_tags`;
+
+function relatedFromRow(d: Dialect, row: Record<string, unknown>): FlowRunRelated {
+  const tags = (value: unknown): string[] => (value === null || value === undefined ? [] : (d.decodeJson(value) as string[]));
+  const pick = (prefix: string, withTags: boolean): RelatedRow | null =>
+    row[`${prefix}_id`] ? { id: String(row[`${prefix}_id`]), name: String(row[`${prefix}_name`]), tags: withTags ? tags(row[`${prefix}_tags`]) : [] } : null;
+  const pool = pick("wp", false);
+  return {
+    flow: pick("f", true),
+    deployment: pick("d", true),
+    workQueue: pick("wq", false),
+    workPool: pool ? { ...pool, type: String(row.wp_type) } : null,
+    parentTaskRun: pick("t", true),
+  };
 }
 
 /** A flow run carries the work pool of its work queue (`work_pool_id`, `work_pool_name`), as Prefect's API shows it. */
@@ -125,28 +151,35 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
     },
 
     async related(run) {
-      const rows = await q.query<Record<string, unknown>>(sql`
-        SELECT f.id AS f_id, f.name AS f_name, f.tags AS f_tags, d.id AS d_id, d.name AS d_name, d.tags AS d_tags,
-          wq.id AS wq_id, wq.name AS wq_name, wp.id AS wp_id, wp.name AS wp_name, wp.type AS wp_type,
-          t.id AS t_id, t.name AS t_name, t.tags AS t_tags
+      const rows = await q.query<Record<string, unknown>>(sql`${RELATED_COLUMNS}
         FROM (SELECT 1 AS one) x
         LEFT JOIN flow f ON f.id = ${run.flow_id}
         LEFT JOIN deployment d ON d.id = ${run.deployment_id ?? null}
         LEFT JOIN work_queue wq ON wq.id = ${run.work_queue_id ?? null}
         LEFT JOIN work_pool wp ON wp.id = wq.work_pool_id
         LEFT JOIN task_run t ON t.id = ${run.parent_task_run_id ?? null}`);
-      const row = rows[0] ?? {};
-      const tags = (value: unknown): string[] => (value === null || value === undefined ? [] : (q.dialect.decodeJson(value) as string[]));
-      const pick = (prefix: string, withTags: boolean): RelatedRow | null =>
-        row[`${prefix}_id`] ? { id: String(row[`${prefix}_id`]), name: String(row[`${prefix}_name`]), tags: withTags ? tags(row[`${prefix}_tags`]) : [] } : null;
-      const pool = pick("wp", false);
-      return {
-        flow: pick("f", true),
-        deployment: pick("d", true),
-        workQueue: pick("wq", false),
-        workPool: pool ? { ...pool, type: String(row.wp_type) } : null,
-        parentTaskRun: pick("t", true),
+      return relatedFromRow(q.dialect, rows[0] ?? {});
+    },
+
+    async relatedOf(runId) {
+      const rows = await q.query<Record<string, unknown>>(sql`${RELATED_COLUMNS}, r.flow_id AS r_flow_id, r.deployment_id AS r_deployment_id,
+          r.work_queue_id AS r_work_queue_id, r.parent_task_run_id AS r_parent_task_run_id
+        FROM flow_run r
+        LEFT JOIN flow f ON f.id = r.flow_id
+        LEFT JOIN deployment d ON d.id = r.deployment_id
+        LEFT JOIN work_queue wq ON wq.id = r.work_queue_id
+        LEFT JOIN work_pool wp ON wp.id = wq.work_pool_id
+        LEFT JOIN task_run t ON t.id = r.parent_task_run_id
+        WHERE r.id = ${checkId(runId, "flow run id")}`);
+      const row = rows[0];
+      if (!row) return null;
+      const ids: RelatedIds = {
+        flow_id: row.r_flow_id as string,
+        deployment_id: (row.r_deployment_id as string | null) ?? null,
+        work_queue_id: (row.r_work_queue_id as string | null) ?? null,
+        parent_task_run_id: (row.r_parent_task_run_id as string | null) ?? null,
       };
+      return { ...relatedFromRow(q.dialect, row), ids };
     },
   };
 }

@@ -35,6 +35,40 @@ describeEachBackend("flow runs", (t) => {
 
   const create = async (input: Partial<FlowRunCreate> = {}) => (await t.db.flowRuns.create({ flow_id: flow.id, ...input })).row;
 
+  describe("related rows", () => {
+    it("names what a run points at, from its ids (related) or from the stored run (relatedOf)", async () => {
+      await t.db.flows.update(flow.id, { tags: ["etl"] });
+      const pool = await t.db.workPools.create({ name: "pool", type: "process" });
+      const deployment = (await t.db.deployments.create({ name: "nightly", flow_id: flow.id, work_queue_id: pool.default_queue_id, tags: ["nightly"] })).row;
+      const parent = await create();
+      const task = (await t.db.taskRuns.create({ flow_run_id: parent.id, task_key: "k", dynamic_key: "0", tags: ["t"] })).row;
+      const run = await create({ deployment_id: deployment.id, work_queue_id: pool.default_queue_id, parent_task_run_id: task.id });
+      const expected = {
+        flow: { id: flow.id, name: "etl", tags: ["etl"] },
+        deployment: { id: deployment.id, name: "nightly", tags: ["nightly"] },
+        workQueue: { id: pool.default_queue_id, name: "default", tags: [] },
+        workPool: { id: pool.id, name: "pool", tags: [], type: "process" },
+        parentTaskRun: { id: task.id, name: task.name, tags: ["t"] },
+      };
+      expect(await t.db.flowRuns.related(run)).toEqual(expected);
+      expect(await t.db.flowRuns.relatedOf(run.id)).toEqual({
+        ...expected,
+        ids: { flow_id: flow.id, deployment_id: deployment.id, work_queue_id: pool.default_queue_id, parent_task_run_id: task.id },
+      });
+      const bare = await create();
+      expect(await t.db.flowRuns.relatedOf(bare.id)).toEqual({
+        flow: { id: flow.id, name: "etl", tags: ["etl"] },
+        deployment: null,
+        workQueue: null,
+        workPool: null,
+        parentTaskRun: null,
+        ids: { flow_id: flow.id, deployment_id: null, work_queue_id: null, parent_task_run_id: null },
+      });
+      expect(await t.db.flowRuns.relatedOf(MISSING)).toBeNull();
+      await expect(t.db.flowRuns.relatedOf("nope")).rejects.toBeInstanceOf(InvalidError);
+    });
+  });
+
   describe("create and read", () => {
     it("creates a run without a state", async () => {
       const run = await create({ name: "bare" });
