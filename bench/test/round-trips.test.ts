@@ -119,6 +119,30 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
           });
         expect(await trips(rolledBack)).toBe(3);
         expect(await db.flows.getByName(name)).toBeNull();
+        // A nested transaction costs no round trip of its own: SAVEPOINT goes with its first statement, and
+        // its RELEASE would go with the next statement (COMMIT releases it here); one that sends nothing sends no SAVEPOINT.
+        const nested = () =>
+          db.transaction(async (tx) => {
+            await tx.flows.get(randomUUID());
+            await tx.transaction(async (inner) => inner.flows.get(randomUUID()));
+            await tx.transaction(async () => "nothing sent");
+          });
+        expect(await trips(nested)).toBe(3);
+        // A nested transaction that fails rolls back its own writes only (waiting for ROLLBACK TO SAVEPOINT).
+        const kept = `kept-${randomUUID()}`;
+        const undone = `undone-${randomUUID()}`;
+        await db.transaction(async (tx) => {
+          await tx.flows.create({ name: kept });
+          await tx
+            .transaction(async (inner) => {
+              await inner.flows.create({ name: undone });
+              throw new Error("undo the inner one");
+            })
+            .catch(() => undefined);
+          await tx.transaction(async (inner) => inner.flows.get(randomUUID()));
+        });
+        expect(await db.flows.getByName(kept)).not.toBeNull();
+        expect(await db.flows.getByName(undone)).toBeNull();
         // A transaction whose BEGIN went out with a failing statement is rolled back, and the connection serves the next one.
         const missingFlow = { name: "orphan", flow_id: randomUUID() };
         await expect(db.transaction((tx) => tx.deployments.create(missingFlow))).rejects.toMatchObject({ reason: "missing_reference" });
@@ -159,6 +183,16 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
         const running = await trips(() => setFlowRunState(db, created, { type: "RUNNING" }));
         expect(running).toBe(3);
         expect((await db.flowRuns.get(created))?.state_type).toBe("RUNNING");
+        // With the run its caller locked, in a nested transaction: the lock with BEGIN; SAVEPOINT with what
+        // the event names (the event is made before the state is written); the state written; COMMIT
+        // (which releases the savepoint). Not read again: the lock was the caller's read.
+        const locked = () =>
+          db.transaction(async (tx) => {
+            const run = await tx.flowRuns.getForUpdate(created);
+            return setFlowRunState(tx, created, { type: "COMPLETED" }, { locked: run! });
+          });
+        expect(await trips(locked)).toBe(4);
+        expect((await db.flowRuns.get(created))?.state_type).toBe("COMPLETED");
         // A failure after a final write that went alone cannot undo it (the contract of a final write),
         // and no nested transaction may follow it.
         const kept = randomUUID();

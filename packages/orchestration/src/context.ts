@@ -252,7 +252,7 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
 export class FlowOrchestrationContext extends BaseContext<FlowRun> {
   readonly kind = "flow" as const;
   /** The rows the run's events name, read with the run, and the run ids they were followed from. */
-  prefetchedRelated: (FlowRunRelated & { readonly ids: RelatedIds }) | null = null;
+  prefetchedRelated: Promise<(FlowRunRelated & { readonly ids: RelatedIds }) | null> | null = null;
 
   async flowRun(): Promise<FlowRun> {
     return this.run;

@@ -60,7 +60,7 @@ const sameIds = (ids: RelatedIds, run: FlowRun) =>
  */
 async function relatedRows(context: FlowOrchestrationContext, run: FlowRun): Promise<FlowRunRelated> {
   const { known } = context;
-  const prefetched = context.prefetchedRelated;
+  const prefetched = await context.prefetchedRelated;
   if (prefetched && sameIds(prefetched.ids, run)) {
     const { ids: _ids, ...related } = prefetched;
     return {

@@ -135,14 +135,15 @@ async function orchestrateFlowRun(
   proposed: OrchestrationState,
   options: { force?: boolean | undefined; policy?: FlowPolicy | undefined; locked?: FlowRun | undefined },
 ): Promise<OrchestrationResult> {
-  let run: FlowRun | null;
-  let related: Awaited<ReturnType<Repositories["flowRuns"]["relatedOf"]>> = null;
-  if (options.locked?.id === flowRunId) run = options.locked;
-  else {
-    // What the run's events will name is read right behind the run, in the same round trip on
-    // PostgreSQL (it runs once the run is locked; the rules change none of the ids it follows).
-    [run, related] = await Promise.all([env.db.flowRuns.getForUpdate(flowRunId), env.db.flowRuns.relatedOf(flowRunId)]);
-  }
+  const locked = options.locked?.id === flowRunId ? options.locked : null;
+  const read = locked ? null : env.db.flowRuns.getForUpdate(flowRunId);
+  // What the run's events will name is read right behind the run's lock, without waiting for it: on
+  // PostgreSQL it goes out with the lock (or with the rules' first read, when the caller holds the
+  // lock) and costs no round trip of its own. The rules change none of the ids it follows. A
+  // transition without events never looks at it; its failure then is of no interest.
+  const related = env.db.flowRuns.relatedOf(flowRunId);
+  related.catch(() => undefined);
+  const run = locked ?? (await read);
   if (!run) throw new NotFoundError(`Flow run with id ${flowRunId} not found`);
   const context = new FlowOrchestrationContext(env, run, run.state ? fromStoredState(run.state) : null, proposed);
   context.prefetchedRelated = related;

@@ -329,6 +329,12 @@ class PostgresTransaction implements Queryable {
   /** A final write went alone (see `queryFinal`): every statement after it goes alone too. */
   #alone = false;
   #savepoints = 0;
+  /**
+   * Savepoint statements that go out with the transaction's next statement, in the same write: a
+   * nested transaction's SAVEPOINT with its first statement, its RELEASE with whatever follows it
+   * (COMMIT releases every savepoint, so one still queued then is dropped).
+   */
+  #queued: string[] = [];
 
   constructor(
     readonly client: pg.PoolClient,
@@ -350,26 +356,29 @@ class PostgresTransaction implements Queryable {
 
   #send<R>(text: string, params: readonly unknown[], name?: string, final = false): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
     if (this.#finished) throw new Error("This transaction has already finished; use the database outside it.");
-    if (this.#begun || this.#alone) return run<R>(this.client, text, params, name);
-    if (final) {
+    if ((this.#begun || this.#alone) && this.#queued.length === 0) return run<R>(this.client, text, params, name);
+    if (final && !this.#begun && this.#queued.length === 0) {
       // Nothing was sent yet: the transaction is this statement, which PostgreSQL runs atomically.
       this.#alone = true;
       return run<R>(this.client, text, params, name);
     }
+    const ahead = [...(this.#begun ? [] : ["BEGIN"]), ...this.#queued];
     this.#begun = true;
-    // node-postgres exposes no way to put two queries in one write; corking its socket does.
+    this.#queued = [];
+    // node-postgres exposes no way to put several queries in one write; corking its socket does.
     const stream = (this.client as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
     stream.cork();
-    let begin: Promise<unknown>;
+    let before: Promise<unknown>;
     let statement: Promise<pg.QueryResult<R & pg.QueryResultRow>>;
     try {
-      begin = run(this.client, "BEGIN", []);
+      before = Promise.all(ahead.map((simple) => run(this.client, simple, [])));
       statement = run<R>(this.client, text, params, name);
     } finally {
       stream.uncork();
     }
-    // When BEGIN fails, its error is the one to report (the statement's outcome is moot).
-    return begin.then(
+    // When BEGIN (or a savepoint statement) fails, its error is the one to report (the statement's
+    // outcome is moot).
+    return before.then(
       () => statement,
       (error: unknown) => statement.then(() => Promise.reject(error), () => Promise.reject(error)),
     );
@@ -402,16 +411,26 @@ class PostgresTransaction implements Queryable {
     await this.#send(script, []);
   }
 
+  /**
+   * A savepoint whose statements cost no round trip of their own: SAVEPOINT goes out with the nested
+   * transaction's first statement, RELEASE with whatever the transaction sends after it (neither is
+   * sent when nothing was sent between them); a failure waits for ROLLBACK TO SAVEPOINT.
+   */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     if (this.#alone) throw new Error("This transaction's final write has committed; a nested transaction cannot follow it.");
     const name = `sp_${++this.#savepoints}`;
-    await this.#send(`SAVEPOINT ${name}`, []);
+    const savepoint = `SAVEPOINT ${name}`;
+    this.#queued.push(savepoint);
     try {
       const result = await fn(this);
-      await this.#send(`RELEASE SAVEPOINT ${name}`, []);
+      if (this.#queued.at(-1) === savepoint) this.#queued.pop();
+      else this.#queued.push(`RELEASE SAVEPOINT ${name}`);
       return result;
     } catch (error) {
-      await this.#send(`ROLLBACK TO SAVEPOINT ${name}`, []);
+      const unsent = this.#queued.indexOf(savepoint);
+      // Nothing of it was sent: nothing to roll back.
+      if (unsent >= 0) this.#queued.splice(unsent);
+      else await this.#send(`ROLLBACK TO SAVEPOINT ${name}`, []);
       throw translatePostgresError(error);
     }
   }
