@@ -55,20 +55,16 @@ const sameIds = (ids: RelatedIds, run: FlowRun) =>
   ids.parent_task_run_id === (run.parent_task_run_id ?? null);
 
 /**
- * The rows the run's events name. The flow and deployment the caller has just read are used as they
- * are; everything else was read with the run, or is read in one statement.
+ * The rows the run's events name: as read with the run in this transaction; else the flow and
+ * deployment the caller has just read as they are, and everything else read in one statement.
  */
 async function relatedRows(context: FlowOrchestrationContext, run: FlowRun): Promise<FlowRunRelated> {
-  const { known } = context;
   const prefetched = await context.prefetchedRelated;
   if (prefetched && sameIds(prefetched.ids, run)) {
     const { ids: _ids, ...related } = prefetched;
-    return {
-      ...related,
-      flow: known.flow?.id === run.flow_id ? asRow(known.flow) : related.flow,
-      deployment: run.deployment_id && known.deployment?.id === run.deployment_id ? asRow(known.deployment) : related.deployment,
-    };
+    return related;
   }
+  const { known } = context;
   const flow = known.flow?.id === run.flow_id ? known.flow : undefined;
   const deployment = !run.deployment_id ? null : known.deployment?.id === run.deployment_id ? known.deployment : undefined;
   if (flow !== undefined && deployment !== undefined && !run.work_queue_id && !run.parent_task_run_id) {

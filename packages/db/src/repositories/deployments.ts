@@ -425,12 +425,9 @@ export function deploymentRepository(context: RepositoryContext): DeploymentRepo
     async concurrency(id) {
       const [row] = await q.query(sql`${concurrencySelect} WHERE d.id = ${checkId(id, "deployment id")}`);
       if (!row) return null;
-      return {
-        id: row.id as string,
-        concurrency_limit_id: (row.concurrency_limit_id as string | null) ?? null,
-        concurrency_options: row.concurrency_options === null || row.concurrency_options === undefined ? null : (d.decodeJson(row.concurrency_options) as Deployment["concurrency_options"]),
-        global_concurrency_limit: row.cl_id ? decodeLimit(row) : null,
-      };
+      // The deployment's decoder reads the columns selected (the others come out null).
+      const { concurrency_limit_id, concurrency_options } = decodeRow(row) as Pick<Deployment, "concurrency_limit_id" | "concurrency_options">;
+      return { id: row.id as string, concurrency_limit_id, concurrency_options, global_concurrency_limit: row.cl_id ? decodeLimit(row) : null };
     },
 
     getByName: (flowName, deploymentName) =>
