@@ -5,6 +5,7 @@
  */
 import Database from "better-sqlite3";
 import pg from "pg";
+import type { DatabaseConfig } from "../../src/index.js";
 
 export interface DbColumn {
   readonly name: string;
@@ -28,6 +29,8 @@ export interface DbIndex {
   readonly name: string;
   readonly unique: boolean;
   readonly partial: boolean;
+  /** A partial index's WHERE clause as the database prints it (see `indexBody`); null otherwise. */
+  readonly where: string | null;
   readonly columns: readonly DbIndexColumn[];
   /** PostgreSQL access method (btree, gin, ...); "btree" on SQLite. */
   readonly method: string;
@@ -115,6 +118,20 @@ export function indexBody(createIndex: string): string {
   return using && using !== "USING btree" ? `${using} ${match[2]}` : match[2];
 }
 
+/**
+ * A partial index's WHERE clause, normalised so that both databases' prints of one clause read
+ * alike: no redundant outer parentheses, no casts (PostgreSQL prints `'SCHEDULED'::state_type`).
+ */
+export function indexWhere(createIndex: string): string | null {
+  const where = / WHERE (.*)$/s.exec(indexBody(createIndex))?.[1];
+  return where === undefined ? null : predicate(where);
+}
+
+/** A boolean expression as `indexWhere` reads it. */
+export function predicate(text: string): string {
+  return checkCondition(text.replace(/::[\w ]+/g, ""));
+}
+
 /** Strips `CHECK` and redundant outer parentheses from a check constraint's definition. */
 export function checkCondition(definition: string): string {
   let text = normaliseSql(definition).replace(/^CHECK ?/i, "");
@@ -190,6 +207,7 @@ export function introspectSqlite(path: string): DbSchema {
             name: ix.name,
             unique: ix.unique === 1,
             partial: ix.partial === 1,
+            where: sql ? indexWhere(sql) : null,
             columns,
             method: "btree",
             // Indexes behind UNIQUE constraints have no statement of their own.
@@ -331,6 +349,7 @@ export async function introspectPostgres(url: string): Promise<DbSchema> {
             name: ix.name,
             unique: ix.unique,
             partial: ix.partial,
+            where: indexWhere(ix.definition),
             method: ix.method,
             columns: ix.columns.map((c) => ({ name: c.name, desc: c.desc, opclass: c.opclass, defaultOpclass: c.default_opclass })),
             body: indexBody(ix.definition),
@@ -385,3 +404,30 @@ export async function introspectPostgres(url: string): Promise<DbSchema> {
     await client.end();
   }
 }
+
+/**
+ * The plan each database makes for a statement of one parameter (`?`), as the server sends it: a
+ * prepared statement whose plan does not depend on the value (PostgreSQL: a generic plan, with
+ * sequential scans discouraged so that an empty table does not hide which indexes can serve it).
+ */
+export async function planOf(config: DatabaseConfig, text: string): Promise<string> {
+  if (config.backend === "sqlite") {
+    const db = new Database(config.path, { readonly: true });
+    try {
+      return (db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(null) as { detail: string }[]).map((row) => row.detail).join("\n");
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: config.url });
+  await client.connect();
+  try {
+    await client.query("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off");
+    await client.query(`PREPARE planned AS ${text.replace("?", "$1")}`);
+    const rows = (await client.query("EXPLAIN EXECUTE planned(NULL)")).rows as { "QUERY PLAN": string }[];
+    return rows.map((row) => row["QUERY PLAN"]).join("\n");
+  } finally {
+    await client.end();
+  }
+}
+

@@ -5,7 +5,7 @@
  * on PostgreSQL, uuid() on SQLite) and the names of primary and foreign keys (SQLite cannot name them).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { type Datamodel, type Field, type Index, loadDatamodel, type Model } from "./prisma.js";
+import { type Datamodel, type Field, type Index, indexPredicates, loadDatamodel, type Model } from "./prisma.js";
 
 let sqlite: Datamodel;
 let postgres: Datamodel;
@@ -120,6 +120,10 @@ describe("the SQLite and PostgreSQL schemas describe the same models", () => {
       else if (JSON.stringify(x) !== JSON.stringify(y)) problems.push(`${k}: SQLite ${JSON.stringify(x.fields)} vs PostgreSQL ${JSON.stringify(y.fields)}`);
     }
     expect(problems).toEqual([]);
+  });
+
+  it("give each partial index the same WHERE clause", () => {
+    expect(Object.fromEntries(indexPredicates("sqlite"))).toEqual(Object.fromEntries(indexPredicates("postgres")));
   });
 
   it("leave out only Prefect's kinds of GIN index: trgm_ix_<table>_name on name, and GIN on JSON columns", () => {

@@ -56,6 +56,23 @@ export function loadDatamodel(provider: Provider): Promise<Datamodel> {
   return loaded;
 }
 
+/**
+ * The WHERE clause of each partial index, by its database name, as the schema declares it
+ * (`where: raw("...")`, the partialIndexes preview feature). Prisma's DMMF leaves the clause out, so
+ * it is read from the schema's text.
+ */
+export function indexPredicates(provider: Provider): Map<string, string> {
+  const predicates = new Map<string, string>();
+  for (const line of readSchema(provider).split("\n")) {
+    const where = /\bwhere: raw\("((?:[^"\\]|\\.)*)"\)/.exec(line);
+    if (!where) continue;
+    const name = /\bmap: "([^"]+)"/.exec(line);
+    if (!name) throw new Error(`a partial index without a map name: ${line.trim()}`);
+    predicates.set(name[1]!, where[1]!.replace(/\\(.)/g, "$1"));
+  }
+  return predicates;
+}
+
 /** The table a model maps to. */
 export const tableOf = (model: Model): string => model.dbName ?? model.name;
 /** The column a scalar field maps to. */
