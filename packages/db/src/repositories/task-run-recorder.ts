@@ -15,7 +15,7 @@
  *    changes nothing.
  * The same SQL runs on both backends.
  */
-import { chunkSize } from "../batch.js";
+import { chunkSize, planChunks } from "../batch.js";
 import { AlreadyExistsError } from "../errors.js";
 import { randomRunName } from "../names.js";
 import type { StateType } from "../schemas/common.js";
@@ -314,7 +314,7 @@ async function recordOnce(q: RepositoryContext["q"], records: TaskRunRecord[]): 
     });
   }
   const stateColumns = Object.keys(TASK_RUN_STATE.columns) as (keyof typeof TASK_RUN_STATE.columns)[];
-  for (const part of chunks(stateRows, chunkSize(stateColumns.length))) {
+  for (const part of planChunks(stateRows, stateColumns.length)) {
     const tuples = part.map((row) => sql`(${sql.join(stateColumns.map((c) => sql`${bindValue(TASK_RUN_STATE.columns[c], row[c])}`))})`);
     await q.execute(
       sql`INSERT INTO task_run_state (${sql.raw(stateColumns.map((c) => `"${c}"`).join(", "))}) VALUES ${sql.join(tuples)} ON CONFLICT ("id") DO NOTHING`,
