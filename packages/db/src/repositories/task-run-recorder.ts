@@ -186,7 +186,7 @@ async function existingRuns(
   // Bounded statements: ids in one list, natural keys 300 at a time (4 parameters each).
   const queries: Sql[] = [];
   for (const part of chunks(ids, 1000)) queries.push(q.dialect.inList(sql.raw("r.id"), part));
-  for (const part of chunks(keys, 300)) queries.push(naturalKeyCondition(part));
+  for (const part of planChunks(keys, NATURAL_KEY.length)) queries.push(naturalKeyCondition(part));
   for (const condition of queries) {
     found.push(
       ...(await q.query<{ id: string; flow_run_id: string | null; task_key: string; dynamic_key: string }>(
@@ -275,10 +275,11 @@ async function recordOnce(q: RepositoryContext["q"], records: TaskRunRecord[]): 
 
   const canonical = new Map<UpsertKey, string>();
   for (const segment of segmentsOf(unique, chunkSize(TASK_RUN_COLUMN_COUNT))) {
-    await q.execute(upsertSql(segment, at));
+    // In chunks of the batch sizes' series, so that the statement texts repeat (see batch.ts).
+    for (const rows of planChunks(segment.rows, TASK_RUN_COLUMN_COUNT)) await q.execute(upsertSql({ ...segment, rows }, at));
     if (segment.target === "natural-key") {
       const keys = segment.rows.map((r) => unpackNatural(naturalKeyOf(r)!));
-      for (const part of chunks(keys, 300)) {
+      for (const part of planChunks(keys, NATURAL_KEY.length)) {
         const rows = await q.query<{ id: string; flow_run_id: string; task_key: string; dynamic_key: string }>(
           sql`SELECT r.id, r.flow_run_id, r.task_key, r.dynamic_key FROM task_run r WHERE ${naturalKeyCondition(part)}`,
         );

@@ -59,6 +59,17 @@ describeEachBackend("task-run recorder", (t) => {
     expect(await t.db.taskRuns.count()).toBe(1);
   });
 
+  it("writes a batch of many task runs, with their natural keys, in several statements as one", async () => {
+    const first = Array.from({ length: 37 }, (_, i) => change(randomUUID(), flowRun.id, "PENDING", 0, { dynamic_key: String(i) }));
+    const recorded = await t.db.taskRuns.recordChanges(first);
+    expect(recorded).toEqual(first.map((c) => ({ event_id: c.eventId, task_run_id: c.columns.id })));
+    // The same runs again under other ids: each joins the run its natural key names.
+    const again = first.map((c, i) => change(randomUUID(), flowRun.id, "RUNNING", 1, { dynamic_key: String(i) }));
+    expect(await t.db.taskRuns.recordChanges(again)).toEqual(again.map((c, i) => ({ event_id: c.eventId, task_run_id: first[i]!.columns.id })));
+    expect(await t.db.taskRuns.count()).toBe(37);
+    for (const c of first) expect(await t.db.taskRuns.get(c.columns.id as string)).toMatchObject({ state_type: "RUNNING" });
+  });
+
   it("writes a batch atomically: a change for an unknown flow run fails the whole batch", async () => {
     const id = randomUUID();
     const orphan = change(randomUUID(), randomUUID(), "PENDING", 0, { task_key: "orphan" });

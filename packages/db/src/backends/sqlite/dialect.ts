@@ -15,6 +15,29 @@ function encode(value: unknown): unknown {
 
 const placeholder = () => "?";
 
+/** Lists longer than this are sent as they are (they are rare, and padding them could pass SQLite's limit of bound parameters). */
+const MAX_PADDED_LIST = 1024;
+
+/**
+ * A list of values as a statement binds it: padded to the next power of two by repeating its last
+ * value, which changes neither IN nor NOT IN. Each length of a list is another statement text, which
+ * SQLite prepares again and the driver keeps (about 100 bytes per bound parameter), so a query sent
+ * with lists of every length from 1 to 1000 would be a thousand statements; padded, it is eleven.
+ */
+export function paddedList(values: readonly unknown[]): readonly unknown[] {
+  const n = values.length;
+  if (n > MAX_PADDED_LIST) return values;
+  let size = 1;
+  while (size < n) size *= 2;
+  if (size === n) return values;
+  const padded = values.slice();
+  const last = values[n - 1];
+  while (padded.length < size) padded.push(last);
+  return padded;
+}
+
+const bindList = (values: readonly unknown[]) => sql.join(paddedList(values).map((v) => sql`${v}`));
+
 export const sqliteDialect: Dialect = {
   placeholder,
   encode,
@@ -31,11 +54,11 @@ export const sqliteDialect: Dialect = {
 
   inList(column, values) {
     if (values.length === 0) return sql.raw("0=1");
-    return sql`${column} IN (${sql.join(values.map((v) => sql`${v}`))})`;
+    return sql`${column} IN (${bindList(values)})`;
   },
   notInList(column, values) {
     if (values.length === 0) return sql.raw("1=1");
-    return sql`${column} NOT IN (${sql.join(values.map((v) => sql`${v}`))})`;
+    return sql`${column} NOT IN (${bindList(values)})`;
   },
   jsonArrayContainsAll(column, values) {
     if (values.length === 0) return sql.raw("1=1");
@@ -43,7 +66,7 @@ export const sqliteDialect: Dialect = {
   },
   jsonArrayContainsAny(column, values) {
     if (values.length === 0) return sql.raw("0=1");
-    return sql`EXISTS (SELECT 1 FROM json_each(${column}) WHERE json_each.value IN (${sql.join(values.map((v) => sql`${v}`))}))`;
+    return sql`EXISTS (SELECT 1 FROM json_each(${column}) WHERE json_each.value IN (${bindList(values)}))`;
   },
   jsonArrayIsEmpty: (column) => sql`json_array_length(${column}) = 0`,
   jsonObjectContains(column, object) {
