@@ -43,8 +43,13 @@ export function chunkPlan(total: number, columnCount: number): number[] {
 
 /** `items` cut as `chunkPlan` says. */
 export function planChunks<T>(items: readonly T[], columnCount: number): T[][] {
+  const parts: T[][] = [];
   let start = 0;
-  return chunkPlan(items.length, columnCount).map((size) => items.slice(start, (start += size)));
+  for (const size of chunkPlan(items.length, columnCount)) {
+    parts.push(items.slice(start, start + size));
+    start += size;
+  }
+  return parts;
 }
 
 /** Inserts `rows` (values keyed by column) in chunks; returns the inserted ids when asked. */

@@ -64,7 +64,7 @@ describeEachBackend("task-run recorder", (t) => {
     const recorded = await t.db.taskRuns.recordChanges(first);
     expect(recorded).toEqual(first.map((c) => ({ event_id: c.eventId, task_run_id: c.columns.id })));
     // The same runs again under other ids: each joins the run its natural key names.
-    const again = first.map((c, i) => change(randomUUID(), flowRun.id, "RUNNING", 1, { dynamic_key: String(i) }));
+    const again = first.map((_, i) => change(randomUUID(), flowRun.id, "RUNNING", 1, { dynamic_key: String(i) }));
     expect(await t.db.taskRuns.recordChanges(again)).toEqual(again.map((c, i) => ({ event_id: c.eventId, task_run_id: first[i]!.columns.id })));
     expect(await t.db.taskRuns.count()).toBe(37);
     for (const c of first) expect(await t.db.taskRuns.get(c.columns.id as string)).toMatchObject({ state_type: "RUNNING" });
