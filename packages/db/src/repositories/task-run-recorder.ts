@@ -183,7 +183,7 @@ async function existingRuns(
   keys: readonly (readonly [string, string, string])[],
 ): Promise<{ id: string; flow_run_id: string | null; task_key: string; dynamic_key: string }[]> {
   const found: { id: string; flow_run_id: string | null; task_key: string; dynamic_key: string }[] = [];
-  // Bounded statements: ids in one list, natural keys 300 at a time (4 parameters each).
+  // Bounded statements: ids 1000 to a list, natural keys in the batch sizes' series (three parameters each).
   const queries: Sql[] = [];
   for (const part of chunks(ids, 1000)) queries.push(q.dialect.inList(sql.raw("r.id"), part));
   for (const part of planChunks(keys, NATURAL_KEY.length)) queries.push(naturalKeyCondition(part));

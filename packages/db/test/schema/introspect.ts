@@ -129,7 +129,7 @@ export function indexWhere(createIndex: string): string | null {
 
 /** A boolean expression as `indexWhere` reads it. */
 export function predicate(text: string): string {
-  return checkCondition(text.replace(/::[\w ]+/g, ""));
+  return checkCondition(text.replace(/::(?:timestamp(?:\(\d+\))? with(?:out)? time zone|character varying|double precision|\w+)(?:\[\])?/g, ""));
 }
 
 /** Strips `CHECK` and redundant outer parentheses from a check constraint's definition. */
