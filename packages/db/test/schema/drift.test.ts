@@ -398,8 +398,9 @@ for (const backend of targets) {
 
     it("has every @@index and @@unique by name, with its columns, sort order and kind, and no other index", () => {
       const problems: string[] = [];
+      const predicates = indexPredicates(provider);
       for (const { model, table } of modelsWithTables(problems)) {
-        const expected = expectedIndexes(dm, model, indexPredicates(provider));
+        const expected = expectedIndexes(dm, model, predicates);
         const extras = allowed(provider, "index", table.name).map((x) => x.name);
         for (const want of expected) {
           const ix = table.indexes.find((i) => i.name === want.name);
