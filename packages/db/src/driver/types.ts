@@ -28,6 +28,11 @@ export interface Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** True inside a transaction. */
   readonly inTransaction: boolean;
+  /**
+   * True where point reads asked for in the same turn of the event loop are better sent as one
+   * statement (see coalesce.ts): a PostgreSQL pool outside any transaction.
+   */
+  readonly coalescesReads: boolean;
 }
 
 export interface Driver extends Queryable {

@@ -84,6 +84,16 @@ describeEachBackend("flow runs", (t) => {
       expect(await t.db.flowRuns.readStates(run.id)).toEqual([{ ...run.state, flow_run_id: run.id }]);
     });
 
+    it("answers concurrent reads each with its own run, the same one twice, and null for a missing one", async () => {
+      const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => create({ name: `run-${i}`, state: i % 2 ? { type: "RUNNING" } : null })));
+      const ids = [...runs.map((r) => r.id), runs[3]!.id, MISSING, runs[0]!.id];
+      const read = await Promise.all(ids.map((id) => t.db.flowRuns.get(id)));
+      expect(read).toEqual([...runs, runs[3], null, runs[0]]);
+      const tasks = await Promise.all(runs.slice(0, 3).map((r) => t.db.taskRuns.create({ flow_run_id: r.id, task_key: "k", dynamic_key: "0" })));
+      expect(await Promise.all([...tasks.map((task) => t.db.taskRuns.get(task.row.id)), t.db.taskRuns.get(MISSING)])).toEqual([...tasks.map((task) => task.row), null]);
+      await expect(Promise.all([t.db.flowRuns.get(runs[1]!.id), t.db.flowRuns.get("not-a-uuid")])).rejects.toBeInstanceOf(InvalidError);
+    });
+
     it("names the first state after its type by default", async () => {
       const run = await create({ state: { type: "RUNNING" } });
       expect(run.state_name).toBe("Running");

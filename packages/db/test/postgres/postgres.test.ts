@@ -3,6 +3,7 @@ import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { DatabaseError, InvalidError, loadDatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
 import { checkPostgresVersion, parsePostgresTimestamp } from "../../src/backends/postgres/driver.js";
+import { openTestDatabase } from "../../src/testing/database.js";
 import { withDatabase } from "../../src/testing/postgres.js";
 
 describe("PostgreSQL", () => {
@@ -64,6 +65,32 @@ describe("PostgreSQL", () => {
     const db = await openDatabase(loadDatabaseConfig({ PREFECT_DATABASE_URL: url.toString() }));
     expect((await db.migrationStatus()).pending).toEqual([]);
     await db.close();
+  });
+
+  it("reads runs by id together only outside transactions: a transaction's reads stay in it, others never see them", async () => {
+    const t = await openTestDatabase("postgres");
+    cleanups.push(t.cleanup);
+    const { row: flow } = await t.db.flows.create({ name: "coalesced" });
+    const committed = (await t.db.flowRuns.create({ flow_id: flow.id })).row;
+    let release!: () => void;
+    const started = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let uncommitted = "";
+    // Asked for from outside the transaction, in the same turn as the transaction's own read of it.
+    const outside = (async () => {
+      await started;
+      return Promise.all([t.db.flowRuns.get(uncommitted), t.db.flowRuns.get(committed.id)]);
+    })();
+    const inside = await t.db.transaction(async (tx) => {
+      uncommitted = (await tx.flowRuns.create({ flow_id: flow.id })).row.id;
+      release();
+      const own = await Promise.all([t.db.flowRuns.get(uncommitted), t.db.flowRuns.get(committed.id)]);
+      // The outside reads finish while the transaction is still open.
+      return { own, theirs: await outside };
+    });
+    expect(inside.own.map((r) => r?.id)).toEqual([uncommitted, committed.id]);
+    expect(inside.theirs.map((r) => r?.id ?? null)).toEqual([null, committed.id]);
   });
 
   it("keeps at most the configured number of connections", async () => {

@@ -123,6 +123,9 @@ const ignoreConnectionError = () => undefined;
 export class PostgresDriver implements Driver {
   readonly dialect = postgresDialect;
   readonly inTransaction = false;
+  get coalescesReads(): boolean {
+    return this.#joined() === undefined;
+  }
   readonly #pool: pg.Pool;
   readonly #names = new StatementNames();
   readonly #config: PostgresConfig;
@@ -324,6 +327,7 @@ export class PostgresDriver implements Driver {
 class PostgresTransaction implements Queryable {
   readonly dialect = postgresDialect;
   readonly inTransaction = true;
+  readonly coalescesReads = false;
   #finished = false;
   #begun = false;
   /** A final write went alone (see `queryFinal`): every statement after it goes alone too. */

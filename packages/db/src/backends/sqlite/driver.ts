@@ -128,6 +128,7 @@ const READER_CACHE_KIB = 4_000;
 export class SqliteDriver implements Driver {
   readonly dialect = sqliteDialect;
   readonly inTransaction = false;
+  readonly coalescesReads = false;
   readonly #db: Database.Database;
   /**
    * A second connection to the same file for reads outside a transaction: in WAL mode it reads the
@@ -473,6 +474,7 @@ export class SqliteDriver implements Driver {
 export class SqliteTransaction implements Queryable {
   readonly dialect = sqliteDialect;
   readonly inTransaction = true;
+  readonly coalescesReads = false;
   #finished = false;
   #savepoints = 0;
 
