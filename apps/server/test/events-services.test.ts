@@ -141,6 +141,45 @@ for (const backend of selectedBackends()) {
       expect(await db.taskRuns.count()).toBe(1);
     });
 
+    it("wakes the recorder for the events it takes, not for those it passes over, and its cursor passes both", async () => {
+      const { db } = await database();
+      const flow = (await db.flows.create({ name: "passed-over" })).row;
+      const flowRun = (await db.flowRuns.create({ flow_id: flow.id })).row;
+      const feed = new EventReader(db, silent, readerPollMs(db));
+      await feed.start();
+      cleanups.push(() => feed.stop());
+      // Counts the recorder's rounds (each is a transaction); its poll would not come within the test.
+      let rounds = 0;
+      const transaction: Database["transaction"] = (fn) => {
+        rounds++;
+        return db.transaction(fn);
+      };
+      const counted = new Proxy(db, { get: (target, key) => (key === "transaction" ? transaction : Reflect.get(target, key)) });
+      const settings = settingsWith({ PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_LOOP_SECONDS: "3600" });
+      const recorder = taskRunRecorder({ db: counted, events: new EventBus(), feed, settings }, silent);
+      await recorder.start();
+      cleanups.push(() => recorder.stop());
+      const delivered: string[] = [];
+      // Subscribed after the recorder: it hears each delivery after the recorder did.
+      const unsubscribe = feed.subscribe((events) => delivered.push(...events.map((e) => e.id)));
+      cleanups.push(async () => unsubscribe());
+      const before = rounds;
+      const others = [makeEvent({ event: "prefect.flow-run.Running" }), makeEvent({ event: "test.thing.happened" })];
+      await db.events.createMany(others.map((e) => ({ ...e, received: e.occurred })));
+      await waitFor(() => others.every((e) => delivered.includes(e.id)), "the passed-over events delivered");
+      expect(rounds).toBe(before);
+
+      const taskRunId = randomUUID();
+      const step = [{ type: "PENDING" as const, occurred: toTimestamp(makeEvent().occurred) }];
+      const taken = taskRunEvents({ flowId: flow.id, flowName: flow.name, flowRunName: "x", taskName: "t", dynamicKey: "0", steps: step, taskRunId, flowRunId: flowRun.id, taskKey: "k" });
+      await db.events.createMany(taken.map((e) => ({ ...e, received: e.occurred })));
+      await waitFor(async () => (await db.taskRuns.get(taskRunId)) ?? undefined, "the task run recorded");
+      expect(rounds).toBeGreaterThan(before);
+      // Nothing is left behind the group's cursor: a claim that does not advance it finds nothing.
+      const left = await db.transaction(async (tx) => tx.events.claimGroupBatch(TASK_RUN_RECORDER_GROUP, 10));
+      expect(left).toEqual([]);
+    });
+
     if (backend === "sqlite-file") {
       it("retries a batch the database was busy for until it is written", async () => {
         const { db, config } = await database((c) => ({ ...c, timeoutSeconds: 0.2 }));

@@ -5,6 +5,9 @@
  * cost one of each instead of ten. The statement goes out when the event loop has handled what was
  * ready (a `setImmediate`), so a read waits for no timer, and a lone read is sent as it would be alone.
  */
+import type { Queryable, Row } from "./driver/types.js";
+import { type Sql, sql } from "./sql.js";
+
 export type LoadMany<K, V> = (keys: readonly K[]) => Promise<ReadonlyMap<K, V>>;
 
 interface Waiter<V> {
@@ -50,4 +53,21 @@ export class Coalescer<K, V> {
       );
     }
   }
+}
+
+/**
+ * `(id) => row or null` for `select` (a SELECT without WHERE whose rows carry the id as `id`) on
+ * `column`: one statement per read, or, where the queryable coalesces reads (`Queryable.coalescesReads`,
+ * asked at each read), one statement for every id read in the same turn.
+ */
+export function readById<T>(q: Queryable, select: Sql, column: Sql, decode: (row: Row) => T): (id: string) => Promise<T | null> {
+  const together = new Coalescer<string, T>(async (ids) => {
+    const rows = await q.query(sql`${select} WHERE ${q.dialect.inList(column, ids)}`);
+    return new Map(rows.map((row) => [row.id as string, decode(row)]));
+  });
+  return async (id) => {
+    if (q.coalescesReads) return together.load(id);
+    const [row] = await q.query(sql`${select} WHERE ${column} = ${id}`);
+    return row ? decode(row) : null;
+  };
 }

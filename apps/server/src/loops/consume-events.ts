@@ -5,7 +5,11 @@
  * accepts to `handle` on the same transaction, and moves the cursor past the batch: the handler's
  * writes and the progress commit together, whichever process claimed the batch.
  *
- *  - Rounds run when the event feed delivers something, and every `pollMs` in any case.
+ *  - Rounds run when the event feed delivers an event the service accepts, and every `pollMs` in any
+ *    case (which moves the cursor past the events it passes over: a load of events it does not take
+ *    costs it one round per `pollMs`, not one per delivery).
+ *  - A round that claimed fewer events than it asked for has caught up with what was stored when it
+ *    read: unless something was delivered meanwhile, no round follows it to find nothing.
  *  - A batch whose handler fails is rolled back and retried one event at a time, so one bad event
  *    cannot hold up the others; an event that keeps failing is skipped (logged) after `maxAttempts`.
  *    A busy database is waited out without counting as a failure.
@@ -29,7 +33,7 @@ export interface ConsumeEventsOptions {
   readonly maxAttempts?: number;
 }
 
-type Outcome = "idle" | "more" | "failed";
+type Outcome = "idle" | "caught-up" | "more" | "failed";
 
 export function consumeEvents({ db, feed }: Pick<AppContext, "db" | "feed">, log: Logger, options: ConsumeEventsOptions): Service {
   const batchSize = options.batchSize ?? 500;
@@ -46,7 +50,8 @@ export function consumeEvents({ db, feed }: Pick<AppContext, "db" | "feed">, log
     let claimed: number | undefined;
     try {
       return await db.transaction(async (tx) => {
-        const batch = await tx.events.claimGroupBatch(options.group, failures.size > 0 ? 1 : batchSize);
+        const limit = failures.size > 0 ? 1 : batchSize;
+        const batch = await tx.events.claimGroupBatch(options.group, limit);
         if (batch.length === 0) return "idle";
         const last = batch.at(-1)!.position;
         claimed = batch[0]!.position;
@@ -58,7 +63,7 @@ export function consumeEvents({ db, feed }: Pick<AppContext, "db" | "feed">, log
         }
         await tx.events.advanceGroup(options.group, last);
         failures.delete(last);
-        return "more";
+        return batch.length < limit ? "caught-up" : "more";
       });
     } catch (error) {
       if (error instanceof BusyError) return "failed";
@@ -73,7 +78,7 @@ export function consumeEvents({ db, feed }: Pick<AppContext, "db" | "feed">, log
       again = false;
       const outcome = await round();
       if (outcome === "failed") return;
-      if (outcome === "idle" && !again) return;
+      if (outcome !== "more" && !again) return;
     }
   };
 
@@ -100,7 +105,10 @@ export function consumeEvents({ db, feed }: Pick<AppContext, "db" | "feed">, log
       stopped = false;
       // Joins the group (at the head, if it is new) before anything else is stored.
       await drain();
-      unsubscribe = feed.subscribe(kick);
+      const { accept } = options;
+      unsubscribe = feed.subscribe((events) => {
+        if (!accept || events.some(accept)) kick();
+      });
       schedule();
     },
     async stop() {

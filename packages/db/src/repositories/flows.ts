@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { readById } from "../coalesce.js";
 import { NotFoundError } from "../errors.js";
 import { flowCriteriaSql, page, where } from "../filters.js";
 import { checkId } from "../ids.js";
@@ -40,6 +41,7 @@ export function flowRepository({ q }: RepositoryContext): FlowRepository {
   const decode = rowDecoder<Flow>(q.dialect, spec);
   const select = sql`SELECT ${selectList(spec, "f")} FROM flow f`;
 
+  const byId = readById(q, select, sql`f."id"`, decode);
   const getBy = async (condition: ReturnType<typeof sql>) => {
     const rows = await q.query(sql`${select} WHERE ${condition}`);
     return rows[0] ? decode(rows[0]) : null;
@@ -57,7 +59,7 @@ export function flowRepository({ q }: RepositoryContext): FlowRepository {
       return { row: existing, created: false };
     },
 
-    get: async (id) => getBy(sql`f."id" = ${checkId(id, "flow id")}`),
+    get: async (id) => byId(checkId(id, "flow id")),
     getByName: (name) => getBy(sql`f."name" = ${name}`),
 
     async read(options = {}) {

@@ -7,7 +7,7 @@ import type { z } from "zod";
 import type { Dialect } from "../dialect.js";
 import { InvalidError, NotFoundError } from "../errors.js";
 import { page, where } from "../filters.js";
-import { Coalescer } from "../coalesce.js";
+import { readById } from "../coalesce.js";
 import { checkId, uuid7 } from "../ids.js";
 import { randomRunName } from "../names.js";
 import type { Created, Page } from "../schemas/common.js";
@@ -156,12 +156,7 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
     const rows = await q.query(sql`${reader.select} WHERE ${condition}`);
     return rows[0] ? reader.decode(rows[0]) : null;
   };
-  const byId = new Coalescer<string, Run>(async (ids) => {
-    const rows = await q.query(sql`${reader.select} WHERE ${q.dialect.inList(sql`r.id`, ids)}`);
-    const found = new Map<string, Run>();
-    for (const row of rows) found.set(row.id as string, reader.decode(row));
-    return found;
-  });
+  const byId = readById(q, reader.select, sql`r.id`, reader.decode);
   const criteriaSql = (criteria: RunCriteria) => kind.criteriaSql(q.dialect, criteria, "r");
 
   /** The row of a new run from its validated input, without a state. */
@@ -227,10 +222,7 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
       return insert({ ...run, ...parseInput(RunBookkeeping, first.bookkeeping, "run bookkeeping") }, stateRow, final);
     },
 
-    get: async (id) => {
-      id = checkId(id, `${noun} id`);
-      return q.coalescesReads ? byId.load(id) : getWhere(sql`r.id = ${id}`);
-    },
+    get: async (id) => byId(checkId(id, `${noun} id`)),
 
     async getForUpdate(id) {
       id = checkId(id, `${noun} id`);

@@ -84,9 +84,9 @@ describeEachBackend("flow runs", (t) => {
       expect(await t.db.flowRuns.readStates(run.id)).toEqual([{ ...run.state, flow_run_id: run.id }]);
     });
 
-    it("answers concurrent reads each with its own run, the same one twice, and null for a missing one", async () => {
+    it("answers concurrent reads each with its own run, the same one twice or in capitals, and null for a missing one", async () => {
       const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => create({ name: `run-${i}`, state: i % 2 ? { type: "RUNNING" } : null })));
-      const ids = [...runs.map((r) => r.id), runs[3]!.id, MISSING, runs[0]!.id];
+      const ids = [...runs.map((r) => r.id), runs[3]!.id, MISSING, runs[0]!.id.toUpperCase()];
       const read = await Promise.all(ids.map((id) => t.db.flowRuns.get(id)));
       expect(read).toEqual([...runs, runs[3], null, runs[0]]);
       const tasks = await Promise.all(runs.slice(0, 3).map((r) => t.db.taskRuns.create({ flow_run_id: r.id, task_key: "k", dynamic_key: "0" })));

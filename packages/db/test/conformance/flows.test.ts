@@ -34,6 +34,12 @@ describeEachBackend("flows", (t) => {
     await expect(t.db.flows.update(row.id, { tags: [] })).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it("answers concurrent reads by id each with its own flow, and null for a missing one", async () => {
+    const flows = await Promise.all(["a", "b", "c"].map(async (name) => (await t.db.flows.create({ name })).row));
+    const ids = [flows[2]!.id, flows[0]!.id, "00000000-0000-4000-8000-000000000000", flows[1]!.id.toUpperCase(), flows[2]!.id];
+    expect(await Promise.all(ids.map((id) => t.db.flows.get(id)))).toEqual([flows[2], flows[0], null, flows[1], flows[2]]);
+  });
+
   it("reads a flow by name", async () => {
     const { row } = await t.db.flows.create({ name: "by-name", labels: { team: "data", tier: 1 } });
     expect(await t.db.flows.getByName("by-name")).toEqual(row);
