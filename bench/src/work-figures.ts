@@ -10,9 +10,9 @@
  * the measurement's seconds.
  */
 import { EventEmitter } from "node:events";
-import { addSeconds, type Database, type EventCreate, now, openDatabase, toMicros } from "@prefect/db";
+import { addSeconds, type Database, now, openDatabase, toMicros } from "@prefect/db";
 import { type OrchestrationEvent, setFlowRunState } from "@prefect/orchestration";
-import { claimScheduledFlowRuns, defaultBaseJobTemplate } from "@prefect/worker";
+import { claimScheduledFlowRuns, createLogger, defaultBaseJobTemplate, EventWriter } from "@prefect/worker";
 import { Logger, makeWorkerUtils, run, runMigrations, type WorkerEvents } from "graphile-worker";
 import { startWorker } from "./apps.js";
 import type { RawDatabase } from "./raw.js";
@@ -63,21 +63,19 @@ async function drains(settings: BenchSettings, first: number, drain: (count: num
   return settings.smoke ? rate : drain(Math.max(first, Math.round(rate * settings.seconds)));
 }
 
-function eventsOf(events: readonly OrchestrationEvent[]): EventCreate[] {
-  const received = now();
-  return events.map((e) => ({ ...e, related: [...e.related], received }));
-}
-
-/** Claims, runs and completes every due run of `pool` on 10 loops; returns how many it completed. */
+/**
+ * Claims, runs and completes every due run of `pool` on 10 loops; returns how many it completed once
+ * their events are stored. The events go through the worker's own writer, as the worker stores them
+ * (queued by the runs, appended together while an append is in flight).
+ */
 async function drainClaims(db: Database, pool: string): Promise<number> {
-  const store = async (events: readonly OrchestrationEvent[]) => {
-    if (events.length > 0) await db.events.createMany(eventsOf(events));
-  };
+  const writer = new EventWriter(db, createLogger("warn"));
+  const store = (events: readonly OrchestrationEvent[]) => writer.enqueue(events);
   const loop = async (): Promise<number> => {
     let completed = 0;
     for (;;) {
       const outcome = await claimScheduledFlowRuns(db, { workPoolNames: [pool], workQueueNames: null, scheduledBefore: now(), limit: CLAIM_BATCH });
-      await store(outcome.events);
+      store(outcome.events);
       const refused = outcome.refused[0];
       if (refused) throw new Error(`run ${refused.run.id} was not claimed: ${String(refused.error ?? refused.result?.status)}`);
       if (outcome.claimed.length === 0) return completed;
@@ -85,13 +83,14 @@ async function drainClaims(db: Database, pool: string): Promise<number> {
         for (const type of ["RUNNING", "COMPLETED"] as const) {
           const result = await setFlowRunState(db, claimed.flow_run.id, { type });
           if (result.status !== "ACCEPT") throw new Error(`${type} for run ${claimed.flow_run.id} was not accepted: ${result.status}`);
-          await store(result.events);
+          store(result.events);
         }
         completed += 1;
       }
     }
   };
   const counts = await Promise.all(Array.from({ length: CLAIM_LOOPS }, loop));
+  await writer.stop();
   return counts.reduce((a, b) => a + b, 0);
 }
 

@@ -77,7 +77,11 @@ const BATCH_SIZE = 500;
 const MAX_BUFFERED = 20_000;
 
 /**
- * Stores events in the order they were written, one write at a time. A write the database cannot take
+ * Stores events in the order they were written, one write at a time: what is queued while a write is
+ * in flight goes out together in the next one (up to BATCH_SIZE events a statement), so that runs
+ * that report at once share appends. The run path only queues (`enqueue`): as Prefect's workers and
+ * server publish their events without waiting for them to be stored, a run does not wait for the
+ * append lock each time it moves; `stop` writes what is still queued. A write the database cannot take
  * now (BusyError: a restart, a lost connection, a full pool) keeps its events for the next write or
  * the retry a second later, so that a run's events survive a database outage; events the database
  * refuses are logged and dropped. Failures are never thrown: the runs go on.
@@ -94,6 +98,11 @@ export class EventWriter {
   constructor(db: Database, log: WorkerLogger) {
     this.#db = db;
     this.#log = log;
+  }
+
+  /** Queues `events` after those still waiting, to be stored with the next write. */
+  enqueue(events: readonly (OrchestrationEvent | WorkerEvent)[]): void {
+    void this.write(events);
   }
 
   /** Stores `events` after those still waiting; resolves once tried. */

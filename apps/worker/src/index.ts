@@ -3,6 +3,7 @@
  * database through @prefect/db and @prefect/orchestration and runs them as local processes.
  */
 export { type ClaimedRun, type ClaimOptions, type ClaimOutcome, claimScheduledFlowRuns } from "./claim.js";
+export { EventWriter } from "./events.js";
 export { defaultBaseJobTemplate, type ProcessJobConfiguration, resolveJobConfiguration } from "./job-configuration.js";
 export { createLogger, logLevelFrom, type WorkerLogger } from "./logger.js";
 export { DEFAULT_API_URL, defaultWorkerName, HELP, parseArguments, type ParseResult, type WorkerOptions } from "./options.js";

@@ -50,7 +50,7 @@ export class RunPoller {
         },
         { proceed: target.proceed },
       );
-      await this.#events.write(outcome.events);
+      this.#events.enqueue(outcome.events);
       for (const refused of outcome.refused) this.#logRefused(refused);
       for (const claimed of outcome.claimed) target.launch(claimed);
       free -= outcome.claimed.length;

@@ -68,7 +68,7 @@ export class RunStateReporter {
   /** `prefect.worker.submitted-flow-run`, related to the run's deployment, flow, tags and pool. */
   async submitted(related: Resource[]): Promise<WorkerEvent> {
     const event = workerEvent("prefect.worker.submitted-flow-run", this.#worker.resource, related);
-    await this.#events.write([event]);
+    this.#events.enqueue([event]);
     return event;
   }
 
@@ -79,7 +79,7 @@ export class RunStateReporter {
         ? { ...r, "prefect.infrastructure.identifier": infrastructurePid, "prefect.infrastructure.status-code": String(code) }
         : r,
     );
-    await this.#events.write([workerEvent("prefect.worker.executed-flow-run", this.#worker.resource, related, submitted.id)]);
+    this.#events.enqueue([workerEvent("prefect.worker.executed-flow-run", this.#worker.resource, related, submitted.id)]);
   }
 
   /**
@@ -126,7 +126,7 @@ export class RunStateReporter {
       recorded ??= outcome.run;
       const result = outcome.result;
       if (!result) break;
-      await this.#events.write(result.events);
+      this.#events.enqueue(result.events);
       if (result.status !== "WAIT" || result.details.type !== "wait_details") break;
       if (!process.running) break;
       await Promise.race([sleep(Math.max(result.details.delay_seconds, 0.1) * 1000), process.exited]);
@@ -227,7 +227,7 @@ export class RunStateReporter {
   }
 
   async #afterProposal(id: string, result: OrchestrationResult): Promise<boolean> {
-    await this.#events.write(result.events);
+    this.#events.enqueue(result.events);
     if (result.status === "WAIT" && result.details.type === "wait_details") {
       await sleep(Math.max(result.details.delay_seconds, 0.1) * 1000);
       return false;
