@@ -22,7 +22,7 @@ export type { CsrfTokenRepository } from "./repositories/csrf-tokens.js";
 export type { DeploymentConcurrency, DeploymentCriteria, DeploymentReadOptions, DeploymentRepository } from "./repositories/deployments.js";
 export type { EventGroupCount, EventRepository, PositionedEvent } from "./repositories/events.js";
 export type { FlowRunInputRepository } from "./repositories/flow-run-inputs.js";
-export type { FlowRunReadOptions, FlowRunRelated, FlowRunRepository, RelatedIds } from "./repositories/flow-runs.js";
+export type { FlowRunReadOptions, FlowRunRelated, FlowRunRepository, RelatedIds, StoredRunRelated } from "./repositories/flow-runs.js";
 export type { FlowReadOptions, FlowRepository } from "./repositories/flows.js";
 export { type Log, LogCreate, type LogReadOptions, type LogRepository } from "./repositories/logs.js";
 export type { HistoryInterval, HistoryStateCount, StateHistory } from "./repositories/run-states.js";

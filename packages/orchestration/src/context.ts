@@ -13,11 +13,10 @@ import {
   type Deployment,
   type Flow,
   type FlowRun,
-  type FlowRunRelated,
-  type RelatedIds,
   type Repositories,
   type RunBookkeeping,
   type StateCreate,
+  type StoredRunRelated,
   type TaskRun,
   type Timestamp,
 } from "@prefect/db";
@@ -252,7 +251,7 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
 export class FlowOrchestrationContext extends BaseContext<FlowRun> {
   readonly kind = "flow" as const;
   /** The rows the run's events name, read with the run, and the run ids they were followed from. */
-  prefetchedRelated: Promise<(FlowRunRelated & { readonly ids: RelatedIds }) | null> | null = null;
+  prefetchedRelated: Promise<StoredRunRelated | null> | null = null;
 
   async flowRun(): Promise<FlowRun> {
     return this.run;

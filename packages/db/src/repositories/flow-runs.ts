@@ -36,13 +36,23 @@ export interface FlowRunRepository extends RunRepository<FlowRun, FlowRunState, 
   /**
    * As `related`, for the run with this id as stored, with the ids it followed (null when there is no
    * such run). A query that needs nothing from an earlier one: it can go out together with the read of
-   * the run (on PostgreSQL, in the same round trip).
+   * the run (on PostgreSQL, in the same round trip). With the id of the concurrency limit of the
+   * run's deployment (null without one), which orchestration's deployment concurrency rules then
+   * need not read again for a deployment without a limit.
    */
-  relatedOf(runId: string): Promise<(FlowRunRelated & { readonly ids: RelatedIds }) | null>;
+  relatedOf(runId: string): Promise<StoredRunRelated | null>;
 }
 
 /** The ids of a run that `related` follows. */
 export type RelatedIds = Pick<FlowRun, "flow_id" | "deployment_id" | "work_queue_id" | "parent_task_run_id">;
+
+/** What `relatedOf` reads of a stored run. */
+export interface StoredRunRelated extends FlowRunRelated {
+  /** The ids of the run it followed. */
+  readonly ids: RelatedIds;
+  /** The concurrency limit of the run's deployment (null without a deployment, or without a limit). */
+  readonly deploymentConcurrencyLimitId: string | null;
+}
 
 /** A row a run's events name: its id, name and tags (tags empty for queues and pools). */
 export interface RelatedRow {
@@ -163,7 +173,7 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
 
     async relatedOf(runId) {
       const rows = await q.query<Record<string, unknown>>(sql`${RELATED_COLUMNS}, r.flow_id AS r_flow_id, r.deployment_id AS r_deployment_id,
-          r.work_queue_id AS r_work_queue_id, r.parent_task_run_id AS r_parent_task_run_id
+          r.work_queue_id AS r_work_queue_id, r.parent_task_run_id AS r_parent_task_run_id, d.concurrency_limit_id AS d_concurrency_limit_id
         FROM flow_run r
         LEFT JOIN flow f ON f.id = r.flow_id
         LEFT JOIN deployment d ON d.id = r.deployment_id
@@ -179,7 +189,7 @@ export function flowRunRepository(context: RepositoryContext): FlowRunRepository
         work_queue_id: (row.r_work_queue_id as string | null) ?? null,
         parent_task_run_id: (row.r_parent_task_run_id as string | null) ?? null,
       };
-      return { ...relatedFromRow(q.dialect, row), ids };
+      return { ...relatedFromRow(q.dialect, row), ids, deploymentConcurrencyLimitId: (row.d_concurrency_limit_id as string | null) ?? null };
     },
   };
 }

@@ -54,7 +54,12 @@ describeEachBackend("flow runs", (t) => {
       expect(await t.db.flowRuns.relatedOf(run.id)).toEqual({
         ...expected,
         ids: { flow_id: flow.id, deployment_id: deployment.id, work_queue_id: pool.default_queue_id, parent_task_run_id: task.id },
+        deploymentConcurrencyLimitId: null,
       });
+      const limited = (await t.db.deployments.create({ name: "limited", flow_id: flow.id, concurrency_limit: 2 })).row;
+      const limitedRun = await create({ deployment_id: limited.id });
+      expect((await t.db.flowRuns.relatedOf(limitedRun.id))?.deploymentConcurrencyLimitId).toBe(limited.concurrency_limit_id);
+      expect(limited.concurrency_limit_id).toEqual(expect.any(String));
       const bare = await create();
       expect(await t.db.flowRuns.relatedOf(bare.id)).toEqual({
         flow: { id: flow.id, name: "etl", tags: ["etl"] },
@@ -63,6 +68,7 @@ describeEachBackend("flow runs", (t) => {
         workPool: null,
         parentTaskRun: null,
         ids: { flow_id: flow.id, deployment_id: null, work_queue_id: null, parent_task_run_id: null },
+        deploymentConcurrencyLimitId: null,
       });
       expect(await t.db.flowRuns.relatedOf(MISSING)).toBeNull();
       await expect(t.db.flowRuns.relatedOf("nope")).rejects.toBeInstanceOf(InvalidError);

@@ -43,8 +43,20 @@ async function releaseLease(context: OrchestrationContext, leaseId: string, fall
   await context.db.concurrencyLimits.decrementActiveSlots({ ids: lease.resource_ids }, lease.metadata?.slots ?? 1);
 }
 
-const deploymentOf = (context: FlowOrchestrationContext): Promise<DeploymentConcurrency | null> =>
-  context.run.deployment_id ? context.db.deployments.concurrency(context.run.deployment_id) : Promise.resolve(null);
+/**
+ * The concurrency settings of the run's deployment (null without a deployment, or when it is gone).
+ * The rows the run's events name were read in the transaction with the run's lock, the id of the
+ * deployment's limit with them: a deployment found there without a limit needs no read of its own.
+ */
+async function deploymentOf(context: FlowOrchestrationContext): Promise<DeploymentConcurrency | null> {
+  const id = context.run.deployment_id;
+  if (!id) return null;
+  const related = context.prefetchedRelated ? await context.prefetchedRelated.catch(() => null) : null;
+  if (related?.ids.deployment_id === id && related.deployment && related.deploymentConcurrencyLimitId === null) {
+    return { id, concurrency_limit_id: null, concurrency_options: null, global_concurrency_limit: null };
+  }
+  return context.db.deployments.concurrency(id);
+}
 
 /**
  * Entering PENDING takes a slot of the deployment's concurrency limit. A limit of 0 aborts; a full
