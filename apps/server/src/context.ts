@@ -24,8 +24,11 @@ export type StoredEventListener = (events: readonly PositionedEvent[]) => void;
  */
 export interface EventFeed {
   subscribe(listener: StoredEventListener): () => void;
-  /** Reads the table now: something was just stored. */
-  wake(): void;
+  /**
+   * Reads the table now: something was just stored (up to position `head`, when known: a reader that
+   * has read that far has nothing to read for it).
+   */
+  wake(head?: number): void;
 }
 
 export interface AppContext {

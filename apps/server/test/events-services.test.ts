@@ -141,6 +141,49 @@ for (const backend of selectedBackends()) {
       expect(await db.taskRuns.count()).toBe(1);
     });
 
+    it("reads the table when woken for an append it has not read, not for one it has read past", async () => {
+      const { db } = await database();
+      let reads = 0;
+      const events = new Proxy(db.events, {
+        get: (target, key) =>
+          key === "readAfter"
+            ? (...args: Parameters<Database["events"]["readAfter"]>) => {
+                reads++;
+                return target.readAfter(...args);
+              }
+            : Reflect.get(target, key),
+      });
+      const counted = new Proxy(db, { get: (target, key) => (key === "events" ? events : Reflect.get(target, key)) });
+      // No poll within the test: only wake-ups read.
+      const feed = new EventReader(counted, silent, 3_600_000);
+      await feed.start();
+      cleanups.push(() => feed.stop());
+      const delivered: string[] = [];
+      const unsubscribe = feed.subscribe((batch) => delivered.push(...batch.map((e) => e.id)));
+      cleanups.push(async () => unsubscribe());
+      const [stored] = await db.events.createMany([{ ...makeEvent(), received: makeEvent().occurred }]);
+      // As the persister does after its write (on PostgreSQL the append's notification comes too).
+      feed.wake();
+      await waitFor(() => delivered.includes(stored!.id), "the stored event delivered");
+      const head = await db.events.head();
+      const idle = () =>
+        waitFor(async () => {
+          const before = reads;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          return reads === before;
+        }, "the reader idle");
+      await idle();
+      const before = reads;
+      feed.wake(head);
+      for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(reads).toBe(before);
+      // A position no read reaches (the events gone, say) costs one read, not a read after read.
+      feed.wake(head + 1);
+      await waitFor(() => reads > before, "a read for an append beyond what was read");
+      await idle();
+      expect(reads).toBe(before + 1);
+    });
+
     it("wakes the recorder for the events it takes, not for those it passes over, and its cursor passes both", async () => {
       const { db } = await database();
       const flow = (await db.flows.create({ name: "passed-over" })).row;

@@ -33,9 +33,11 @@ export interface Database extends Repositories {
   health(): Promise<DatabaseHealth>;
   /**
    * Calls `wake` when events may have been appended by another connection or process: at once on
-   * PostgreSQL (LISTEN/NOTIFY), never on SQLite, where readers poll `events.readAfter`. Returns how to stop.
+   * PostgreSQL (LISTEN/NOTIFY), never on SQLite, where readers poll `events.readAfter`. `head`: the
+   * position of the newest event the append stored, when known (a reader that has read that far has
+   * nothing more to read for it). Returns how to stop.
    */
-  watchEventAppends(wake: () => void): () => Promise<void>;
+  watchEventAppends(wake: (head?: number) => void): () => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,7 +79,7 @@ class OpenDatabase extends BoundRepositories implements Database {
       return { ok: false, backend, server: await this.#driver.serverVersion(), error: error instanceof Error ? error.message : String(error) };
     }
   };
-  readonly watchEventAppends = (wake: () => void) => this.#driver.watchEventAppends(wake);
+  readonly watchEventAppends = (wake: (head?: number) => void) => this.#driver.watchEventAppends(wake);
   readonly close = () => this.#driver.close();
 }
 

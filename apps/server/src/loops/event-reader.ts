@@ -24,6 +24,10 @@ export class EventReader implements EventFeed, Service {
   readonly #listeners = new Set<StoredEventListener>();
   #cursor = 0;
   #woken = false;
+  /** Whether a read is in flight. */
+  #reading = false;
+  /** The newest position an append was notified with (0: none). */
+  #notified = 0;
   #resume: (() => void) | undefined;
   #stopped = false;
   #running: Promise<void> | undefined;
@@ -40,7 +44,15 @@ export class EventReader implements EventFeed, Service {
     return () => this.#listeners.delete(listener);
   }
 
-  wake(): void {
+  wake(head?: number): void {
+    if (head !== undefined) {
+      // An append read past already needs no read: PostgreSQL notifies the appends this process made
+      // too, which the persister's own wake-up has had read (or is having read: a read in flight then
+      // ends by comparing what it reached with the newest position notified meanwhile).
+      if (head <= this.#cursor) return;
+      this.#notified = Math.max(this.#notified, head);
+      if (this.#reading) return;
+    }
     this.#woken = true;
     this.#resume?.();
   }
@@ -48,17 +60,26 @@ export class EventReader implements EventFeed, Service {
   /** Starts at the head: what was stored before is read from the table by whoever needs it (backfill). */
   async start(): Promise<void> {
     this.#cursor = await this.db.events.head();
-    this.#unwatch = this.db.watchEventAppends(() => this.wake());
+    this.#unwatch = this.db.watchEventAppends((head) => this.wake(head));
     this.#running = this.#loop();
   }
 
   async #loop(): Promise<void> {
     while (!this.#stopped) {
       this.#woken = false;
+      // What was notified before the read starts, the read sees.
+      this.#notified = 0;
+      this.#reading = true;
       try {
         await this.#readNew();
+        // An append notified during the read that the read did not reach: one more read (which
+        // clears it, whatever it finds: events may be gone, deleted by retention, before any read
+        // reaches them).
+        if (this.#notified > this.#cursor) this.#woken = true;
       } catch (error) {
         this.log.warn({ err: error, service: this.name }, "could not read new events; trying again");
+      } finally {
+        this.#reading = false;
       }
       if (!this.#woken && !this.#stopped) await this.#sleep();
     }

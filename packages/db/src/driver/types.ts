@@ -48,8 +48,10 @@ export interface Driver extends Queryable {
   /**
    * Calls `wake` when events may have been appended by any connection (PostgreSQL: LISTEN on a
    * connection of its own, connected again when it drops, with a `wake` each time since notifications
-   * may have been missed meanwhile); SQLite never calls it (readers poll). Returns how to stop.
+   * may have been missed meanwhile); SQLite never calls it (readers poll). `head` is the position of
+   * the newest event an append stored, when the notification says it (nothing was stored beyond it
+   * by that append). Returns how to stop.
    */
-  watchEventAppends(wake: () => void): () => Promise<void>;
+  watchEventAppends(wake: (head?: number) => void): () => Promise<void>;
   close(): Promise<void>;
 }

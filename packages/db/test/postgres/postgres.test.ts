@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { DatabaseError, InvalidError, loadDatabaseConfig, MigrationError, openDatabase } from "../../src/index.js";
@@ -91,6 +91,31 @@ describe("PostgreSQL", () => {
     });
     expect(inside.own.map((r) => r?.id)).toEqual([uncommitted, committed.id]);
     expect(inside.theirs.map((r) => r?.id ?? null)).toEqual([null, committed.id]);
+  });
+
+  it("wakes event readers for each append with the position of the newest event it stored", async () => {
+    const t = await openTestDatabase("postgres");
+    cleanups.push(t.cleanup);
+    const heads: (number | undefined)[] = [];
+    let listening!: () => void;
+    const connected = new Promise<void>((resolve) => {
+      listening = resolve;
+    });
+    // The first wake-up comes once LISTEN is in place (notifications may have been missed before).
+    const stop = t.db.watchEventAppends((head) => {
+      heads.push(head);
+      listening();
+    });
+    cleanups.push(stop);
+    await connected;
+    const event = (name: string) => ({ id: randomUUID(), occurred: "2026-12-07T10:00:00.000000Z", event: name, resource: { "prefect.resource.id": "test.1" } });
+    const [first, second] = [event("test.first"), event("test.second")];
+    await t.db.events.createMany([first, second]);
+    // Stored already: nothing is appended, nothing is notified.
+    await t.db.events.createMany([first]);
+    await t.db.events.createMany([event("test.third")]);
+    for (let i = 0; i < 200 && heads.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(heads).toEqual([undefined, 2, 3]);
   });
 
   it("keeps at most the configured number of connections", async () => {

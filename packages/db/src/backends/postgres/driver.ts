@@ -117,6 +117,12 @@ async function run<R>(client: Client, text: string, params: readonly unknown[], 
   }
 }
 
+/** The head an append's notification names (its payload: a position), if it names one. */
+function headOf(payload: string | undefined): number | undefined {
+  const head = Number(payload);
+  return payload && Number.isSafeInteger(head) && head > 0 ? head : undefined;
+}
+
 /** For the 'error' events of connections: their statements fail with the error, which callers see. */
 const ignoreConnectionError = () => undefined;
 
@@ -275,7 +281,7 @@ export class PostgresDriver implements Driver {
     }
   }
 
-  watchEventAppends(wake: () => void): () => Promise<void> {
+  watchEventAppends(wake: (head?: number) => void): () => Promise<void> {
     let stopped = false;
     let current: pg.Client | undefined;
     let retry: NodeJS.Timeout | undefined;
@@ -289,7 +295,7 @@ export class PostgresDriver implements Driver {
     };
     const listen = async () => {
       const client = new pg.Client({ ...poolConfig(this.#config), statement_timeout: 0 });
-      client.on("notification", () => wake());
+      client.on("notification", (message) => wake(headOf(message.payload)));
       client.on("error", () => undefined);
       client.on("end", () => {
         if (current === client) current = undefined;

@@ -2,7 +2,8 @@
  * PostgreSQL: appends to the events table take a transaction-level advisory lock, then read the head
  * and number their events in the next statement (whose snapshot sees every append committed before
  * the lock was granted), so that they commit one after the other in position order; and NOTIFY
- * `EVENTS_CHANNEL` (sent by PostgreSQL when, and only if, the transaction commits).
+ * `EVENTS_CHANNEL` (sent by PostgreSQL when, and only if, the transaction commits) with the position of
+ * the newest event stored as its payload.
  *
  * After the lock, one statement does the rest: the batch arrives as two JSON parameters (events and
  * resources) turned into rows of the tables' own types by `jsonb_populate_recordset`; events stored
@@ -29,14 +30,14 @@ fresh AS (
 ins AS (
   INSERT INTO events (${names(EVENT_COLUMNS)}, "position")
   SELECT ${list(EVENT_COLUMNS, "f")}, (SELECT h FROM head) + f.n FROM fresh f ORDER BY f.n
-  ON CONFLICT (id) DO NOTHING RETURNING id
+  ON CONFLICT (id) DO NOTHING RETURNING id, "position"
 ),
 res AS (
   INSERT INTO event_resources (${names(RESOURCE_COLUMNS)})
   SELECT ${list(RESOURCE_COLUMNS, "r")} FROM jsonb_populate_recordset(NULL::event_resources, $2::jsonb) AS r
   WHERE r.event_id IN (SELECT id FROM ins)
 )
-SELECT ins.id, (SELECT pg_notify('${EVENTS_CHANNEL}', '')) AS notified FROM ins`;
+SELECT ins.id, (SELECT pg_notify('${EVENTS_CHANNEL}', (SELECT max("position") FROM ins)::text)) AS notified FROM ins`;
 
 export const postgresEventLog: EventLog = {
   async append(tx, batch) {
