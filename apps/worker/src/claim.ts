@@ -45,7 +45,7 @@ export interface ClaimOptions {
 /** Claims up to `query.limit` due runs (all of them without a limit) in one transaction. */
 export async function claimScheduledFlowRuns(db: Database, query: ScheduledFlowRunQuery, options: ClaimOptions = {}): Promise<ClaimOutcome> {
   return db.transaction(async (tx) => {
-    const claimed: ClaimedRun[] = [];
+    const accepted: WorkerFlowRun[] = [];
     const refused: NotClaimed[] = [];
     const events: OrchestrationEvent[] = [];
     for (const locked of await tx.workerRuns.lockScheduledFlowRuns(query)) {
@@ -70,8 +70,7 @@ export async function claimScheduledFlowRuns(db: Database, query: ScheduledFlowR
           events.push(...cancelled.events);
         }
         if (result.status === "ACCEPT" && result.state?.type === "PENDING") {
-          const current = await tx.flowRuns.get(run.id);
-          if (current) claimed.push({ ...locked, flow_run: current, scheduled: run });
+          accepted.push(locked);
         } else {
           refused.push({ run, result, error: null });
         }
@@ -79,6 +78,14 @@ export async function claimScheduledFlowRuns(db: Database, query: ScheduledFlowR
         // The proposal's savepoint is rolled back; the run stays SCHEDULED for a later poll.
         refused.push({ run, result: null, error });
       }
+    }
+    // The runs as PENDING left them, read together in one statement.
+    const ids = accepted.map((locked) => locked.flow_run.id);
+    const current = ids.length > 0 ? new Map((await tx.flowRuns.read({ flow_runs: { id: { any_: ids } }, limit: ids.length })).map((r) => [r.id, r])) : new Map<string, FlowRun>();
+    const claimed: ClaimedRun[] = [];
+    for (const locked of accepted) {
+      const run = current.get(locked.flow_run.id);
+      if (run) claimed.push({ ...locked, flow_run: run, scheduled: locked.flow_run });
     }
     return { claimed, refused, events };
   });
