@@ -9,10 +9,24 @@ import type { ServerSettings } from "./settings.js";
 
 export type EventListener = (events: readonly ReceivedEvent[]) => void;
 
+/** Events held in memory on their way to the table (the persister's queue). */
+export interface EventBacklog {
+  /** Undefined while more events may be published; otherwise resolves once they may. */
+  ready(): Promise<void> | undefined;
+}
+
 /** Events received and emitted by the server, for the loops and `/api/events/out`. */
 export interface EventStream {
   publish(events: readonly ReceivedEvent[]): void;
   subscribe(listener: EventListener): () => void;
+  /**
+   * Backpressure for events received from clients: undefined while they may be published at once,
+   * otherwise a promise that resolves once a backlog holding them back (the persister's, too long
+   * for memory) has gone down. The server's own events never wait.
+   */
+  ready(): Promise<void> | undefined;
+  /** Registers a backlog that `ready` waits for; returns its removal. */
+  hold(backlog: EventBacklog): () => void;
 }
 
 export type StoredEventListener = (events: readonly PositionedEvent[]) => void;
@@ -29,6 +43,11 @@ export interface EventFeed {
    * has read that far has nothing to read for it).
    */
   wake(head?: number): void;
+  /**
+   * Events this process has just stored (as `db.events.createMany` returns them): delivered as they
+   * are when they are the next positions after what was delivered, else read from the table.
+   */
+  stored(events: readonly PositionedEvent[]): void;
 }
 
 export interface AppContext {

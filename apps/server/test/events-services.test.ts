@@ -9,6 +9,9 @@ import { startServer } from "../src/server.js";
 import { EventBatcher } from "../src/loops/event-batcher.js";
 import { startLoops as startServices } from "../src/loops/index.js";
 import { EventReader, readerPollMs } from "../src/loops/event-reader.js";
+import { createAutomation } from "../src/features/automations/service.js";
+import { EventOrdering } from "../src/features/triggers/service.js";
+import { evaluateNextEvents } from "../src/loops/triggers.js";
 import { TASK_RUN_RECORDER_GROUP, taskRunRecorder } from "../src/loops/task-run-recorder.js";
 import { loadServerSettings, type ServerSettings } from "../src/settings.js";
 import { makeEvent, openEventsIn, taskRunEvents, waitFor } from "./support/events.js";
@@ -193,9 +196,23 @@ for (const backend of selectedBackends()) {
       cleanups.push(() => feed.stop());
       // Counts the recorder's rounds (each is a transaction); its poll would not come within the test.
       let rounds = 0;
+      // And the events it reads: those it takes, not those it passes over.
+      const read: string[] = [];
       const transaction: Database["transaction"] = (fn) => {
         rounds++;
-        return db.transaction(fn);
+        return db.transaction((tx) => {
+          const events = new Proxy(tx.events, {
+            get: (target, key) =>
+              key === "readAfter"
+                ? async (...args: Parameters<Database["events"]["readAfter"]>) => {
+                    const rows = await target.readAfter(...args);
+                    read.push(...rows.map((e) => e.event));
+                    return rows;
+                  }
+                : Reflect.get(target, key),
+          });
+          return fn(new Proxy(tx, { get: (target, key) => (key === "events" ? events : Reflect.get(target, key)) }));
+        });
       };
       const counted = new Proxy(db, { get: (target, key) => (key === "transaction" ? transaction : Reflect.get(target, key)) });
       const settings = settingsWith({ PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_LOOP_SECONDS: "3600" });
@@ -218,12 +235,178 @@ for (const backend of selectedBackends()) {
       await db.events.createMany(taken.map((e) => ({ ...e, received: e.occurred })));
       await waitFor(async () => (await db.taskRuns.get(taskRunId)) ?? undefined, "the task run recorded");
       expect(rounds).toBeGreaterThan(before);
+      expect(read.length).toBeGreaterThan(0);
+      expect(read.every((name) => name.startsWith("prefect.task-run."))).toBe(true);
       // Nothing is left behind the group's cursor: a claim that does not advance it finds nothing.
       const left = await db.transaction(async (tx) => tx.events.claimGroupBatch(TASK_RUN_RECORDER_GROUP, 10));
       expect(left).toEqual([]);
     });
 
+    it("delivers what this process stores right after its cursor without reading it back, and reads anything else", async () => {
+      const { db } = await database();
+      let reads = 0;
+      const events = new Proxy(db.events, {
+        get: (target, key) =>
+          key === "readAfter"
+            ? (...args: Parameters<Database["events"]["readAfter"]>) => {
+                reads++;
+                return target.readAfter(...args);
+              }
+            : Reflect.get(target, key),
+      });
+      const counted = new Proxy(db, { get: (target, key) => (key === "events" ? events : Reflect.get(target, key)) });
+      const feed = new EventReader(counted, silent, 3_600_000);
+      await feed.start();
+      cleanups.push(() => feed.stop());
+      const delivered: number[] = [];
+      const unsubscribe = feed.subscribe((batch) => delivered.push(...batch.map((e) => e.position)));
+      cleanups.push(async () => unsubscribe());
+      const received = (n: number) => Array.from({ length: n }, () => ({ ...makeEvent(), received: makeEvent().occurred }));
+
+      const ours = await db.events.createMany(received(3));
+      const before = reads;
+      feed.stored(ours);
+      expect(delivered).toEqual(ours.map((e) => e.position));
+      // PostgreSQL's notification of the append comes too: it costs no read.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(reads).toBe(before);
+
+      // Another process appends, then this one: its events do not follow the cursor, so the table is read.
+      const theirs = await db.events.createMany(received(2));
+      const next = await db.events.createMany(received(2));
+      feed.stored(next);
+      const expected = [...ours, ...theirs, ...next].map((e) => e.position);
+      await waitFor(() => delivered.length === expected.length, "the other process's events read");
+      expect(delivered).toEqual(expected);
+      expect(reads).toBeGreaterThan(before);
+    });
+
+    it("passes over the events no automation could take without reading them", async () => {
+      const { db } = await database();
+      let rowsRead = 0;
+      const countReads = (repos: Database["events"]) =>
+        new Proxy(repos, {
+          get: (target, key) =>
+            key === "readAfter"
+              ? async (...args: Parameters<Database["events"]["readAfter"]>) => {
+                  const rows = await target.readAfter(...args);
+                  rowsRead += rows.length;
+                  return rows;
+                }
+              : Reflect.get(target, key),
+        });
+      const transaction: Database["transaction"] = (fn) => db.transaction((tx) => fn(new Proxy(tx, { get: (target, key) => (key === "events" ? countReads(target.events) : Reflect.get(target, key)) })));
+      const counted = new Proxy(db, { get: (target, key) => (key === "transaction" ? transaction : Reflect.get(target, key)) });
+      const context: AppContext = { db: counted, settings: settingsWith({}), events: new EventBus(), feed: new EventReader(db, silent, 3_600_000) };
+      const ordering = new EventOrdering();
+      // Joins the group at the head.
+      await evaluateNextEvents(context, ordering);
+      await db.events.createMany(Array.from({ length: 30 }, () => ({ ...makeEvent(), received: makeEvent().occurred })));
+      expect(await evaluateNextEvents(context, ordering)).toBe(30);
+      expect(rowsRead).toBe(0);
+      expect(await evaluateNextEvents(context, ordering)).toBe(0);
+
+      // With an automation whose trigger takes events, the next events are read and evaluated.
+      await createAutomation(context, {
+        name: "reads",
+        trigger: { type: "event", posture: "Reactive", expect: ["test.thing.happened"], threshold: 1, within: 0 },
+        actions: [{ type: "do-nothing" }],
+      });
+      await db.events.createMany(Array.from({ length: 3 }, () => ({ ...makeEvent(), received: makeEvent().occurred })));
+      expect(await evaluateNextEvents(context, ordering)).toBe(3);
+      expect(rowsRead).toBe(3);
+    });
+
+    it("holds back clients' events while the persister's backlog is at its high water, until half of it is written", async () => {
+      const bus = new EventBus();
+      const gates: (() => void)[] = [];
+      let written = 0;
+      const persister = new EventBatcher({
+        name: "EventPersister",
+        bus,
+        log: silent,
+        batchSize: 2,
+        flushIntervalMs: 3_600_000,
+        maxBatch: 2,
+        highWater: 6,
+        write: async (batch) => {
+          await new Promise<void>((resolve) => gates.push(resolve));
+          written += batch.length;
+        },
+      });
+      await persister.start();
+      cleanups.push(() => persister.stop());
+      const publish = (n: number) => bus.publish(Array.from({ length: n }, () => ({ ...makeEvent(), received: makeEvent().occurred })));
+      publish(5);
+      expect(bus.ready()).toBeUndefined();
+      publish(1);
+      let ready = false;
+      void bus.ready()!.then(() => {
+        ready = true;
+      });
+      const writeOne = async () => {
+        await waitFor(() => gates.length > 0, "a write waiting");
+        gates.shift()!();
+        await waitFor(() => written % 2 === 0 && gates.length > 0, "the next write");
+      };
+      await writeOne(); // 4 pending: more than half the high water
+      expect(ready).toBe(false);
+      await writeOne(); // 2 pending
+      await waitFor(() => ready, "the publishers let in");
+      gates.shift()!();
+      await waitFor(() => persister.pending === 0, "the rest written");
+    });
+
     if (backend === "sqlite-file") {
+      it("stops reading a client's events while the database cannot take them, and takes them all once it can", async () => {
+        const { db, config } = await database((c) => ({ ...c, timeoutSeconds: 0.2 }));
+        const server = await startServer(settingsWith({}), { db, logger: false });
+        cleanups.push(() => server.stop());
+        const locker = await openDatabase(config);
+        cleanups.push(() => locker.close());
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let locked!: () => void;
+        const holding = new Promise<void>((resolve) => {
+          locked = resolve;
+        });
+        const lock = locker.transaction(async () => {
+          locked();
+          await released;
+        });
+        await holding;
+        cleanups.push(async () => {
+          release();
+          await lock;
+        });
+        let published = 0;
+        server.context.events.subscribe((events) => {
+          published += events.length;
+        });
+        const socket = await openEventsIn(server.url);
+        cleanups.push(() => socket.close());
+        const sent = 20_000;
+        for (let i = 0; i < sent; i++) socket.send(makeEvent({ event: "held.back" }));
+        let ponged = false;
+        const pong = socket.ping(60_000).then(() => {
+          ponged = true;
+        });
+        // The server stops taking the client's events at its high water, well short of what was sent.
+        await waitFor(async () => {
+          const before = published;
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return published > 0 && published === before;
+        }, "the server to stop taking events");
+        expect(published).toBeLessThan(sent / 2);
+        expect(ponged).toBe(false);
+        release();
+        await lock;
+        await pong;
+        await waitFor(async () => (await db.events.count()) === sent, "every event stored", 60_000);
+      });
+
       it("retries a batch the database was busy for until it is written", async () => {
         const { db, config } = await database((c) => ({ ...c, timeoutSeconds: 0.2 }));
         const locker = await openDatabase(config);

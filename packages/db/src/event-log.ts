@@ -25,9 +25,15 @@ export interface EventLog {
   /**
    * Inside the appending transaction: stores the events not stored yet, numbered from the head in
    * the order given, with their resources, so that readers see positions in increasing order, and
-   * wakes readers in other processes once the transaction commits. Returns the ids it stored.
+   * wakes readers in other processes once the transaction commits. Returns the events it stored,
+   * with their positions, in position order.
    */
-  append(tx: Queryable, batch: EventAppend): Promise<string[]>;
+  append(tx: Queryable, batch: EventAppend): Promise<AppendedEvent[]>;
+}
+
+export interface AppendedEvent {
+  readonly id: string;
+  readonly position: number;
 }
 
 export const EVENT_COLUMNS = Object.keys(tables.events.columns).filter((c) => c !== "position");
@@ -49,7 +55,7 @@ export async function eventsHead(q: Queryable): Promise<number> {
  * An append as separate statements, for a transaction that already excludes other appends: skip
  * the events stored already, number the rest from the head, insert them and their resources.
  */
-export async function appendStatements(tx: Queryable, batch: EventAppend): Promise<string[]> {
+export async function appendStatements(tx: Queryable, batch: EventAppend): Promise<AppendedEvent[]> {
   const ids = batch.events.map((e) => e.id as string);
   const known = new Set((await tx.query<{ id: string }>(sql`SELECT id FROM events WHERE ${tx.dialect.inList(sql.raw("id"), ids)}`)).map((r) => r.id));
   const fresh = batch.events.filter((e) => !known.has(e.id as string));
@@ -64,5 +70,5 @@ export async function appendStatements(tx: Queryable, batch: EventAppend): Promi
     RESOURCE_COLUMNS,
     batch.resources.filter((r) => storedIds.has(r.event_id as string)),
   );
-  return stored;
+  return fresh.map((e, i) => ({ id: e.id as string, position: numbered[i]!.position })).filter((e) => storedIds.has(e.id));
 }

@@ -20,7 +20,7 @@ export type { ConcurrencyLimitRepository } from "./repositories/concurrency-limi
 export type { ConfigurationRepository } from "./repositories/configuration.js";
 export type { CsrfTokenRepository } from "./repositories/csrf-tokens.js";
 export type { DeploymentConcurrency, DeploymentCriteria, DeploymentReadOptions, DeploymentRepository } from "./repositories/deployments.js";
-export type { EventGroupCount, EventRepository, PositionedEvent } from "./repositories/events.js";
+export type { EventGroupCount, EventRepository, GroupWindow, PositionedEvent } from "./repositories/events.js";
 export type { FlowRunInputRepository } from "./repositories/flow-run-inputs.js";
 export type { FlowRunReadOptions, FlowRunRelated, FlowRunRepository, RelatedIds, StoredRunRelated } from "./repositories/flow-runs.js";
 export type { FlowReadOptions, FlowRepository } from "./repositories/flows.js";

@@ -1,9 +1,10 @@
 /**
  * `consumeEvents`: a service that handles every stored event once across all processes, as a member
  * of a consumer group of the events table. Each round claims the events after the group's cursor
- * (`tx.events.claimGroupBatch`, which holds the cursor until the transaction ends), hands those it
- * accepts to `handle` on the same transaction, and moves the cursor past the batch: the handler's
- * writes and the progress commit together, whichever process claimed the batch.
+ * (`tx.events.claimGroup`, which holds the cursor until the transaction ends), reads those its
+ * filter selects (`only`: the rest are passed over unread), hands those it accepts to `handle` on the
+ * same transaction, and moves the cursor past the batch: the handler's writes and the progress commit
+ * together, whichever process claimed the batch.
  *
  *  - Rounds run when the event feed delivers an event the service accepts, and every `pollMs` in any
  *    case (which moves the cursor past the events it passes over: a load of events it does not take
@@ -16,7 +17,7 @@
  *  - A new group starts at the head, on `start`; `stop` runs one last round, so that what was stored
  *    before the service stopped is handled.
  */
-import { BusyError, type PositionedEvent, type Repositories } from "@prefect/db";
+import { BusyError, type EventFilter, type PositionedEvent, type Repositories } from "@prefect/db";
 import type { AppContext, Logger } from "../context.js";
 import type { Service } from "./loop.js";
 
@@ -24,6 +25,11 @@ export interface ConsumeEventsOptions {
   readonly name: string;
   /** The consumer group: services of the same group share the work, each event handled once. */
   readonly group: string;
+  /**
+   * Which events to read of those the group claims (all when unset): the others are passed over
+   * without reading them. `accept` then picks those to handle among the events read.
+   */
+  readonly only?: EventFilter;
   /** Which events to hand to `handle` (the others are passed over). */
   readonly accept?: (event: PositionedEvent) => boolean;
   /** Handles a batch on the transaction that claimed it; throws to have it retried. */
@@ -51,19 +57,20 @@ export function consumeEvents({ db, feed }: Pick<AppContext, "db" | "feed">, log
     try {
       return await db.transaction(async (tx) => {
         const limit = failures.size > 0 ? 1 : batchSize;
-        const batch = await tx.events.claimGroupBatch(options.group, limit);
-        if (batch.length === 0) return "idle";
-        const last = batch.at(-1)!.position;
-        claimed = batch[0]!.position;
+        const window = await tx.events.claimGroup(options.group, limit);
+        if (window.count === 0) return "idle";
+        const last = window.through;
+        claimed = window.cursor + 1;
         if ((failures.get(last) ?? 0) >= maxAttempts) {
-          log.error({ service: options.name, event_id: batch[0]!.id, attempts: failures.get(last) }, "skipping an event that could not be handled");
+          log.error({ service: options.name, position: last, attempts: failures.get(last) }, "skipping an event that could not be handled");
         } else {
+          const batch = await tx.events.readAfter(window.cursor, { limit, through: last, filter: options.only });
           const accepted = options.accept ? batch.filter(options.accept) : batch;
           if (accepted.length > 0) await options.handle(tx, accepted);
         }
         await tx.events.advanceGroup(options.group, last);
         failures.delete(last);
-        return batch.length < limit ? "caught-up" : "more";
+        return window.count < limit ? "caught-up" : "more";
       });
     } catch (error) {
       if (error instanceof BusyError) return "failed";

@@ -9,13 +9,17 @@
  *  - A batch that fails otherwise is retried event by event, so one bad event cannot sink the others;
  *    an event that keeps failing is retried on the next intervals and dropped (logged) after
  *    `maxAttempts` failures, as Prefect does.
+ *  - With `highWater` set, the batcher holds back the events clients send (`EventStream.ready`) while
+ *    that many are pending, until half of them are written: a flood of events waits in the clients
+ *    and in TCP's buffers, not in this process's memory, where a queue of tens of thousands kept the
+ *    garbage collector busy and the persister short of CPU.
  *  - `stop` unsubscribes, waits for the write in progress and writes everything still queued (busy
  *    database included, within `shutdownBudgetMs`) before resolving: nothing is lost on a graceful
  *    shutdown.
  */
 import { BusyError } from "@prefect/db";
 import type { ReceivedEvent } from "@prefect/orchestration";
-import type { EventStream, Logger } from "../context.js";
+import type { EventBacklog, EventStream, Logger } from "../context.js";
 import type { Service } from "./loop.js";
 
 export interface EventBatcherOptions {
@@ -29,6 +33,8 @@ export interface EventBatcherOptions {
   readonly maxBatch: number;
   readonly maxAttempts?: number;
   readonly shutdownBudgetMs?: number;
+  /** Events pending at which clients' events are held back (none when unset). */
+  readonly highWater?: number;
 }
 
 interface Item {
@@ -38,7 +44,7 @@ interface Item {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export class EventBatcher implements Service {
+export class EventBatcher implements Service, EventBacklog {
   readonly name: string;
   readonly #options: EventBatcherOptions;
   readonly #maxAttempts: number;
@@ -48,6 +54,9 @@ export class EventBatcher implements Service {
   /** Events of the write in progress. */
   #inFlight = 0;
   #unsubscribe: (() => void) | undefined;
+  #unhold: (() => void) | undefined;
+  /** Publishers waiting for the backlog to go down. */
+  #waiters: (() => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
   #pausedUntil = 0;
   #running: Promise<void> | undefined;
@@ -64,11 +73,25 @@ export class EventBatcher implements Service {
     return this.#queue.length + this.#inFlight + this.#deferred.length;
   }
 
+  ready(): Promise<void> | undefined {
+    const { highWater } = this.#options;
+    if (highWater === undefined || this.#stopping || this.pending < highWater) return undefined;
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Lets the waiting publishers go once the backlog is down to half the high water (or on stop). */
+  #letIn(): void {
+    if (this.#waiters.length === 0) return;
+    if (!this.#stopping && this.pending > (this.#options.highWater ?? 0) / 2) return;
+    for (const resolve of this.#waiters.splice(0)) resolve();
+  }
+
   async start(): Promise<void> {
     this.#unsubscribe = this.#options.bus.subscribe((events) => {
       for (const event of events) this.#queue.push({ event, attempts: 0 });
       if (this.#queue.length >= this.#options.batchSize) this.#kick();
     });
+    if (this.#options.highWater !== undefined) this.#unhold = this.#options.bus.hold(this);
     this.#schedule();
   }
 
@@ -101,6 +124,7 @@ export class EventBatcher implements Service {
       const outcome = await this.#writeBatch(batch, shuttingDown).finally(() => {
         this.#inFlight = 0;
       });
+      this.#letIn();
       if (outcome === "busy" && !shuttingDown) return;
     }
   }
@@ -158,6 +182,8 @@ export class EventBatcher implements Service {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#unsubscribe?.();
+    this.#unhold?.();
+    this.#letIn();
     if (this.#timer) clearTimeout(this.#timer);
     await this.#running;
     this.#queue.unshift(...this.#deferred.splice(0));

@@ -3,7 +3,8 @@
  * from (`/api/events/out`, and the wake-up of the consumer groups). It keeps the highest position it
  * has delivered and reads what was stored after it, whoever stored it (this server, another server,
  * a worker): woken by PostgreSQL's NOTIFY, by this process's own writes, and every `pollMs` in any case
- * (SQLite, a missed notification, a LISTEN connection being connected again).
+ * (SQLite, a missed notification, a LISTEN connection being connected again). What this process
+ * stores right after the cursor is delivered as stored, without reading it back.
  */
 import type { Database, PositionedEvent } from "@prefect/db";
 import type { EventFeed, Logger, StoredEventListener } from "../context.js";
@@ -57,6 +58,31 @@ export class EventReader implements EventFeed, Service {
     this.#resume?.();
   }
 
+  stored(events: readonly PositionedEvent[]): void {
+    const first = events[0];
+    const last = events.at(-1);
+    if (!first || !last) return;
+    // The positions right after the cursor, in one append (numbered without gaps): nothing stored by
+    // anyone else comes between, so these are what a read would return. A read in flight that
+    // returns them too passes over them (it delivers only what is past the cursor).
+    if (first.position === this.#cursor + 1 && last.position === first.position + events.length - 1) {
+      this.#cursor = last.position;
+      this.#deliver(events);
+      return;
+    }
+    this.wake();
+  }
+
+  #deliver(batch: readonly PositionedEvent[]): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(batch);
+      } catch (error) {
+        this.log.error({ err: error, service: this.name }, "an event listener failed");
+      }
+    }
+  }
+
   /** Starts at the head: what was stored before is read from the table by whoever needs it (backfill). */
   async start(): Promise<void> {
     this.#cursor = await this.db.events.head();
@@ -101,17 +127,14 @@ export class EventReader implements EventFeed, Service {
 
   async #readNew(): Promise<void> {
     for (;;) {
-      const batch: PositionedEvent[] = await this.db.events.readAfter(this.#cursor, { limit: READ_LIMIT });
-      if (batch.length === 0) return;
-      this.#cursor = batch.at(-1)!.position;
-      for (const listener of this.#listeners) {
-        try {
-          listener(batch);
-        } catch (error) {
-          this.log.error({ err: error, service: this.name }, "an event listener failed");
-        }
+      const read: PositionedEvent[] = await this.db.events.readAfter(this.#cursor, { limit: READ_LIMIT });
+      // What this process delivered as it stored it while the read was in flight is not delivered twice.
+      const batch = read.filter((event) => event.position > this.#cursor);
+      if (batch.length > 0) {
+        this.#cursor = batch.at(-1)!.position;
+        this.#deliver(batch);
       }
-      if (batch.length < READ_LIMIT) return;
+      if (read.length < READ_LIMIT) return;
     }
   }
 

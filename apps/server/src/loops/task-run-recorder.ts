@@ -25,6 +25,7 @@ export function taskRunRecorder(context: AppContext, log: Logger): Service {
   return consumeEvents(context, log, {
     name: "TaskRunRecorder",
     group: TASK_RUN_RECORDER_GROUP,
+    only: { event: { prefix: ["prefect.task-run"] } },
     accept: isClientTaskRunEvent,
     // Paces the rounds when no new event wakes it, and the retries of events that failed.
     pollMs: context.settings.services.taskRunRecorder.loopSeconds * 1000,

@@ -14,13 +14,15 @@
 import type { ReceivedEvent } from "@prefect/orchestration";
 import type { AppContext, EventStream, Logger } from "../context.js";
 import { runQueuedActions } from "../features/actions/service.js";
-import { EventOrdering, evaluateEvents, evaluateProactiveTriggers, triggersHousekeeping } from "../features/triggers/service.js";
+import { EventOrdering, evaluateEvents, evaluateProactiveTriggers, loadTriggers, triggersHousekeeping } from "../features/triggers/service.js";
 import { LoopService, type Service } from "./loop.js";
 
 /** Prefect's consumer group of the reactive triggers service. */
 export const REACTIVE_TRIGGERS_GROUP = "reactive-triggers";
 /** Events evaluated per transaction. */
 const BATCH = 50;
+/** Events passed over per transaction while no automation has an event trigger. */
+const WINDOW = 1000;
 /** How often the group looks for new events when it has caught up. */
 const POLL_SECONDS = 0.25;
 
@@ -30,13 +32,28 @@ const POLL_SECONDS = 0.25;
  */
 export async function evaluateNextEvents(context: AppContext, ordering: EventOrdering): Promise<number> {
   const emitted: ReceivedEvent[] = [];
-  const held: EventStream = { publish: (events) => emitted.push(...events), subscribe: (listener) => context.events.subscribe(listener) };
+  const held: EventStream = {
+    publish: (events) => emitted.push(...events),
+    subscribe: (listener) => context.events.subscribe(listener),
+    ready: () => context.events.ready(),
+    hold: (backlog) => context.events.hold(backlog),
+  };
   const count = await context.db.transaction(async (tx) => {
-    const batch = await tx.events.claimGroupBatch(REACTIVE_TRIGGERS_GROUP, BATCH);
-    if (batch.length === 0) return 0;
-    await evaluateEvents({ db: context.db, events: held }, batch, ordering);
-    await tx.events.advanceGroup(REACTIVE_TRIGGERS_GROUP, batch[batch.length - 1]!.position);
-    return batch.length;
+    const window = await tx.events.claimGroup(REACTIVE_TRIGGERS_GROUP, WINDOW);
+    if (window.count === 0) return 0;
+    // Read after the window was: every automation stored before the window's events is in it.
+    const index = await loadTriggers(context.db);
+    if (index.triggers.length === 0) {
+      // Nothing to evaluate: the events are passed over unread.
+      await tx.events.advanceGroup(REACTIVE_TRIGGERS_GROUP, window.through);
+      return window.count;
+    }
+    const batch = await tx.events.readAfter(window.cursor, { limit: BATCH, through: window.through });
+    await evaluateEvents({ db: context.db, events: held }, batch, ordering, index);
+    // (None when retention removed the window's events meanwhile.)
+    const last = batch.at(-1)?.position ?? window.through;
+    await tx.events.advanceGroup(REACTIVE_TRIGGERS_GROUP, last);
+    return batch.length > 0 ? batch.length : window.count;
   });
   context.events.publish(emitted);
   return count;

@@ -25,14 +25,27 @@ export interface PositionedEvent extends StoredEvent {
 export interface EventReadAfterOptions {
   readonly limit: number;
   readonly filter?: EventFilter | null | undefined;
+  /** The last position read (a group's window, `claimGroup`). */
+  readonly through?: number;
+}
+
+/** The events a consumer group has claimed: those after `cursor`, up to and including `through`. */
+export interface GroupWindow {
+  /** The group's cursor: the last position it handled. */
+  readonly cursor: number;
+  /** The last position of the window (`cursor` when nothing new was stored). */
+  readonly through: number;
+  /** Events in the window. */
+  readonly count: number;
 }
 
 export interface EventRepository {
   /**
    * Stores a batch of events with one row per resource in event_resources, atomically. Events whose
-   * id is already stored are skipped (clients resend after reconnecting); returns those stored now.
+   * id is already stored are skipped (clients resend after reconnecting); returns those stored now,
+   * in position order, as `readAfter` reads them.
    */
-  createMany(events: readonly EventCreate[]): Promise<StoredEvent[]>;
+  createMany(events: readonly EventCreate[]): Promise<PositionedEvent[]>;
   /**
    * The position of the newest stored event (0 when there is none). Positions become visible in
    * increasing order: once a reader sees position n, no event with a lower position appears later.
@@ -47,6 +60,13 @@ export interface EventRepository {
    * progress with `advanceGroup` in the same transaction as the handler's own writes.
    */
   claimGroupBatch(group: string, limit: number): Promise<PositionedEvent[]>;
+  /**
+   * As `claimGroupBatch`, without reading the events: locks the group's cursor and measures the
+   * window of up to `limit` events after it. The group reads those it needs (`readAfter` with the
+   * window's `cursor` and `through`, and a filter) and moves its cursor to `through`: a group that
+   * takes few of the events stored reads only those, and one that takes none reads none.
+   */
+  claimGroup(group: string, limit: number): Promise<GroupWindow>;
   /** Moves the group's cursor forward to `position` (never back), inside the transaction of `claimGroupBatch`. */
   advanceGroup(group: string, position: number): Promise<void>;
   get(id: string): Promise<StoredEvent | null>;
@@ -188,6 +208,11 @@ function checkGroup(group: string): string {
   return group;
 }
 
+function checkLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidError(`Invalid limit: ${limit}`);
+  return limit;
+}
+
 function checkPosition(position: number): number {
   if (!Number.isSafeInteger(position) || position < 0) throw new InvalidError(`Invalid event position: ${position}`);
   return position;
@@ -206,13 +231,28 @@ export function eventRepository({ q, backend }: RepositoryContext): EventReposit
   const select = sql`SELECT ${selectList(eventSpec, "e")} FROM events e`;
   const headOf = eventsHead;
   const readAfter = async (position: number, options: EventReadAfterOptions) => {
+    const through = options.through === undefined ? sql.empty : sql`e.position <= ${checkPosition(options.through)}`;
     const rows = await q.query(
-      sql`${select}${where(sql.and([sql`e.position > ${checkPosition(position)}`, eventFilterSql(q.dialect, options.filter, "e")]))} ORDER BY e.position${page(q.dialect, options.limit, 0)}`,
+      sql`${select}${where(sql.and([sql`e.position > ${checkPosition(position)}`, through, eventFilterSql(q.dialect, options.filter, "e")]))} ORDER BY e.position${page(q.dialect, options.limit, 0)}`,
     );
     return rows.map(decodePositioned);
   };
   const requireTransaction = (what: string) => {
     if (!q.inTransaction) throw new Error(`${what} runs inside db.transaction, which holds the group's cursor until the handler's writes commit.`);
+  };
+  /** Locks the group's cursor (a group seen for the first time joins at the head); its position. */
+  const lockCursor = async (group: string): Promise<number> => {
+    const name = checkGroup(group);
+    const cursor = sql`SELECT g.position AS position FROM event_consumer_group g WHERE g.name = ${name}${q.dialect.forUpdate("g")}`;
+    let rows = await q.query<{ position: unknown }>(cursor);
+    if (rows.length === 0) {
+      const at = now();
+      await q.execute(
+        sql`INSERT INTO event_consumer_group (id, created, updated, name, position) SELECT ${randomUUID()}, ${at}, ${at}, ${name}, COALESCE(MAX(position), 0) FROM events WHERE true ON CONFLICT (name) DO NOTHING`,
+      );
+      rows = await q.query<{ position: unknown }>(cursor);
+    }
+    return Number(rows[0]!.position);
   };
 
   return {
@@ -254,10 +294,10 @@ export function eventRepository({ q, backend }: RepositoryContext): EventReposit
         })),
       );
       const write = async (tx: typeof q) => {
-        const storedIds = await backend.eventLog.append(tx, { events, resources });
-        return storedIds.map((id) => {
+        const appended = await backend.eventLog.append(tx, { events, resources });
+        return appended.map(({ id, position }) => {
           const { created: _c, updated: _u, resource_id: _r, related_resource_ids: _i, ...event } = rows.get(id)!;
-          return event as StoredEvent;
+          return { ...event, position } as PositionedEvent;
         });
       };
       return q.inTransaction ? write(q) : q.transaction(write);
@@ -269,17 +309,18 @@ export function eventRepository({ q, backend }: RepositoryContext): EventReposit
 
     async claimGroupBatch(group, limit) {
       requireTransaction("claimGroupBatch");
-      const name = checkGroup(group);
-      const cursor = sql`SELECT g.position AS position FROM event_consumer_group g WHERE g.name = ${name}${q.dialect.forUpdate("g")}`;
-      let rows = await q.query<{ position: unknown }>(cursor);
-      if (rows.length === 0) {
-        const at = now();
-        await q.execute(
-          sql`INSERT INTO event_consumer_group (id, created, updated, name, position) SELECT ${randomUUID()}, ${at}, ${at}, ${name}, COALESCE(MAX(position), 0) FROM events WHERE true ON CONFLICT (name) DO NOTHING`,
-        );
-        rows = await q.query<{ position: unknown }>(cursor);
-      }
-      return readAfter(Number(rows[0]!.position), { limit });
+      return readAfter(await lockCursor(group), { limit });
+    },
+
+    async claimGroup(group, limit) {
+      requireTransaction("claimGroup");
+      const cursor = await lockCursor(group);
+      // Positions are read from their index alone.
+      const [row] = await q.query<{ through: unknown; n: unknown }>(
+        sql`SELECT MAX(w.position) AS through, COUNT(*) AS n FROM (SELECT e.position AS position FROM events e WHERE e.position > ${cursor} ORDER BY e.position${page(q.dialect, checkLimit(limit), 0)}) w`,
+      );
+      const count = Number(row?.n ?? 0);
+      return { cursor, through: count > 0 ? Number(row!.through) : cursor, count };
     },
 
     async advanceGroup(group, position) {

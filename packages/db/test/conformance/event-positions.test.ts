@@ -117,6 +117,32 @@ describeEachBackend("event positions and consumer groups", (t) => {
 
   it("refuses to claim outside a transaction", async () => {
     await expect(t.db.events.claimGroupBatch("recorder", 1)).rejects.toThrow(/db.transaction/);
+    await expect(t.db.events.claimGroup("recorder", 1)).rejects.toThrow(/db.transaction/);
+  });
+
+  it("claims a window of events without reading them, and reads only those a filter selects in it", async () => {
+    await t.db.events.createMany([event("before")]);
+    expect(await t.db.transaction((tx) => tx.events.claimGroup("window", 10))).toEqual({ cursor: 1, through: 1, count: 0 });
+    await t.db.events.createMany(["a", "task.1", "b", "task.2", "c", "task.3"].map((name, i) => event(name, i)));
+
+    const first = await t.db.transaction(async (tx) => {
+      const window = await tx.events.claimGroup("window", 4);
+      const read = await tx.events.readAfter(window.cursor, { limit: 4, through: window.through, filter: EventFilter.parse({ event: { prefix: ["task."] } }) });
+      await tx.events.advanceGroup("window", window.through);
+      return { window, read: read.map((e) => e.event) };
+    });
+    expect(first).toEqual({ window: { cursor: 1, through: 5, count: 4 }, read: ["task.1", "task.2"] });
+
+    // A window the handler did not finish is claimed again; the rest is what the next window holds.
+    await expect(
+      t.db.transaction(async (tx) => {
+        const window = await tx.events.claimGroup("window", 4);
+        await tx.events.advanceGroup("window", window.through);
+        throw new Error("handler failed");
+      }),
+    ).rejects.toThrow("handler failed");
+    expect(await t.db.transaction((tx) => tx.events.claimGroup("window", 4))).toEqual({ cursor: 5, through: 7, count: 2 });
+    await expect(t.db.transaction((tx) => tx.events.claimGroup("window", 0))).rejects.toThrow(/limit/);
   });
 
   it("never gives one event to two consumers of a group", async () => {

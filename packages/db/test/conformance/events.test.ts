@@ -36,7 +36,26 @@ describeEachBackend("events", (t) => {
     const [stored] = await t.db.events.createMany([e]);
     expect(stored).toMatchObject({ id: e.id, occurred: T0, event: e.event, resource: e.resource, related: e.related, payload: e.payload, follows: e.follows });
     expect(stored!.received).toBe(stored!.recorded);
-    expect(await t.db.events.get(e.id)).toEqual(stored);
+    const { position, ...unpositioned } = stored!;
+    expect(await t.db.events.get(e.id)).toEqual(unpositioned);
+    expect(await t.db.events.readAfter(position - 1, { limit: 1 })).toEqual([stored]);
+  });
+
+  it("returns the stored events in position order exactly as readAfter reads them back", async () => {
+    const head = await t.db.events.head();
+    const odd = event({
+      occurred: "2026-03-01T12:00:00.123456789Z",
+      resource: flowRun(2, { "prefect.resource.name": "naïve ☃ \u00e9 \"quoted\"", b: "1", a: "2" }),
+      related: [related("prefect.flow.1", "flow", { z: "last", a: "first" })],
+      payload: { z: [1, 2.5, 1e21, null, true], a: { nested: { deep: "x\u0000y" } }, big: 9007199254740991, empty: {} },
+    });
+    const batch = [event({ occurred: at(2) }), odd, event({ occurred: at(1), received: at(9) })];
+    const stored = await t.db.events.createMany(batch);
+    expect(stored.map((e) => e.position)).toEqual([head + 1, head + 2, head + 3]);
+    expect(stored.map((e) => e.id)).toEqual([batch[1]!.id, batch[2]!.id, batch[0]!.id]);
+    expect(await t.db.events.readAfter(head, { limit: 10 })).toEqual(stored);
+    // Stored already: nothing is stored again, nothing returned.
+    expect(await t.db.events.createMany([batch[0]!])).toEqual([]);
   });
 
   it("defaults related to [] and payload to {}, and keeps a given received time", async () => {

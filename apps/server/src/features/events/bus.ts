@@ -7,10 +7,26 @@
  */
 import type { Timestamp } from "@prefect/db";
 import { type PrefectEvent, type ReceivedEvent, receivedAt } from "@prefect/orchestration";
-import type { EventListener, EventStream } from "../../context.js";
+import type { EventBacklog, EventListener, EventStream } from "../../context.js";
 
 export class EventBus implements EventStream {
   readonly #listeners = new Set<EventListener>();
+  readonly #backlogs = new Set<EventBacklog>();
+
+  ready(): Promise<void> | undefined {
+    const waits: Promise<void>[] = [];
+    for (const backlog of this.#backlogs) {
+      const wait = backlog.ready();
+      if (wait) waits.push(wait);
+    }
+    if (waits.length === 0) return undefined;
+    return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined);
+  }
+
+  hold(backlog: EventBacklog): () => void {
+    this.#backlogs.add(backlog);
+    return () => this.#backlogs.delete(backlog);
+  }
 
   subscribe(listener: EventListener): () => void {
     this.#listeners.add(listener);

@@ -61,9 +61,15 @@ export function eventRoutes(context: AppContext): Routes {
     // The services stop only after `app.close()`, which waits for these sockets to end, so everything
     // a client sent before its close handshake is on the bus by then; a client that never answers the
     // close is cut off after CLOSE_GRACE_MS rather than holding up the shutdown.
+    let closing = false;
     app.addHook("onClose", async () => {
+      closing = true;
       const open = [...sockets];
-      for (const socket of open) closeSocket(socket, 1001, "Server shutting down");
+      for (const socket of open) {
+        // A socket paused for a backlog is read to its close: what it sent is taken, backlog or not.
+        socket.resume();
+        closeSocket(socket, 1001, "Server shutting down");
+      }
       await Promise.all(
         open.map(
           (socket) =>
@@ -88,6 +94,7 @@ export function eventRoutes(context: AppContext): Routes {
     };
 
     app.post("/events", { schema: { body: z.array(IncomingEvent) } }, async (request, reply) => {
+      await context.events.ready();
       receiveEvents(context, request.body);
       return reply.code(204).send();
     });
@@ -120,7 +127,8 @@ export function eventRoutes(context: AppContext): Routes {
       if (!(await acceptPrefectSocket(socket, request, messages, settings.authString))) return;
       let stopped = false;
       // Each event is published as its frame arrives, synchronously: by the time the client's next
-      // ping is answered, everything it sent before is on the bus.
+      // ping is answered, everything it sent before is on the bus. A backlog of events waiting to be
+      // stored pauses the socket.
       messages.drainTo((message) => {
         if (stopped) return;
         if (!("text" in message)) {
@@ -143,6 +151,15 @@ export function eventRoutes(context: AppContext): Routes {
           return closeSocket(socket, CLOSE_INVALID_PAYLOAD, `Invalid event: ${summary(parsed.error)}`);
         }
         receiveEvents(context, [parsed.data]);
+        // Too many events wait to be stored: read no more of this socket until they are (its pings,
+        // the client's checkpoints, are answered once read).
+        const ready = closing ? undefined : context.events.ready();
+        if (ready && !socket.isPaused) {
+          socket.pause();
+          void ready.then(() => {
+            if (!closing) socket.resume();
+          });
+        }
       });
     });
 

@@ -3,7 +3,7 @@
  * read a page at a time (Prefect's page tokens), counted by day, time, event or resource as Prefect's
  * `count-by` does.
  */
-import { type EventGroupCount, fromMicros, now, type Repositories, type Timestamp, toMicros } from "@prefect/db";
+import { type EventGroupCount, fromMicros, now, type PositionedEvent, type Repositories, type Timestamp, toMicros } from "@prefect/db";
 import { isoformat, type ReceivedEvent } from "@prefect/orchestration";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
@@ -13,8 +13,8 @@ import { type EventFilterInput, type ResolvedEventFilter, resolveEventFilter, to
 import type { IncomingEvent } from "./schemas.js";
 
 /** Stores events (those stored already, resent after a reconnect, are skipped). */
-export async function storeEvents(db: Repositories, events: readonly ReceivedEvent[]): Promise<void> {
-  await db.events.createMany(events);
+export async function storeEvents(db: Repositories, events: readonly ReceivedEvent[]): Promise<PositionedEvent[]> {
+  return db.events.createMany(events);
 }
 
 /** Puts events received from clients on the event stream, stamped as received now. */

@@ -11,7 +11,7 @@
  * given and inserted, then the resources of the inserted ones. The lock is held for two round trips
  * (this statement and COMMIT) instead of one per statement.
  */
-import { checkAppend, EVENT_COLUMNS, type EventLog, RESOURCE_COLUMNS } from "../../event-log.js";
+import { type AppendedEvent, checkAppend, EVENT_COLUMNS, type EventLog, RESOURCE_COLUMNS } from "../../event-log.js";
 
 /** Advisory lock key of event appends: any fixed 64-bit number unlikely to clash with others'. */
 const EVENT_APPEND_LOCK_KEY = "72707369455179";
@@ -37,13 +37,13 @@ res AS (
   SELECT ${list(RESOURCE_COLUMNS, "r")} FROM jsonb_populate_recordset(NULL::event_resources, $2::jsonb) AS r
   WHERE r.event_id IN (SELECT id FROM ins)
 )
-SELECT ins.id, (SELECT pg_notify('${EVENTS_CHANNEL}', (SELECT max("position") FROM ins)::text)) AS notified FROM ins`;
+SELECT ins.id, ins."position", (SELECT pg_notify('${EVENTS_CHANNEL}', (SELECT max("position") FROM ins)::text)) AS notified FROM ins`;
 
 export const postgresEventLog: EventLog = {
   async append(tx, batch) {
     checkAppend(batch);
     await tx.queryText("SELECT pg_advisory_xact_lock($1)", [EVENT_APPEND_LOCK_KEY]);
-    const rows = await tx.queryText<{ id: string }>(APPEND_EVENTS, [JSON.stringify(batch.events), JSON.stringify(batch.resources)]);
-    return rows.map((r) => r.id);
+    const rows = await tx.queryText<{ id: string; position: unknown }>(APPEND_EVENTS, [JSON.stringify(batch.events), JSON.stringify(batch.resources)]);
+    return rows.map((r): AppendedEvent => ({ id: r.id, position: Number(r.position) })).sort((a, b) => a.position - b.position);
   },
 };
