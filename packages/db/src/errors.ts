@@ -57,6 +57,13 @@ export class BusyError extends DatabaseError {
  */
 export type InvalidReason = "invalid_input" | "missing_reference" | "constraint_violation" | "invalid_value" | "transaction_aborted" | "misconfigured";
 
+/**
+ * A state written as its transaction's last statement (`setState` with `final`) found the run already
+ * holding a state at its timestamp: the transaction was rolled back, nothing of it committed. Run it
+ * again without `final`, which moves the timestamp on.
+ */
+export class StateTimestampTakenError extends AlreadyExistsError {}
+
 /** The input breaks a rule of the data model (bad reference, missing field, malformed value); `reason` says which kind. */
 export class InvalidError extends DatabaseError {
   readonly code = "INVALID" as const;

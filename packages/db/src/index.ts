@@ -5,7 +5,16 @@
  */
 export { type DatabaseConfig, describeLocation, loadDatabaseConfig, redactUrl } from "./config.js";
 export { type Database, openDatabase } from "./database.js";
-export { AlreadyExistsError, BusyError, DatabaseError, InvalidError, isDatabaseError, MigrationError, NotFoundError } from "./errors.js";
+export {
+  AlreadyExistsError,
+  BusyError,
+  DatabaseError,
+  InvalidError,
+  isDatabaseError,
+  MigrationError,
+  NotFoundError,
+  StateTimestampTakenError,
+} from "./errors.js";
 export type { MigrationStatus } from "./migrations/migrator.js";
 export { uuid7 } from "./ids.js";
 export { randomRunName } from "./names.js";

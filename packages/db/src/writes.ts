@@ -26,13 +26,19 @@ export interface RunWrites {
    * the insert is the last write of `q`'s transaction (see `Queryable.queryFinal`).
    */
   insertRun(q: Queryable, t: RunTables, run: Record<string, unknown>, state: Record<string, unknown> | null, final?: boolean): Promise<boolean>;
-  /** Inserts a state row and applies `assignments` (pointer, bookkeeping) to its run, atomically. */
+  /**
+   * Inserts a state row and applies `assignments` (pointer, bookkeeping) to its run, atomically.
+   * `final`: the write is the last statement of `q`'s transaction, which commits with it where that
+   * spares a round trip (see `Queryable.queryThenCommit`); a taken timestamp then throws
+   * StateTimestampTakenError, the transaction rolled back.
+   */
   writeState(
     q: Queryable,
     t: RunTables,
     runId: string,
     state: Record<string, unknown>,
     assignments: Record<string, unknown>,
+    final?: boolean,
   ): Promise<StateWriteResult>;
   /** The SQL texts these send, in order, for review (test/sql keeps them as snapshots). */
   readonly statements: {

@@ -187,10 +187,17 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
    * Writes what the transition decided: the validated state with the run's bookkeeping, atomically,
    * or only the run fields rules changed when no state was written.
    */
+  /**
+   * The state is the last write of the transaction, which the caller opened for this transition
+   * alone: it may commit with it (see the repositories' `setState`).
+   */
+  finalWrite = false;
+
   async persist(): Promise<void> {
     const pending = this.#pending;
     if (pending && this.validatedState) {
-      const stored = await this.repository().setState(this.run.id, { ...pending, state_details: { ...this.validatedState.state_details } }, this.#changedBookkeeping());
+      const state = { ...pending, state_details: { ...this.validatedState.state_details } };
+      const stored = await this.repository().setState(this.run.id, state, this.#changedBookkeeping(), { final: this.finalWrite && !this.hasExtra() });
       if (stored.timestamp !== this.validatedState.timestamp) this.#moveTimestamp(stored.timestamp);
       this.written = true;
     } else if (changed(this.original.empirical_policy, this.run.empirical_policy)) {
@@ -234,6 +241,11 @@ abstract class BaseContext<Run extends FlowRun | TaskRun> {
 
   /** Kind-specific run fields written outside `setState`. */
   protected async persistExtra(): Promise<void> {}
+
+  /** Whether `persistExtra` has something to write. */
+  protected hasExtra(): boolean {
+    return false;
+  }
 
   protected abstract updateRun(patch: { empirical_policy: Record<string, unknown> }): Promise<void>;
 
@@ -292,8 +304,12 @@ export class TaskOrchestrationContext extends BaseContext<TaskRun> {
     await this.db.taskRuns.update(this.run.id, patch);
   }
 
+  protected override hasExtra(): boolean {
+    return this.run.flow_run_run_count !== this.original.flow_run_run_count;
+  }
+
   protected override async persistExtra() {
-    if (this.run.flow_run_run_count !== this.original.flow_run_run_count) {
+    if (this.hasExtra()) {
       await this.db.taskRuns.update(this.run.id, { flow_run_run_count: this.run.flow_run_run_count });
     }
   }

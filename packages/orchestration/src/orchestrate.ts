@@ -14,6 +14,7 @@ import {
   InvalidError,
   NotFoundError,
   type Repositories,
+  StateTimestampTakenError,
   type TaskRun,
   type TaskRunCreate,
 } from "@prefect/db";
@@ -133,7 +134,7 @@ async function orchestrateFlowRun(
   env: ContextEnvironment,
   flowRunId: string,
   proposed: OrchestrationState,
-  options: { force?: boolean | undefined; policy?: FlowPolicy | undefined; locked?: FlowRun | undefined },
+  options: { force?: boolean | undefined; policy?: FlowPolicy | undefined; locked?: FlowRun | undefined; finalWrite?: boolean },
 ): Promise<OrchestrationResult> {
   const locked = options.locked?.id === flowRunId ? options.locked : null;
   const read = locked ? null : env.db.flowRuns.getForUpdate(flowRunId);
@@ -147,6 +148,7 @@ async function orchestrateFlowRun(
   if (!run) throw new NotFoundError(`Flow run with id ${flowRunId} not found`);
   const context = new FlowOrchestrationContext(env, run, run.state ? fromStoredState(run.state) : null, proposed);
   context.prefetchedRelated = related;
+  context.finalWrite = options.finalWrite === true;
   const policy = options.force ? MinimalFlowPolicy : (options.policy ?? CoreFlowPolicy);
   await governTransition(context, policy, GlobalFlowPolicy);
   await context.persist();
@@ -179,9 +181,20 @@ export async function setFlowRunState(
   state: StateInput,
   options: SetFlowRunStateOptions = {},
 ): Promise<OrchestrationResult> {
-  const proposed = parseStateInput(state);
   const { force, policy, locked } = options;
-  return inTransaction(db, options, (env) => orchestrateFlowRun(env, flowRunId, proposed, { force, policy, locked }));
+  const attempt = (finalWrite: boolean) => {
+    const proposed = parseStateInput(state);
+    return inTransaction(db, options, (env) => orchestrateFlowRun(env, flowRunId, proposed, { force, policy, locked, finalWrite }));
+  };
+  // The state is the transaction's last write: on PostgreSQL it commits with it. In the rare case
+  // that the run already has a state at the proposed timestamp, that rolls the transaction back, and
+  // the transition runs again with the state written on its own (its timestamp moved on).
+  try {
+    return await attempt(true);
+  } catch (error) {
+    if (!(error instanceof StateTimestampTakenError)) throw error;
+    return attempt(false);
+  }
 }
 
 /** Proposes a state for a task run (`POST /task_runs/{id}/set_state`); as `setFlowRunState`. */

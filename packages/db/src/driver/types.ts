@@ -24,6 +24,14 @@ export interface Queryable {
    * roll it back. Elsewhere it is `queryText`.
    */
   queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]>;
+  /**
+   * As `queryText`, for the last statement of a transaction that wants nothing undone once it has
+   * run: on PostgreSQL, at the outermost level of a transaction that has begun, the statement goes
+   * with COMMIT in one write, sparing COMMIT's round trip (a statement that fails takes the
+   * transaction with it, as always; statements after it run alone, outside the transaction).
+   * Elsewhere (nested, not begun, SQLite) it is `queryText`.
+   */
+  queryThenCommit<R = Row>(text: string, params: readonly unknown[]): Promise<R[]>;
   /** Runs `fn` atomically; nested calls use savepoints. Rolls back when `fn` throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** True inside a transaction. */

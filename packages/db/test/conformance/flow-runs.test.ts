@@ -11,6 +11,7 @@ import {
   InvalidError,
   NotFoundError,
   type RunCriteria,
+  StateTimestampTakenError,
   type TaskRun,
   TaskRunFilter,
 } from "../../src/index.js";
@@ -285,6 +286,37 @@ describeEachBackend("flow runs", (t) => {
       expect(second.timestamp).toBe("2024-01-01T00:00:00.000002Z");
       expect(third.timestamp).toBe("2024-01-01T00:00:00.000003Z");
       expect((await t.db.flowRuns.get(run.id))?.state_timestamp).toBe("2024-01-01T00:00:00.000003Z");
+    });
+
+    it("writes a final state with its transaction's other writes; at a taken timestamp PostgreSQL rolls them back, SQLite moves it on", async () => {
+      const run = await create({ state: { type: "PENDING", timestamp: T1 } });
+      const attempt = t.db.transaction(async (tx) => {
+        await tx.flowRuns.update(run.id, { tags: ["before"] });
+        return tx.flowRuns.setState(run.id, { type: "RUNNING", timestamp: T1 }, {}, { final: true });
+      });
+      if (t.backend === "postgres") {
+        await expect(attempt).rejects.toBeInstanceOf(StateTimestampTakenError);
+        expect(await t.db.flowRuns.get(run.id)).toMatchObject({ state_type: "PENDING", tags: [] });
+      } else {
+        expect((await attempt).timestamp).toBe("2024-01-01T00:00:00.000002Z");
+        expect(await t.db.flowRuns.get(run.id)).toMatchObject({ state_type: "RUNNING", tags: ["before"] });
+      }
+      const written = await t.db.transaction(async (tx) => {
+        await tx.flowRuns.update(run.id, { tags: ["after"] });
+        const state = await tx.flowRuns.setState(run.id, { type: "COMPLETED", timestamp: T2 }, { end_time: T2 }, { final: true });
+        // What the transaction reads after it sees it.
+        expect((await tx.flowRuns.get(run.id))?.state_id).toBe(state.id);
+        return state;
+      });
+      expect(await t.db.flowRuns.get(run.id)).toMatchObject({ state_type: "COMPLETED", state_id: written.id, end_time: T2, tags: ["after"] });
+      // Nested in a transaction that goes on, it commits with that transaction, or not at all.
+      await expect(
+        t.db.transaction(async (tx) => {
+          await tx.transaction((inner) => inner.flowRuns.setState(run.id, { type: "RUNNING", timestamp: T3 }, {}, { final: true }));
+          throw new Error("the outer transaction fails");
+        }),
+      ).rejects.toThrow("the outer transaction fails");
+      expect((await t.db.flowRuns.get(run.id))?.state_type).toBe("COMPLETED");
     });
 
     it("moves the run's times set from a taken timestamp along with the state", async () => {

@@ -207,6 +207,12 @@ export class PostgresDriver implements Driver {
     return this.queryText<R>(text, params);
   }
 
+  queryThenCommit<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    const tx = this.#joined();
+    if (tx) return tx.queryThenCommit<R>(text, params);
+    return this.queryText<R>(text, params);
+  }
+
   executeText(text: string, params: readonly unknown[]): Promise<number> {
     const tx = this.#joined();
     if (tx) return tx.executeText(text, params);
@@ -228,8 +234,8 @@ export class PostgresDriver implements Driver {
     try {
       const result = await this.#current.run(tx, () => fn(tx));
       tx.finish();
-      // Nothing was sent, nothing to commit.
-      if (!tx.begun) return result;
+      // Nothing was sent, nothing to commit; or COMMIT went with the last statement.
+      if (!tx.begun || tx.committed) return result;
       // A statement that failed (its error caught by `fn`) aborts the transaction, and PostgreSQL then
       // answers COMMIT with a rollback, without an error.
       const committed = await run(client, "COMMIT", []);
@@ -239,7 +245,7 @@ export class PostgresDriver implements Driver {
       return result;
     } catch (error) {
       tx.finish();
-      if (tx.begun) {
+      if (tx.begun && !tx.committed) {
         await client.query("ROLLBACK").catch((rollbackError: Error) => {
           broken = rollbackError;
         });
@@ -338,7 +344,11 @@ class PostgresTransaction implements Queryable {
   #begun = false;
   /** A final write went alone (see `queryFinal`): every statement after it goes alone too. */
   #alone = false;
+  /** COMMIT went with the last statement (see `queryThenCommit`): every statement after it goes alone. */
+  #committed = false;
   #savepoints = 0;
+  /** Nested transactions (savepoints) open. */
+  #depth = 0;
   /**
    * Savepoint statements that go out with the transaction's next statement, in the same write: a
    * nested transaction's SAVEPOINT with its first statement, its RELEASE with whatever follows it
@@ -362,6 +372,11 @@ class PostgresTransaction implements Queryable {
   /** Whether BEGIN has been sent (COMMIT or ROLLBACK are due). */
   get begun(): boolean {
     return this.#begun;
+  }
+
+  /** Whether COMMIT has been sent with the transaction's last statement. */
+  get committed(): boolean {
+    return this.#committed;
   }
 
   #send<R>(text: string, params: readonly unknown[], name?: string, final = false): Promise<pg.QueryResult<R & pg.QueryResultRow>> {
@@ -416,6 +431,34 @@ class PostgresTransaction implements Queryable {
     return (await this.#send<R>(text, params, this.driver.nameFor(text), true)).rows;
   }
 
+  async queryThenCommit<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    if (this.#finished) throw new Error("This transaction has already finished; use the database outside it.");
+    if (!this.#begun || this.#alone || this.#depth > 0) return this.queryText<R>(text, params);
+    // At the outermost level only RELEASEs of finished savepoints can wait: COMMIT releases them.
+    this.#queued = [];
+    this.#committed = true;
+    this.#alone = true;
+    const stream = (this.client as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
+    stream.cork();
+    let statement: Promise<pg.QueryResult<R & pg.QueryResultRow>>;
+    let commit: Promise<pg.QueryResult>;
+    try {
+      statement = run<R>(this.client, text, params, this.driver.nameFor(text));
+      commit = run(this.client, "COMMIT", []);
+    } finally {
+      stream.uncork();
+    }
+    // A failed statement aborts the transaction, and PostgreSQL answers the COMMIT with a rollback:
+    // the statement's error is the one to report.
+    const [written, committed] = await Promise.allSettled([statement, commit]);
+    if (written.status === "rejected") throw written.reason;
+    if (committed.status === "rejected") throw committed.reason;
+    if (committed.value.command === "ROLLBACK") {
+      throw new InvalidError("The transaction was rolled back because a statement in it failed; nothing was committed.", [], { reason: "transaction_aborted" });
+    }
+    return written.value.rows;
+  }
+
   /** A script of several statements (a migration), sent as one simple query. */
   async executeScript(script: string): Promise<void> {
     await this.#send(script, []);
@@ -431,8 +474,11 @@ class PostgresTransaction implements Queryable {
     const name = `sp_${++this.#savepoints}`;
     const savepoint = `SAVEPOINT ${name}`;
     this.#queued.push(savepoint);
+    this.#depth++;
     try {
-      const result = await fn(this);
+      const result = await fn(this).finally(() => {
+        this.#depth--;
+      });
       if (this.#queued.at(-1) === savepoint) this.#queued.pop();
       else this.#queued.push(`RELEASE SAVEPOINT ${name}`);
       return result;

@@ -3,6 +3,7 @@
  * one round trip.
  */
 import type { Queryable } from "../../driver/types.js";
+import { AlreadyExistsError, StateTimestampTakenError } from "../../errors.js";
 import { bindValue, type ColumnKind, checkIndexedText, type TableSpec } from "../../tables.js";
 import { quote, type RunTables, type RunWrites, type StateWriteResult, TextCache } from "../../writes.js";
 import { postgresDialect } from "./dialect.js";
@@ -46,15 +47,16 @@ function insertRunText(t: RunTables, withState: boolean): string {
 }
 
 /** A state, and the `assigned` columns of its run, in one statement; nothing when the state's timestamp is taken. */
-function writeStateText(t: RunTables, assigned: readonly string[]): string {
-  return texts.get(`state:${t.run.name}:${assigned.join(",")}`, () => {
+function writeStateText(t: RunTables, assigned: readonly string[], final = false): string {
+  return texts.get(`state:${t.run.name}:${assigned.join(",")}:${final}`, () => {
     const stateColumns = Object.keys(t.state.columns);
     const marks = stateColumns.map((_, i) => `$${i + 1}`).join(", ");
     const sets = assigned.map((c, i) => `${quote(c)} = $${stateColumns.length + i + 1}`).join(", ");
     const runParam = `$${stateColumns.length + assigned.length + 1}`;
     return (
       `WITH s AS (INSERT INTO ${quote(t.state.name)} (${stateColumns.map(quote).join(", ")}) VALUES (${marks}) ` +
-      `ON CONFLICT (${quote(t.parentColumn)}, "timestamp") DO NOTHING RETURNING id) ` +
+      // Committed with the write (`final`), a taken timestamp must fail the transaction, not pass.
+      `${final ? "" : `ON CONFLICT (${quote(t.parentColumn)}, "timestamp") DO NOTHING `}RETURNING id) ` +
       `UPDATE ${quote(t.run.name)} AS run SET ${sets} FROM s WHERE run.id = ${runParam} RETURNING run.id`
     );
   });
@@ -68,11 +70,25 @@ export const postgresWrites: RunWrites = {
     return Number(rows[0]?.inserted ?? 0) > 0;
   },
 
-  async writeState(q, t, runId, state, assignments): Promise<StateWriteResult> {
+  async writeState(q, t, runId, state, assignments, final = false): Promise<StateWriteResult> {
     const assigned = Object.keys(assignments);
     const params = [...encodeRow(t.state, Object.keys(t.state.columns), state), ...encodeRow(t.run, assigned, assignments), runId];
-    const rows = await q.queryText(writeStateText(t, assigned), params);
-    return rows.length > 0 ? "written" : "taken";
+    if (!final) {
+      const rows = await q.queryText(writeStateText(t, assigned), params);
+      return rows.length > 0 ? "written" : "taken";
+    }
+    let rows: unknown[];
+    try {
+      rows = await q.queryThenCommit(writeStateText(t, assigned, true), params);
+    } catch (error) {
+      if (error instanceof AlreadyExistsError && error.constraint === `uq_${t.state.name}__${t.parentColumn}_timestamp_desc`) {
+        throw new StateTimestampTakenError(`The run already has a state at ${String(state.timestamp)}.`, error.constraint, { cause: error });
+      }
+      throw error;
+    }
+    // The state is inserted or the statement fails (its run missing fails its foreign key).
+    if (rows.length === 0) throw new Error(`The state of run ${runId} was not written.`);
+    return "written";
   },
 
   statements: {

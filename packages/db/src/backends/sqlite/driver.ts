@@ -254,6 +254,11 @@ export class SqliteDriver implements Driver {
     return this.queryText<R>(text, params);
   }
 
+  /** COMMIT costs no round trip here: as `queryText`. */
+  queryThenCommit<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    return this.queryText<R>(text, params);
+  }
+
   queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
     const tx = this.#joined();
     if (tx) return tx.queryText<R>(text, params);
@@ -504,6 +509,10 @@ export class SqliteTransaction implements Queryable {
   }
 
   queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
+    return this.queryText<R>(text, params);
+  }
+
+  queryThenCommit<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
     return this.queryText<R>(text, params);
   }
 
