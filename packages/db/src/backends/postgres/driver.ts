@@ -245,7 +245,11 @@ export class PostgresDriver implements Driver {
       return result;
     } catch (error) {
       tx.finish();
-      if (tx.begun && !tx.committed) {
+      if (tx.committed) {
+        // COMMIT went with the last statement and something failed after or with it: the connection
+        // may be gone (no ROLLBACK tells), so it is not reused.
+        broken = error instanceof Error ? error : new Error(String(error));
+      } else if (tx.begun) {
         await client.query("ROLLBACK").catch((rollbackError: Error) => {
           broken = rollbackError;
         });
