@@ -179,13 +179,14 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
         expect(await trips(createRun)).toBe(1);
         expect((await db.flowRuns.get(created))?.state_type).toBe("PENDING");
         // A proposal: the run's lock and read with BEGIN, and what its event names read behind it in the
-        // same round trip; the state written; COMMIT.
+        // same round trip; the state written with COMMIT.
         const running = await trips(() => setFlowRunState(db, created, { type: "RUNNING" }));
-        expect(running).toBe(3);
+        expect(running).toBe(2);
         expect((await db.flowRuns.get(created))?.state_type).toBe("RUNNING");
         // With the run its caller locked, in a nested transaction: the lock with BEGIN; SAVEPOINT with what
         // the event names (the event is made before the state is written); the state written; COMMIT
-        // (which releases the savepoint). Not read again: the lock was the caller's read.
+        // (which releases the savepoint), on its own: the caller's transaction may go on after the state.
+        // Not read again: the lock was the caller's read.
         const locked = () =>
           db.transaction(async (tx) => {
             const run = await tx.flowRuns.getForUpdate(created);
