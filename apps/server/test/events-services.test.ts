@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Database, openDatabase, toTimestamp } from "@prefect/db";
+import { type Database, openDatabase, type PositionedEvent, type Repositories, toTimestamp } from "@prefect/db";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import Fastify from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
@@ -19,6 +19,29 @@ import { makeEvent, openEventsIn, taskRunEvents, waitFor } from "./support/event
 const silent = Fastify({ logger: false }).log;
 
 const settingsWith = (env: Record<string, string>): ServerSettings => ({ ...loadServerSettings(env), host: "127.0.0.1", port: 0 });
+
+/** What `readAfter` was asked and gave: calls counted as they are made, rows once read. */
+interface Reads {
+  calls: number;
+  rows: PositionedEvent[];
+}
+
+/** `target` with its repository `key` replaced by `replacement`. */
+const replacing = <T extends object>(target: T, key: keyof T, replacement: unknown): T =>
+  new Proxy(target, { get: (t, k) => (k === key ? replacement : Reflect.get(t, k)) });
+
+/** `db` whose event reads, and those of its transactions, are recorded in `reads`. */
+function recordingReads(db: Database, reads: Reads): Database {
+  const recording = (events: Repositories["events"]) =>
+    replacing(events, "readAfter", async (...args: Parameters<Repositories["events"]["readAfter"]>) => {
+      reads.calls++;
+      const rows = await events.readAfter(...args);
+      reads.rows.push(...rows);
+      return rows;
+    });
+  const transaction: Database["transaction"] = (fn) => db.transaction((tx) => fn(replacing(tx, "events", recording(tx.events))));
+  return replacing(replacing(db, "events", recording(db.events)), "transaction", transaction);
+}
 
 for (const backend of selectedBackends()) {
   describe(`event services [${backend}]`, () => {
@@ -146,19 +169,9 @@ for (const backend of selectedBackends()) {
 
     it("reads the table when woken for an append it has not read, not for one it has read past", async () => {
       const { db } = await database();
-      let reads = 0;
-      const events = new Proxy(db.events, {
-        get: (target, key) =>
-          key === "readAfter"
-            ? (...args: Parameters<Database["events"]["readAfter"]>) => {
-                reads++;
-                return target.readAfter(...args);
-              }
-            : Reflect.get(target, key),
-      });
-      const counted = new Proxy(db, { get: (target, key) => (key === "events" ? events : Reflect.get(target, key)) });
+      const reads: Reads = { calls: 0, rows: [] };
       // No poll within the test: only wake-ups read.
-      const feed = new EventReader(counted, silent, 3_600_000);
+      const feed = new EventReader(recordingReads(db, reads), silent, 3_600_000);
       await feed.start();
       cleanups.push(() => feed.stop());
       const delivered: string[] = [];
@@ -171,20 +184,20 @@ for (const backend of selectedBackends()) {
       const head = await db.events.head();
       const idle = () =>
         waitFor(async () => {
-          const before = reads;
+          const before = reads.calls;
           await new Promise((resolve) => setTimeout(resolve, 50));
-          return reads === before;
+          return reads.calls === before;
         }, "the reader idle");
       await idle();
-      const before = reads;
+      const before = reads.calls;
       feed.wake(head);
       for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-      expect(reads).toBe(before);
+      expect(reads.calls).toBe(before);
       // A position no read reaches (the events gone, say) costs one read, not a read after read.
       feed.wake(head + 1);
-      await waitFor(() => reads > before, "a read for an append beyond what was read");
+      await waitFor(() => reads.calls > before, "a read for an append beyond what was read");
       await idle();
-      expect(reads).toBe(before + 1);
+      expect(reads.calls).toBe(before + 1);
     });
 
     it("wakes the recorder for the events it takes, not for those it passes over, and its cursor passes both", async () => {
@@ -197,24 +210,13 @@ for (const backend of selectedBackends()) {
       // Counts the recorder's rounds (each is a transaction); its poll would not come within the test.
       let rounds = 0;
       // And the events it reads: those it takes, not those it passes over.
-      const read: string[] = [];
+      const reads: Reads = { calls: 0, rows: [] };
+      const recorded = recordingReads(db, reads);
       const transaction: Database["transaction"] = (fn) => {
         rounds++;
-        return db.transaction((tx) => {
-          const events = new Proxy(tx.events, {
-            get: (target, key) =>
-              key === "readAfter"
-                ? async (...args: Parameters<Database["events"]["readAfter"]>) => {
-                    const rows = await target.readAfter(...args);
-                    read.push(...rows.map((e) => e.event));
-                    return rows;
-                  }
-                : Reflect.get(target, key),
-          });
-          return fn(new Proxy(tx, { get: (target, key) => (key === "events" ? events : Reflect.get(target, key)) }));
-        });
+        return recorded.transaction(fn);
       };
-      const counted = new Proxy(db, { get: (target, key) => (key === "transaction" ? transaction : Reflect.get(target, key)) });
+      const counted = replacing(recorded, "transaction", transaction);
       const settings = settingsWith({ PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_LOOP_SECONDS: "3600" });
       const recorder = taskRunRecorder({ db: counted, events: new EventBus(), feed, settings }, silent);
       await recorder.start();
@@ -235,8 +237,8 @@ for (const backend of selectedBackends()) {
       await db.events.createMany(taken.map((e) => ({ ...e, received: e.occurred })));
       await waitFor(async () => (await db.taskRuns.get(taskRunId)) ?? undefined, "the task run recorded");
       expect(rounds).toBeGreaterThan(before);
-      expect(read.length).toBeGreaterThan(0);
-      expect(read.every((name) => name.startsWith("prefect.task-run."))).toBe(true);
+      expect(reads.rows.length).toBeGreaterThan(0);
+      expect(reads.rows.every((e) => e.event.startsWith("prefect.task-run."))).toBe(true);
       // Nothing is left behind the group's cursor: a claim that does not advance it finds nothing.
       const left = await db.transaction(async (tx) => tx.events.claimGroupBatch(TASK_RUN_RECORDER_GROUP, 10));
       expect(left).toEqual([]);
@@ -244,18 +246,8 @@ for (const backend of selectedBackends()) {
 
     it("delivers what this process stores right after its cursor without reading it back, and reads anything else", async () => {
       const { db } = await database();
-      let reads = 0;
-      const events = new Proxy(db.events, {
-        get: (target, key) =>
-          key === "readAfter"
-            ? (...args: Parameters<Database["events"]["readAfter"]>) => {
-                reads++;
-                return target.readAfter(...args);
-              }
-            : Reflect.get(target, key),
-      });
-      const counted = new Proxy(db, { get: (target, key) => (key === "events" ? events : Reflect.get(target, key)) });
-      const feed = new EventReader(counted, silent, 3_600_000);
+      const reads: Reads = { calls: 0, rows: [] };
+      const feed = new EventReader(recordingReads(db, reads), silent, 3_600_000);
       await feed.start();
       cleanups.push(() => feed.stop());
       const delivered: number[] = [];
@@ -264,12 +256,12 @@ for (const backend of selectedBackends()) {
       const received = (n: number) => Array.from({ length: n }, () => ({ ...makeEvent(), received: makeEvent().occurred }));
 
       const ours = await db.events.createMany(received(3));
-      const before = reads;
+      const before = reads.calls;
       feed.stored(ours);
       expect(delivered).toEqual(ours.map((e) => e.position));
       // PostgreSQL's notification of the append comes too: it costs no read.
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(reads).toBe(before);
+      expect(reads.calls).toBe(before);
 
       // Another process appends, then this one: its events do not follow the cursor, so the table is read.
       const theirs = await db.events.createMany(received(2));
@@ -278,32 +270,19 @@ for (const backend of selectedBackends()) {
       const expected = [...ours, ...theirs, ...next].map((e) => e.position);
       await waitFor(() => delivered.length === expected.length, "the other process's events read");
       expect(delivered).toEqual(expected);
-      expect(reads).toBeGreaterThan(before);
+      expect(reads.calls).toBeGreaterThan(before);
     });
 
     it("passes over the events no automation could take without reading them", async () => {
       const { db } = await database();
-      let rowsRead = 0;
-      const countReads = (repos: Database["events"]) =>
-        new Proxy(repos, {
-          get: (target, key) =>
-            key === "readAfter"
-              ? async (...args: Parameters<Database["events"]["readAfter"]>) => {
-                  const rows = await target.readAfter(...args);
-                  rowsRead += rows.length;
-                  return rows;
-                }
-              : Reflect.get(target, key),
-        });
-      const transaction: Database["transaction"] = (fn) => db.transaction((tx) => fn(new Proxy(tx, { get: (target, key) => (key === "events" ? countReads(target.events) : Reflect.get(target, key)) })));
-      const counted = new Proxy(db, { get: (target, key) => (key === "transaction" ? transaction : Reflect.get(target, key)) });
-      const context: AppContext = { db: counted, settings: settingsWith({}), events: new EventBus(), feed: new EventReader(db, silent, 3_600_000) };
+      const reads: Reads = { calls: 0, rows: [] };
+      const context: AppContext = { db: recordingReads(db, reads), settings: settingsWith({}), events: new EventBus(), feed: new EventReader(db, silent, 3_600_000) };
       const ordering = new EventOrdering();
       // Joins the group at the head.
       await evaluateNextEvents(context, ordering);
       await db.events.createMany(Array.from({ length: 30 }, () => ({ ...makeEvent(), received: makeEvent().occurred })));
       expect(await evaluateNextEvents(context, ordering)).toBe(30);
-      expect(rowsRead).toBe(0);
+      expect(reads.rows.length).toBe(0);
       expect(await evaluateNextEvents(context, ordering)).toBe(0);
 
       // With an automation whose trigger takes events, the next events are read and evaluated.
@@ -314,7 +293,7 @@ for (const backend of selectedBackends()) {
       });
       await db.events.createMany(Array.from({ length: 3 }, () => ({ ...makeEvent(), received: makeEvent().occurred })));
       expect(await evaluateNextEvents(context, ordering)).toBe(3);
-      expect(rowsRead).toBe(3);
+      expect(reads.rows.length).toBe(3);
     });
 
     it("holds back clients' events while the persister's backlog is at its high water, until half of it is written", async () => {

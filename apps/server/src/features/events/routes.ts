@@ -153,8 +153,8 @@ export function eventRoutes(context: AppContext): Routes {
         receiveEvents(context, [parsed.data]);
         // Too many events wait to be stored: read no more of this socket until they are (its pings,
         // the client's checkpoints, are answered once read).
-        const ready = closing ? undefined : context.events.ready();
-        if (ready && !socket.isPaused) {
+        const ready = closing || socket.isPaused ? undefined : context.events.ready();
+        if (ready) {
           socket.pause();
           void ready.then(() => {
             if (!closing) socket.resume();
