@@ -60,6 +60,13 @@ export interface SetFlowRunStateOptions extends SetStateOptions {
    * is another run.
    */
   readonly locked?: FlowRun | undefined;
+  /**
+   * The transition is the last thing the transaction passed as `db` does: it takes no savepoint of
+   * its own (a failure fails the caller's transaction, which then must not go on), and on PostgreSQL
+   * its state goes out with the transaction's COMMIT. In the rare case that the run already has a
+   * state at the proposed timestamp, StateTimestampTakenError fails the transaction: run it again.
+   */
+  readonly endsTransaction?: boolean | undefined;
 }
 
 export interface SetTaskRunStateOptions extends SetStateOptions {
@@ -182,6 +189,11 @@ export async function setFlowRunState(
   options: SetFlowRunStateOptions = {},
 ): Promise<OrchestrationResult> {
   const { force, policy, locked } = options;
+  if (options.endsTransaction) {
+    if (!db.inTransaction) throw new Error("endsTransaction: the transition must be given the transaction it ends.");
+    const proposed = parseStateInput(state);
+    return orchestrateFlowRun(environmentFor(options)(db), flowRunId, proposed, { force, policy, locked, finalWrite: true });
+  }
   const attempt = (finalWrite: boolean) => {
     const proposed = parseStateInput(state);
     return inTransaction(db, options, (env) => orchestrateFlowRun(env, flowRunId, proposed, { force, policy, locked, finalWrite }));

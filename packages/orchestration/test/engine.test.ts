@@ -207,6 +207,30 @@ describeEachBackend("set state", (t) => {
     expect(read?.state_type).toBe("RUNNING");
   });
 
+  it("ends the caller's transaction with the state when asked: the caller's writes and the state commit together", async () => {
+    const run = await makeFlowRun(t.db, { state: { type: "PENDING" } });
+    const result = await t.db.transaction(async (tx) => {
+      const locked = (await tx.flowRuns.getForUpdate(run.id))!;
+      await tx.flowRuns.patch(run.id, { infrastructure_pid: "host:42" });
+      return setFlowRunState(tx, run.id, { type: "RUNNING" }, { locked, endsTransaction: true });
+    });
+    expect(result.status).toBe("ACCEPT");
+    const stored = await t.db.flowRuns.get(run.id);
+    expect(stored?.state_type).toBe("RUNNING");
+    expect(stored?.infrastructure_pid).toBe("host:42");
+    // A failure fails the whole transaction: the caller's own writes are not kept either.
+    await expect(
+      t.db.transaction(async (tx) => {
+        await tx.flowRuns.patch(run.id, { infrastructure_pid: "host:43" });
+        return setFlowRunState(tx, run.id, { type: "SLEEPING" }, { endsTransaction: true });
+      }),
+    ).rejects.toBeInstanceOf(InvalidError);
+    expect((await t.db.flowRuns.get(run.id))?.infrastructure_pid).toBe("host:42");
+    // Without a transaction to end, the call is refused before anything is read or written.
+    await expect(setFlowRunState(t.db, run.id, { type: "COMPLETED" }, { endsTransaction: true })).rejects.toThrow(/endsTransaction/);
+    expect((await t.db.flowRuns.get(run.id))?.state_type).toBe("RUNNING");
+  });
+
   it("refuses malformed proposals with InvalidError", async () => {
     const run = await makeFlowRun(t.db);
     await expect(setFlowRunState(t.db, run.id, { type: "SLEEPING" })).rejects.toBeInstanceOf(InvalidError);

@@ -66,9 +66,11 @@ export interface Repositories {
   readonly cancellations: CancellationRepository;
   /** Runs `fn` atomically: a transaction, or a savepoint inside the current one. */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  /** Whether these repositories are bound to a transaction (a `transaction` callback's `tx`). */
+  readonly inTransaction: boolean;
 }
 
-type RepositoryName = Exclude<keyof Repositories, "transaction">;
+type RepositoryName = Exclude<keyof Repositories, "transaction" | "inTransaction">;
 
 /** How each repository is built on a context. */
 const FACTORIES: { readonly [K in RepositoryName]: (context: RepositoryContext) => Repositories[K] } = {
@@ -141,6 +143,7 @@ export class BoundRepositories implements Repositories {
   declare readonly scheduledRuns: ScheduledRunRepository;
   declare readonly cancellations: CancellationRepository;
   readonly transaction: Repositories["transaction"];
+  readonly inTransaction: boolean;
 
   constructor(context: RepositoryContext, bindings: Bindings) {
     const built: { [K in RepositoryName]?: Repositories[K] } = {};
@@ -158,5 +161,6 @@ export class BoundRepositories implements Repositories {
       });
     }
     this.transaction = (fn) => context.q.transaction((tx) => fn(bindings.for(tx)));
+    this.inTransaction = context.q.inTransaction;
   }
 }

@@ -68,6 +68,11 @@ export interface RunRepository<Run, S extends State, Create, Update, ReadOptions
   count(criteria?: RunCriteria): Promise<number>;
   /** Throws NotFoundError for an unknown id. */
   update(id: string, patch: Update): Promise<Run>;
+  /**
+   * As `update`, in one statement, without reading the run back: for a caller that holds the run's
+   * lock and knows what it wrote.
+   */
+  patch(id: string, patch: Update): Promise<void>;
   /** Runs counted per interval of expected start time and per state (Prefect's run history). */
   history(criteria: RunCriteria, options: HistoryOptions): Promise<HistoryInterval[]>;
   /** Deletes the run with its states (and a flow run's task runs). Throws NotFoundError for an unknown id. */
@@ -157,6 +162,12 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
     return rows[0] ? reader.decode(rows[0]) : null;
   };
   const byId = readById(q, reader.select, sql`r.id`, reader.decode);
+  /** Writes a validated patch of the run with id `id` (checked); throws NotFoundError for an unknown one. */
+  const writePatch = async (id: string, patch: z.input<UpdateSchema>) => {
+    const data = parseInput(kind.updateSchema, patch, `${noun} update`) as Record<string, unknown>;
+    const changed = await q.execute(sql`UPDATE ${table} SET ${assignments(t.run, { ...data, updated: now() })} WHERE id = ${id}`);
+    if (changed === 0) throw new NotFoundError(`${kind.label} ${id} not found.`);
+  };
   const criteriaSql = (criteria: RunCriteria) => kind.criteriaSql(q.dialect, criteria, "r");
 
   /** The row of a new run from its validated input, without a state. */
@@ -249,12 +260,14 @@ export function runRepository<Run, S extends State, CreateSchema extends z.ZodTy
 
     async update(id, patch) {
       id = checkId(id, `${noun} id`);
-      const data = parseInput(kind.updateSchema, patch, `${noun} update`) as Record<string, unknown>;
-      const changed = await q.execute(sql`UPDATE ${table} SET ${assignments(t.run, { ...data, updated: now() })} WHERE id = ${id}`);
-      if (changed === 0) throw new NotFoundError(`${kind.label} ${id} not found.`);
+      await writePatch(id, patch);
       const run = await getWhere(sql`r.id = ${id}`);
       if (!run) throw new NotFoundError(`${kind.label} ${id} not found.`);
       return run;
+    },
+
+    async patch(id, patch) {
+      await writePatch(checkId(id, `${noun} id`), patch);
     },
 
     history: (criteria, options) => runHistory(q, t.run.name, criteriaSql(criteria), options),
