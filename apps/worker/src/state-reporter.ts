@@ -8,7 +8,7 @@
  * The database may fail a call for a while (a restart, a full pool): a run must not be left
  * RUNNING because one write failed, so each call is tried again with a backoff.
  */
-import { BusyError, type Database, type FlowRun, type WorkPool } from "@prefect/db";
+import { BusyError, type Database, type FlowRun, type Repositories, type WorkPool } from "@prefect/db";
 import { type OrchestrationResult, type StateInput, setFlowRunState } from "@prefect/orchestration";
 import { type EventWriter, type Resource, WORKER_TYPE, type WorkerEvent, workerEvent } from "./events.js";
 import { exitInfo } from "./exit-codes.js";
@@ -21,6 +21,14 @@ import { sleep } from "./sleep.js";
 
 /** How often RUNNING is proposed again while orchestration answers WAIT. */
 const RUNNING_PROPOSALS = 60;
+
+/** The state a run ends with: `failed` runs may be retried (see `#fail`); `note` is logged once it is set. */
+interface Settlement {
+  readonly kind: "failed" | "other";
+  readonly state: StateInput;
+  readonly force: boolean;
+  readonly note: string | null;
+}
 
 /** What the reporter reads of a run it reports on (a run supervisor). */
 export interface SupervisedRun {
@@ -100,11 +108,33 @@ export class RunStateReporter {
       try {
         outcome = await this.#db.transaction(async (tx) => {
           const current = await tx.flowRuns.getForUpdate(id);
-          const written = recorded || !current ? null : await tx.flowRuns.update(id, { infrastructure_pid: infrastructurePid, labels: this.#labels(current, pool) });
-          const run = recorded ?? written;
-          if (current?.state_type !== "PENDING") return { run, result: null };
-          // The run as it is now, locked: orchestration need not read it again.
-          return { run, result: await setFlowRunState(tx, id, { type: "RUNNING" }, { locked: written ?? current }) };
+          if (!current) return { run: recorded, result: null };
+          let run = recorded ?? current;
+          // Where the run runs is written without being waited for: it goes out ahead of the state
+          // (PostgreSQL runs a transaction's statements in order), so the two cost one round trip.
+          let written: Promise<void> | null = null;
+          if (!recorded) {
+            const where = { infrastructure_pid: infrastructurePid, labels: this.#labels(current, pool) };
+            written = tx.flowRuns.patch(id, where);
+            written.catch(() => undefined);
+            run = { ...current, ...where };
+          }
+          if (current.state_type !== "PENDING") {
+            await written;
+            return { run, result: null };
+          }
+          // The run as it is now, locked: orchestration need not read it again, and its state is the
+          // transaction's last write.
+          let result: OrchestrationResult;
+          try {
+            result = await setFlowRunState(tx, id, { type: "RUNNING" }, { locked: run, endsTransaction: true });
+          } catch (error) {
+            // A failed write of where the run runs failed what followed it: its error is the one to tell.
+            await written;
+            throw error;
+          }
+          await written;
+          return { run, result };
         });
       } catch (error) {
         failures += 1;
@@ -154,38 +184,57 @@ export class RunStateReporter {
   /**
    * Sets the state the run ends with, from what it is now: CANCELLING → CANCELLED; RUNNING or
    * PENDING → AwaitingRetry when the worker hands it back, else what the exit means (nothing when
-   * the process never started); anything else was set by the process (or a person) and stays.
+   * the process never started); anything else was set by the process (or a person) and stays. The
+   * run is read with its lock and the state proposed in the same transaction, whose last write the
+   * state is.
    */
   async settle(active: SupervisedRun, exit: ExitStatus | null, cancelledMessage: string): Promise<void> {
+    const id = active.id;
     for (let attempt = 0; attempt < DATABASE_ATTEMPTS; attempt++) {
-      const current = await this.#retrying(() => this.#db.flowRuns.get(active.id), active.id);
-      if (!current?.state) return;
-      const type = current.state.type;
-      let done: boolean;
-      if (type === "CANCELLING") {
-        // Prefect's worker forces a copy of the current state, renamed and retyped.
-        const cancelled = { type: "CANCELLED", name: "Cancelled", message: cancelledMessage, data: current.state.data, state_details: current.state.state_details };
-        done = await this.#propose(active.id, cancelled, true);
-        if (done) this.#logs.note(active.id, LogLevel.INFO, `Cancelled flow run ${pyRepr(current.name)}`);
-      } else if (type !== "RUNNING" && type !== "PENDING") {
-        return;
-      } else if (active.handingBack) {
-        done = await this.#propose(active.id, { type: "SCHEDULED", name: "AwaitingRetry" });
-        if (done) this.#logs.note(active.id, LogLevel.INFO, "Rescheduled flow run for resubmission");
-      } else if (exit === null) {
-        return;
-      } else if (exit.code === 0) {
-        done = await this.#propose(active.id, { type: "COMPLETED" });
-      } else {
-        const code = statusCode(exit);
-        const message = `Flow run infrastructure exited with non-zero status code ${code}. ${exitInfo(code).explanation}`;
-        done = exit.signal ? await this.#propose(active.id, { type: "CRASHED", message }) : await this.#proposeFailed(active, message);
-        if (done && exit.signal) this.#logs.note(active.id, LogLevel.INFO, `Reported flow run ${pyRepr(active.id)} as crashed: ${message}`);
+      const outcome = await this.#retrying(
+        () =>
+          this.#db.transaction(async (tx) => {
+            const current = await tx.flowRuns.getForUpdate(id);
+            const settlement = current ? this.#settlement(current, active, exit, cancelledMessage) : null;
+            if (!current || !settlement) return null;
+            if (settlement.kind !== "failed") {
+              const { state, force } = settlement;
+              return { settlement, result: await setFlowRunState(tx, id, state, { force, locked: current, endsTransaction: true }) };
+            }
+            return { settlement, result: await this.#fail(tx, current, settlement.state) };
+          }),
+        id,
+      );
+      if (!outcome) return;
+      const { settlement, result } = outcome;
+      const done = await this.#afterProposal(id, result);
+      if (settlement.kind === "failed" && result.state?.type === "SCHEDULED") {
+        this.#logs.note(id, LogLevel.INFO, `Flow run ${pyRepr(active.run.name)} will be retried at ${result.state.state_details.scheduled_time ?? "once due"}.`);
       }
+      if (done && settlement.note) this.#logs.note(id, LogLevel.INFO, settlement.note);
       if (done) return;
     }
-    const final = await this.#db.flowRuns.get(active.id).catch(() => null);
-    this.#log.error({ flow_run_id: active.id, state: final?.state_type }, "Could not set the flow run's final state");
+    const final = await this.#db.flowRuns.get(id).catch(() => null);
+    this.#log.error({ flow_run_id: id, state: final?.state_type }, "Could not set the flow run's final state");
+  }
+
+  /** The state a run that is `current` now ends with (see `settle`); null when it keeps its state. */
+  #settlement(current: FlowRun, active: SupervisedRun, exit: ExitStatus | null, cancelledMessage: string): Settlement | null {
+    if (!current.state) return null;
+    const type = current.state.type;
+    if (type === "CANCELLING") {
+      // Prefect's worker forces a copy of the current state, renamed and retyped.
+      const state = { type: "CANCELLED", name: "Cancelled", message: cancelledMessage, data: current.state.data, state_details: current.state.state_details };
+      return { kind: "other", state, force: true, note: `Cancelled flow run ${pyRepr(current.name)}` };
+    }
+    if (type !== "RUNNING" && type !== "PENDING") return null;
+    if (active.handingBack) return { kind: "other", state: { type: "SCHEDULED", name: "AwaitingRetry" }, force: false, note: "Rescheduled flow run for resubmission" };
+    if (exit === null) return null;
+    if (exit.code === 0) return { kind: "other", state: { type: "COMPLETED" }, force: false, note: null };
+    const code = statusCode(exit);
+    const message = `Flow run infrastructure exited with non-zero status code ${code}. ${exitInfo(code).explanation}`;
+    if (exit.signal) return { kind: "other", state: { type: "CRASHED", message }, force: false, note: `Reported flow run ${pyRepr(active.id)} as crashed: ${message}` };
+    return { kind: "failed", state: { type: "FAILED", message }, force: false, note: null };
   }
 
   /**
@@ -198,32 +247,21 @@ export class RunStateReporter {
   }
 
   /**
-   * FAILED for a non-zero exit. When the retry policy turns it into AwaitingRetry, the retry is
-   * handed back to the pool in the same transaction: Prefect marks such a retry `in_process` (the
-   * engine that failed retries it in its own process, and workers leave it alone), but here the
-   * process is gone and the worker took its place, so the run becomes an ordinary scheduled run
-   * any worker takes when it is due.
+   * FAILED for a non-zero exit, in the transaction `tx` holding the run's lock. When the retry policy
+   * turns it into AwaitingRetry, the retry is handed back to the pool in the same transaction: Prefect
+   * marks such a retry `in_process` (the engine that failed retries it in its own process, and
+   * workers leave it alone), but here the process is gone and the worker took its place, so the run
+   * becomes an ordinary scheduled run any worker takes when it is due.
    */
-  async #proposeFailed(active: SupervisedRun, message: string): Promise<boolean> {
-    const result = await this.#retrying(
-      () =>
-        this.#db.transaction(async (tx) => {
-          const outcome = await setFlowRunState(tx, active.id, { type: "FAILED", message });
-          if (outcome.state?.type === "SCHEDULED") {
-            const run = await tx.flowRuns.getForUpdate(active.id);
-            if (run && run.empirical_policy.retry_type === "in_process") {
-              await tx.flowRuns.update(active.id, { empirical_policy: { ...run.empirical_policy, retry_type: null } });
-            }
-          }
-          return outcome;
-        }),
-      active.id,
-    );
-    const done = await this.#afterProposal(active.id, result);
-    if (result.state?.type === "SCHEDULED") {
-      this.#logs.note(active.id, LogLevel.INFO, `Flow run ${pyRepr(active.run.name)} will be retried at ${result.state.state_details.scheduled_time ?? "once due"}.`);
+  async #fail(tx: Repositories, current: FlowRun, state: StateInput): Promise<OrchestrationResult> {
+    const outcome = await setFlowRunState(tx, current.id, state, { locked: current });
+    if (outcome.state?.type === "SCHEDULED") {
+      const run = await tx.flowRuns.getForUpdate(current.id);
+      if (run && run.empirical_policy.retry_type === "in_process") {
+        await tx.flowRuns.patch(current.id, { empirical_policy: { ...run.empirical_policy, retry_type: null } });
+      }
     }
-    return done;
+    return outcome;
   }
 
   async #afterProposal(id: string, result: OrchestrationResult): Promise<boolean> {
