@@ -178,8 +178,11 @@ export class RunSupervisor implements SupervisedRun {
     const read = async (): Promise<PreparedRun> => {
       const pool = this.#shared.pool() ?? (await db.workPools.get(this.#claimed.work_pool_id));
       if (!pool) throw new Error(`Work pool ${this.#claimed.work_pool_id} not found.`);
-      const flow: Flow | null = await db.flows.get(run.flow_id);
-      const deployment: Deployment | null = run.deployment_id ? await db.deployments.get(run.deployment_id) : null;
+      // Read side by side: neither depends on the other.
+      const [flow, deployment]: [Flow | null, Deployment | null] = await Promise.all([
+        db.flows.get(run.flow_id),
+        run.deployment_id ? db.deployments.get(run.deployment_id) : null,
+      ]);
       const configuration = await resolveJobConfiguration(
         { flowRun: run, flow, deployment, workPool: pool, workerName: this.#shared.workerName, workerId: this.#shared.workerId(), apiUrl: this.#shared.apiUrl },
         async (name) => (await db.variables.getByName(name))?.value,

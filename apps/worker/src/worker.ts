@@ -11,7 +11,9 @@
  *   CRASHED, CANCELLED, or AwaitingRetry when handed back), through orchestration, with events.
  *
  * The worker polls on an interval (a run that ends, or a signal, wakes it early) while it respects
- * its `--limit`. On SIGTERM/SIGINT it stops taking runs and lets running ones finish for a grace
+ * its `--limit`. A poll woken early takes runs; what else a poll does (looking for cancelled runs,
+ * marking the queues polled) it does at most once a second, so that a busy worker, woken by every
+ * run that ends, does not repeat them for each. On SIGTERM/SIGINT it stops taking runs and lets running ones finish for a grace
  * period; after it, or on a second signal, it stops them and hands their runs back to the pool
  * (AwaitingRetry, as Prefect's runner reschedules runs on SIGTERM), so that no run is left RUNNING
  * without a process; a third signal kills what is still stopping.
@@ -28,6 +30,9 @@ import { RunLogWriter } from "./run-logs.js";
 import { RunPoller } from "./run-poller.js";
 import { RunSupervisor, type Supervision } from "./run-supervisor.js";
 import { Shutdown } from "./shutdown.js";
+
+/** How often a poll woken early looks for cancelled runs and marks the queues polled, at most. */
+const EARLY_CHECKS_MS = 1000;
 import { sleep } from "./sleep.js";
 import { RunStateReporter } from "./state-reporter.js";
 
@@ -61,6 +66,8 @@ export class ProcessWorker {
   #claiming = true;
   /** Aborted to end the loop's wait early. */
   #wake = new AbortController();
+  /** When a poll last looked for cancelled runs and marked the queues polled (performance.now()). */
+  #checkedAt = Number.NEGATIVE_INFINITY;
   #running: Promise<void> | null = null;
   #finished = false;
 
@@ -160,7 +167,7 @@ export class ProcessWorker {
   async #loop(): Promise<void> {
     for (;;) {
       if (this.#claiming) {
-        await this.#pollSafely();
+        await this.#pollSafely(this.#wake.signal.aborted);
         if (this.options.runOnce) this.#claiming = false;
       } else {
         await this.#checkCancellationsSafely();
@@ -180,9 +187,9 @@ export class ProcessWorker {
   // A failed poll or check is logged and tried again on the next round: the worker must outlive a
   // database that is away for a while.
 
-  async #pollSafely(): Promise<void> {
+  async #pollSafely(early: boolean): Promise<void> {
     try {
-      await this.#poll();
+      await this.#poll(early);
     } catch (error) {
       this.#log.error({ err: error }, "Polling for scheduled flow runs failed; will try again");
     }
@@ -196,15 +203,20 @@ export class ProcessWorker {
     }
   }
 
-  async #poll(): Promise<void> {
+  /** `early`: woken before the interval was over (see the class's comment). */
+  async #poll(early: boolean): Promise<void> {
     if (!this.#heartbeat.pool) await this.#heartbeat.beat();
     const pool = this.#heartbeat.pool;
     if (!pool) return;
-    await this.#checkCancellations();
+    const checks = !early || performance.now() - this.#checkedAt >= Math.min(EARLY_CHECKS_MS, this.options.pollingIntervalSeconds * 1000);
+    if (checks) {
+      this.#checkedAt = performance.now();
+      await this.#checkCancellations();
+    }
     const free = this.options.limit === null ? Number.POSITIVE_INFINITY : this.options.limit - this.#runs.size;
     if (free <= 0) this.#log.debug({ active: this.#runs.size }, "Flow run limit reached");
     await this.#poller.claimDueRuns(pool, free, { proceed: () => this.#claiming, launch: (run) => this.#launch(run) });
-    await this.#poller.markPolled(this.#heartbeat.queueIds);
+    if (checks) await this.#poller.markPolled(this.#heartbeat.queueIds);
   }
 
   /** Stops the processes of this worker's runs that were set CANCELLING. */
