@@ -5,6 +5,7 @@
  */
 export { type DatabaseConfig, describeLocation, loadDatabaseConfig, redactUrl } from "./config.js";
 export { type Database, openDatabase } from "./database.js";
+export { CHECK_TRANSACTION_SCOPE_VARIABLE, ScopeError } from "./driver/scope.js";
 export {
   AlreadyExistsError,
   BusyError,

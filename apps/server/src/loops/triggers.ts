@@ -42,14 +42,14 @@ export async function evaluateNextEvents(context: AppContext, ordering: EventOrd
     const window = await tx.events.claimGroup(REACTIVE_TRIGGERS_GROUP, WINDOW);
     if (window.count === 0) return 0;
     // Read after the window was: every automation stored before the window's events is in it.
-    const index = await loadTriggers(context.db);
+    const index = await loadTriggers(tx);
     if (index.triggers.length === 0) {
       // Nothing to evaluate: the events are passed over unread.
       await tx.events.advanceGroup(REACTIVE_TRIGGERS_GROUP, window.through);
       return window.count;
     }
     const batch = await tx.events.readAfter(window.cursor, { limit: BATCH, through: window.through });
-    await evaluateEvents({ db: context.db, events: held }, batch, ordering, index);
+    await evaluateEvents({ db: tx, events: held }, batch, ordering, index);
     // (None when retention removed the window's events meanwhile.)
     const last = batch.at(-1)?.position ?? window.through;
     await tx.events.advanceGroup(REACTIVE_TRIGGERS_GROUP, last);

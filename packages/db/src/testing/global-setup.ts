@@ -2,12 +2,18 @@
  * Starts PostgreSQL for the run when it is asked for, and builds a migrated template database that
  * tests copy (CREATE DATABASE ... TEMPLATE; each test file's process empties and reuses its copies). The container image comes from
  * PREFECT_TEST_POSTGRES_IMAGE (default: the official postgres:15).
+ *
+ * Every test (and every server or worker a test starts, which inherit the environment) runs with
+ * PREFECT_DATABASE_CHECK_TRANSACTION_SCOPE=1: a call on the database from inside one of its
+ * transactions fails the test instead of waiting for the transaction it is part of (driver/scope.ts).
  */
 import type { TestProject } from "vitest/node";
+import { CHECK_TRANSACTION_SCOPE_VARIABLE } from "../driver/scope.js";
 import { selectedBackends } from "./backends.js";
 import { dropCopies, startPostgres, templateDatabaseName, withDatabase } from "./postgres.js";
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  process.env[CHECK_TRANSACTION_SCOPE_VARIABLE] = "1";
   if (!selectedBackends().includes("postgres")) return undefined;
   const server = await startPostgres();
   const template = templateDatabaseName();

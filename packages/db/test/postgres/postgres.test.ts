@@ -85,7 +85,7 @@ describe("PostgreSQL", () => {
     const inside = await t.db.transaction(async (tx) => {
       uncommitted = (await tx.flowRuns.create({ flow_id: flow.id })).row.id;
       release();
-      const own = await Promise.all([t.db.flowRuns.get(uncommitted), t.db.flowRuns.get(committed.id)]);
+      const own = await Promise.all([tx.flowRuns.get(uncommitted), tx.flowRuns.get(committed.id)]);
       // The outside reads finish while the transaction is still open.
       return { own, theirs: await outside };
     });

@@ -30,7 +30,8 @@ import {
   triggeringLabels,
 } from "./model.js";
 
-type Context = Pick<AppContext, "db" | "events">;
+/** Where triggers are evaluated: the database, or the transaction the caller evaluates them in. */
+type Context = { readonly db: Repositories; readonly events: AppContext["events"] };
 type Json = Record<string, unknown>;
 
 /** Prefect's PRECEDING_EVENT_LOOKBACK: a first bucket starts this long before its event, and a follower waits at most this long for its leader. */

@@ -6,11 +6,11 @@
  * Connections pipeline (node-postgres' `pipeline` mode), so that a transaction's BEGIN costs no round
  * trip.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { readFileSync } from "node:fs";
 import pg from "pg";
 import type { PostgresConfig } from "../../config.js";
 import type { Driver, Queryable, Row } from "../../driver/types.js";
+import { TransactionScope } from "../../driver/scope.js";
 import { InvalidError } from "../../errors.js";
 import type { Sql } from "../../sql.js";
 import type { Timestamp } from "../../timestamps.js";
@@ -129,15 +129,13 @@ const ignoreConnectionError = () => undefined;
 export class PostgresDriver implements Driver {
   readonly dialect = postgresDialect;
   readonly inTransaction = false;
-  get coalescesReads(): boolean {
-    return this.#joined() === undefined;
-  }
+  readonly coalescesReads = true;
   readonly #pool: pg.Pool;
   readonly #names = new StatementNames();
   readonly #config: PostgresConfig;
   #version = "";
-  /** The transaction the current async context runs in, so that calls on the driver join it. */
-  readonly #current = new AsyncLocalStorage<PostgresTransaction>();
+  /** Where calls on the driver from inside its own transactions are caught (see driver/scope.ts). */
+  readonly #scope = new TransactionScope<PostgresTransaction>();
 
   private constructor(config: PostgresConfig) {
     this.#config = config;
@@ -176,52 +174,40 @@ export class PostgresDriver implements Driver {
     return this.#names.nameFor(text);
   }
 
-  #joined(): PostgresTransaction | undefined {
-    const tx = this.#current.getStore();
-    return tx && !tx.finished ? tx : undefined;
-  }
-
   query<R = Row>(query: Sql): Promise<R[]> {
-    const tx = this.#joined();
-    if (tx) return tx.query<R>(query);
+    this.#scope.check();
     const { text, params } = postgresDialect.render(query);
     return run<R>(this.#pool, text, params, this.nameFor(text)).then((r) => r.rows);
   }
 
   execute(query: Sql): Promise<number> {
-    const tx = this.#joined();
-    if (tx) return tx.execute(query);
+    this.#scope.check();
     const { text, params } = postgresDialect.render(query);
     return run(this.#pool, text, params, this.nameFor(text)).then((r) => r.rowCount ?? 0);
   }
 
   queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
-    const tx = this.#joined();
-    if (tx) return tx.queryText<R>(text, params);
+    this.#scope.check();
     return run<R>(this.#pool, text, params, this.nameFor(text)).then((r) => r.rows);
   }
 
   queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
-    const tx = this.#joined();
-    if (tx) return tx.queryFinal<R>(text, params);
+    this.#scope.check();
     return this.queryText<R>(text, params);
   }
 
   queryThenCommit<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
-    const tx = this.#joined();
-    if (tx) return tx.queryThenCommit<R>(text, params);
+    this.#scope.check();
     return this.queryText<R>(text, params);
   }
 
   executeText(text: string, params: readonly unknown[]): Promise<number> {
-    const tx = this.#joined();
-    if (tx) return tx.executeText(text, params);
+    this.#scope.check();
     return run(this.#pool, text, params, this.nameFor(text)).then((r) => r.rowCount ?? 0);
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const joined = this.#joined();
-    if (joined) return joined.transaction(fn);
+    this.#scope.check();
     let client: pg.PoolClient;
     try {
       client = await this.#pool.connect();
@@ -232,7 +218,7 @@ export class PostgresDriver implements Driver {
     let broken: Error | undefined;
     const tx = new PostgresTransaction(client, this);
     try {
-      const result = await this.#current.run(tx, () => fn(tx));
+      const result = await this.#scope.run(tx, () => fn(tx));
       tx.finish();
       // Nothing was sent, nothing to commit; or COMMIT went with the last statement.
       if (!tx.begun || tx.committed) return result;

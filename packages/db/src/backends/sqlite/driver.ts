@@ -9,13 +9,13 @@
  * then with asynchronous backoff, so a busy file never freezes the event loop; after the configured
  * timeout the caller gets a BusyError.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { Statement } from "better-sqlite3";
 import type { SqliteConfig } from "../../config.js";
 import { Mutex } from "../../driver/mutex.js";
+import { TransactionScope } from "../../driver/scope.js";
 import type { Driver, Queryable, Row } from "../../driver/types.js";
 import { BusyError, InvalidError } from "../../errors.js";
 import type { Sql } from "../../sql.js";
@@ -142,8 +142,8 @@ export class SqliteDriver implements Driver {
   readonly #statements = new Map<string, Statement>();
   readonly #busyBudgetMs: number;
   readonly #version: string;
-  /** The transaction the current async context runs in, so that calls on the driver join it. */
-  readonly #current = new AsyncLocalStorage<SqliteTransaction>();
+  /** Where calls on the driver from inside its own transactions are caught (see driver/scope.ts). */
+  readonly #scope = new TransactionScope<SqliteTransaction>();
   /** The open group of transactions awaiting one COMMIT, while the lock passes from one to the next. */
   #group: CommitGroup | null = null;
 
@@ -243,12 +243,6 @@ export class SqliteDriver implements Driver {
     return this.executeText(text, params);
   }
 
-  /** The open transaction of the calling async context, if any. */
-  #joined(): SqliteTransaction | undefined {
-    const tx = this.#current.getStore();
-    return tx && !tx.finished ? tx : undefined;
-  }
-
   /** The write lock makes a transaction's statements cost alike, first or last: as `queryText`. */
   queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
     return this.queryText<R>(text, params);
@@ -260,8 +254,7 @@ export class SqliteDriver implements Driver {
   }
 
   queryText<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
-    const tx = this.#joined();
-    if (tx) return tx.queryText<R>(text, params);
+    this.#scope.check();
     try {
       const read = this.#readStatement(text);
       if (read) return Promise.resolve(allRows<R>(read, params));
@@ -273,8 +266,7 @@ export class SqliteDriver implements Driver {
   }
 
   executeText(text: string, params: readonly unknown[]): Promise<number> {
-    const tx = this.#joined();
-    if (tx) return tx.executeText(text, params);
+    this.#scope.check();
     return this.#outside(() => this.runExecute(text, params));
   }
 
@@ -289,8 +281,7 @@ export class SqliteDriver implements Driver {
    * transactions that write the same tables and indexes (a run and its state, say) share most pages.
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const joined = this.#joined();
-    if (joined) return joined.transaction(fn);
+    this.#scope.check();
     const release = await this.#lock.acquire();
     let group: CommitGroup;
     try {
@@ -306,7 +297,7 @@ export class SqliteDriver implements Driver {
     let failure: { error: unknown } | null = null;
     let result: T | undefined;
     try {
-      result = await this.#current.run(tx, () => fn(tx));
+      result = await this.#scope.run(tx, () => fn(tx));
       tx.finish();
       this.statement("RELEASE SAVEPOINT member").run();
     } catch (error) {
@@ -393,8 +384,7 @@ export class SqliteDriver implements Driver {
    * the hot write paths nearly as fast as plain better-sqlite3.
    */
   atomic<T>(work: () => T): Promise<T> {
-    const joined = this.#joined();
-    if (joined) return joined.atomic(work);
+    this.#scope.check();
     if (!this.#lock.locked) {
       let begun = false;
       try {
