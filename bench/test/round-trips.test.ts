@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { openDatabase } from "@prefect/db";
+import { openDatabase, type Repositories } from "@prefect/db";
 import { createFlowRun, setFlowRunState } from "@prefect/orchestration";
 import { freshConfig, selectedBackends } from "@prefect/db/testing";
 import pg from "pg";
@@ -167,11 +167,12 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
           return proxy.roundTrips() - before;
         };
         const flow = (await db.flows.create({ name: `final-${randomUUID()}` })).row;
-        const create = (id: string) => db.flowRuns.createWithFirstState({ id, flow_id: flow.id }, async () => null, { lastWrite: true });
+        const create = (tx: Repositories, id: string) => tx.flowRuns.createWithFirstState({ id, flow_id: flow.id }, async () => null, { lastWrite: true });
         // Alone: one round trip, no BEGIN and no COMMIT; a read after it goes alone too.
         const alone = randomUUID();
-        expect(await trips(() => db.transaction(() => create(alone)))).toBe(1);
-        expect(await trips(() => db.transaction(async (tx) => [await create(randomUUID()), await tx.flows.get(flow.id)]))).toBe(2);
+        expect(await trips(() => db.transaction((tx) => create(tx, alone)))).toBe(1);
+        expect(await db.flowRuns.get(alone)).not.toBeNull();
+        expect(await trips(() => db.transaction(async (tx) => [await create(tx, randomUUID()), await tx.flows.get(flow.id)]))).toBe(2);
         // Prefect's create of a flow run, its first state forced through orchestration, with the flow its
         // event names already read (as the API reads it with the run's labels): the insert is the transaction.
         let created = "";
@@ -194,23 +195,38 @@ for (const backend of selectedBackends().filter((b) => b === "postgres")) {
           });
         expect(await trips(locked)).toBe(4);
         expect((await db.flowRuns.get(created))?.state_type).toBe("COMPLETED");
+        // Ending the caller's transaction, as the worker's RUNNING does: the lock with BEGIN and what the
+        // event names behind it; where the run runs (written without waiting for it) and the state with COMMIT.
+        const other = (await createFlowRun(db, { flow_id: flow.id, state: { type: "PENDING" } }, { known: { flow } })).run.id;
+        const ending = () =>
+          db.transaction(async (tx) => {
+            const locking = tx.flowRuns.getForUpdate(other);
+            const related = tx.flowRuns.relatedOf(other);
+            const run = (await locking)!;
+            const written = tx.flowRuns.patch(other, { infrastructure_pid: "bench:1" });
+            const result = await setFlowRunState(tx, other, { type: "RUNNING" }, { locked: run, related, endsTransaction: true });
+            await written;
+            return result;
+          });
+        expect(await trips(ending)).toBe(2);
+        expect(await db.flowRuns.get(other)).toMatchObject({ state_type: "RUNNING", infrastructure_pid: "bench:1" });
         // A failure after a final write that went alone cannot undo it (the contract of a final write),
         // and no nested transaction may follow it.
         const kept = randomUUID();
         await expect(
-          db.transaction(async () => {
-            await create(kept);
+          db.transaction(async (tx) => {
+            await create(tx, kept);
             throw new Error("too late to undo");
           }),
         ).rejects.toThrow("too late to undo");
         expect(await db.flowRuns.get(kept)).not.toBeNull();
-        await expect(db.transaction(async (tx) => [await create(randomUUID()), await tx.transaction(async () => null)])).rejects.toThrow(/final write/);
+        await expect(db.transaction(async (tx) => [await create(tx, randomUUID()), await tx.transaction(async () => null)])).rejects.toThrow(/final write/);
         // After a read, the final write goes inside the transaction (BEGIN with the read, the insert, ROLLBACK here).
         const undone = randomUUID();
         const afterRead = () =>
           db.transaction(async (tx) => {
             await tx.flows.get(flow.id);
-            await create(undone);
+            await create(tx, undone);
             throw new Error("roll it back");
           });
         expect(await trips(afterRead)).toBe(3);

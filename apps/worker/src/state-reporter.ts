@@ -8,7 +8,7 @@
  * The database may fail a call for a while (a restart, a full pool): a run must not be left
  * RUNNING because one write failed, so each call is tried again with a backoff.
  */
-import { BusyError, type Database, type FlowRun, type Repositories, type WorkPool } from "@prefect/db";
+import { BusyError, type Database, type FlowRun, type Repositories, type StoredRunRelated, type WorkPool } from "@prefect/db";
 import { type OrchestrationResult, type StateInput, setFlowRunState } from "@prefect/orchestration";
 import { type EventWriter, type Resource, WORKER_TYPE, type WorkerEvent, workerEvent } from "./events.js";
 import { exitInfo } from "./exit-codes.js";
@@ -107,7 +107,11 @@ export class RunStateReporter {
       let outcome: { run: FlowRun | null; result: OrchestrationResult | null };
       try {
         outcome = await this.#db.transaction(async (tx) => {
-          const current = await tx.flowRuns.getForUpdate(id);
+          // What RUNNING's event names is read right behind the lock, in the same round trip.
+          const locking = tx.flowRuns.getForUpdate(id);
+          const related = tx.flowRuns.relatedOf(id);
+          related.catch(() => undefined);
+          const current = await locking;
           if (!current) return { run: recorded, result: null };
           let run = recorded ?? current;
           // Where the run runs is written without being waited for: it goes out ahead of the state
@@ -127,7 +131,7 @@ export class RunStateReporter {
           // transaction's last write.
           let result: OrchestrationResult;
           try {
-            result = await setFlowRunState(tx, id, { type: "RUNNING" }, { locked: run, endsTransaction: true });
+            result = await setFlowRunState(tx, id, { type: "RUNNING" }, { locked: run, related, endsTransaction: true });
           } catch (error) {
             // A failed write of where the run runs failed what followed it: its error is the one to tell.
             await written;
@@ -194,14 +198,17 @@ export class RunStateReporter {
       const outcome = await this.#retrying(
         () =>
           this.#db.transaction(async (tx) => {
-            const current = await tx.flowRuns.getForUpdate(id);
+            const locking = tx.flowRuns.getForUpdate(id);
+            const related = tx.flowRuns.relatedOf(id);
+            related.catch(() => undefined);
+            const current = await locking;
             const settlement = current ? this.#settlement(current, active, exit, cancelledMessage) : null;
             if (!current || !settlement) return null;
             if (settlement.kind !== "failed") {
               const { state, force } = settlement;
-              return { settlement, result: await setFlowRunState(tx, id, state, { force, locked: current, endsTransaction: true }) };
+              return { settlement, result: await setFlowRunState(tx, id, state, { force, locked: current, related, endsTransaction: true }) };
             }
-            return { settlement, result: await this.#fail(tx, current, settlement.state) };
+            return { settlement, result: await this.#fail(tx, current, settlement.state, related) };
           }),
         id,
       );
@@ -253,8 +260,8 @@ export class RunStateReporter {
    * workers leave it alone), but here the process is gone and the worker took its place, so the run
    * becomes an ordinary scheduled run any worker takes when it is due.
    */
-  async #fail(tx: Repositories, current: FlowRun, state: StateInput): Promise<OrchestrationResult> {
-    const outcome = await setFlowRunState(tx, current.id, state, { locked: current });
+  async #fail(tx: Repositories, current: FlowRun, state: StateInput, related: Promise<StoredRunRelated | null>): Promise<OrchestrationResult> {
+    const outcome = await setFlowRunState(tx, current.id, state, { locked: current, related });
     if (outcome.state?.type === "SCHEDULED") {
       const run = await tx.flowRuns.getForUpdate(current.id);
       if (run && run.empirical_policy.retry_type === "in_process") {

@@ -15,6 +15,7 @@ import {
   NotFoundError,
   type Repositories,
   StateTimestampTakenError,
+  type StoredRunRelated,
   type TaskRun,
   type TaskRunCreate,
 } from "@prefect/db";
@@ -60,6 +61,12 @@ export interface SetFlowRunStateOptions extends SetStateOptions {
    * is another run.
    */
   readonly locked?: FlowRun | undefined;
+  /**
+   * What the run's events name, as `tx.flowRuns.relatedOf(id)` is reading it in the transaction passed
+   * as `db`, asked for by the caller right behind its lock of the run (with `locked`), so that it goes
+   * out with the lock instead of costing a round trip of its own. Ignored without `locked`.
+   */
+  readonly related?: Promise<StoredRunRelated | null> | undefined;
   /**
    * The transition is the last thing the transaction passed as `db` does: it takes no savepoint of
    * its own (a failure fails the caller's transaction, which then must not go on), and on PostgreSQL
@@ -141,7 +148,13 @@ async function orchestrateFlowRun(
   env: ContextEnvironment,
   flowRunId: string,
   proposed: OrchestrationState,
-  options: { force?: boolean | undefined; policy?: FlowPolicy | undefined; locked?: FlowRun | undefined; finalWrite?: boolean },
+  options: {
+    force?: boolean | undefined;
+    policy?: FlowPolicy | undefined;
+    locked?: FlowRun | undefined;
+    related?: Promise<StoredRunRelated | null> | undefined;
+    finalWrite?: boolean;
+  },
 ): Promise<OrchestrationResult> {
   const locked = options.locked?.id === flowRunId ? options.locked : null;
   const read = locked ? null : env.db.flowRuns.getForUpdate(flowRunId);
@@ -149,7 +162,7 @@ async function orchestrateFlowRun(
   // PostgreSQL it goes out with the lock (or with the rules' first read, when the caller holds the
   // lock) and costs no round trip of its own. The rules change none of the ids it follows. A
   // transition without events never looks at it; its failure then is of no interest.
-  const related = env.db.flowRuns.relatedOf(flowRunId);
+  const related = (locked && options.related) || env.db.flowRuns.relatedOf(flowRunId);
   related.catch(() => undefined);
   const run = locked ?? (await read);
   if (!run) throw new NotFoundError(`Flow run with id ${flowRunId} not found`);
@@ -188,15 +201,15 @@ export async function setFlowRunState(
   state: StateInput,
   options: SetFlowRunStateOptions = {},
 ): Promise<OrchestrationResult> {
-  const { force, policy, locked } = options;
+  const { force, policy, locked, related } = options;
   if (options.endsTransaction) {
     if (!db.inTransaction) throw new Error("endsTransaction: the transition must be given the transaction it ends.");
     const proposed = parseStateInput(state);
-    return orchestrateFlowRun(environmentFor(options)(db), flowRunId, proposed, { force, policy, locked, finalWrite: true });
+    return orchestrateFlowRun(environmentFor(options)(db), flowRunId, proposed, { force, policy, locked, related, finalWrite: true });
   }
   const attempt = (finalWrite: boolean) => {
     const proposed = parseStateInput(state);
-    return inTransaction(db, options, (env) => orchestrateFlowRun(env, flowRunId, proposed, { force, policy, locked, finalWrite }));
+    return inTransaction(db, options, (env) => orchestrateFlowRun(env, flowRunId, proposed, { force, policy, locked, related, finalWrite }));
   };
   // The state is the transaction's last write: on PostgreSQL it commits with it. In the rare case
   // that the run already has a state at the proposed timestamp, that rolls the transaction back, and
