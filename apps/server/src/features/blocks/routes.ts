@@ -88,10 +88,14 @@ function losslessFields(request: FastifyRequest, parsed: Record<string, unknown>
 
 export function blockRoutes(context: AppContext): Routes {
   const { db } = context;
-  // The encryption key is resolved (and a malformed setting refused) while the server starts.
-  serverFernet(context);
+  // A malformed key setting is refused at once.
+  const fernet = serverFernet(context);
 
   return async (app) => {
+    // The stored key is read (or made) while the server starts, outside any transaction: its first use
+    // may come inside one (block references in job variables), where a write through `db` would wait
+    // for the transaction it is part of.
+    await fernet();
     // ---- Block types -------------------------------------------------------------------------
     app.post("/block_types/", { schema: { body: api.BlockTypeCreate } }, async (request, reply) => {
       const body = request.body;
