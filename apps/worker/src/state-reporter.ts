@@ -30,6 +30,17 @@ interface Settlement {
   readonly note: string | null;
 }
 
+/**
+ * The run, locked, and what its next state's event names (for `setFlowRunState`'s `related`), read
+ * right behind the lock: on PostgreSQL both go out together, in one round trip.
+ */
+async function lockWithRelated(tx: Repositories, id: string): Promise<{ current: FlowRun | null; related: Promise<StoredRunRelated | null> }> {
+  const locking = tx.flowRuns.getForUpdate(id);
+  const related = tx.flowRuns.relatedOf(id);
+  related.catch(() => undefined);
+  return { current: await locking, related };
+}
+
 /** What the reporter reads of a run it reports on (a run supervisor). */
 export interface SupervisedRun {
   readonly id: string;
@@ -107,11 +118,7 @@ export class RunStateReporter {
       let outcome: { run: FlowRun | null; result: OrchestrationResult | null };
       try {
         outcome = await this.#db.transaction(async (tx) => {
-          // What RUNNING's event names is read right behind the lock, in the same round trip.
-          const locking = tx.flowRuns.getForUpdate(id);
-          const related = tx.flowRuns.relatedOf(id);
-          related.catch(() => undefined);
-          const current = await locking;
+          const { current, related } = await lockWithRelated(tx, id);
           if (!current) return { run: recorded, result: null };
           let run = recorded ?? current;
           // Where the run runs is written without being waited for: it goes out ahead of the state
@@ -198,10 +205,7 @@ export class RunStateReporter {
       const outcome = await this.#retrying(
         () =>
           this.#db.transaction(async (tx) => {
-            const locking = tx.flowRuns.getForUpdate(id);
-            const related = tx.flowRuns.relatedOf(id);
-            related.catch(() => undefined);
-            const current = await locking;
+            const { current, related } = await lockWithRelated(tx, id);
             const settlement = current ? this.#settlement(current, active, exit, cancelledMessage) : null;
             if (!current || !settlement) return null;
             if (settlement.kind !== "failed") {

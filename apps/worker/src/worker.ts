@@ -13,8 +13,8 @@
  * The worker polls on an interval (a run that ends, or a signal, wakes it early) while it respects
  * its `--limit`. A poll woken early takes runs; what else a poll does (looking for cancelled runs,
  * marking the queues polled) it does at most once a second, so that a busy worker, woken by every
- * run that ends, does not repeat them for each. On SIGTERM/SIGINT it stops taking runs and lets running ones finish for a grace
- * period; after it, or on a second signal, it stops them and hands their runs back to the pool
+ * run that ends, does not repeat them for each. On SIGTERM/SIGINT it stops taking runs and lets
+ * running ones finish for a grace period; after it, or on a second signal, it stops them and hands their runs back to the pool
  * (AwaitingRetry, as Prefect's runner reschedules runs on SIGTERM), so that no run is left RUNNING
  * without a process; a third signal kills what is still stopping.
  */
@@ -30,11 +30,11 @@ import { RunLogWriter } from "./run-logs.js";
 import { RunPoller } from "./run-poller.js";
 import { RunSupervisor, type Supervision } from "./run-supervisor.js";
 import { Shutdown } from "./shutdown.js";
+import { sleep } from "./sleep.js";
+import { RunStateReporter } from "./state-reporter.js";
 
 /** How often a poll woken early looks for cancelled runs and marks the queues polled, at most. */
 const EARLY_CHECKS_MS = 1000;
-import { sleep } from "./sleep.js";
-import { RunStateReporter } from "./state-reporter.js";
 
 export interface WorkerEnvironment {
   readonly log: WorkerLogger;

@@ -192,12 +192,10 @@ export class PostgresDriver implements Driver {
   }
 
   queryFinal<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
-    this.#scope.check();
     return this.queryText<R>(text, params);
   }
 
   queryThenCommit<R = Row>(text: string, params: readonly unknown[]): Promise<R[]> {
-    this.#scope.check();
     return this.queryText<R>(text, params);
   }
 
